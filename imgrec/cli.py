@@ -1,0 +1,335 @@
+"""The ``imgrec`` command: a thin Click layer over the library.
+
+Parses options, calls one library function, renders text or JSON. TensorFlow is imported
+only inside ``decode``, so ``imgrec --help``, ``pack`` and ``inspect`` start fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .errors import ImgrecError
+
+F = TypeVar("F", bound=Callable[..., Any])
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")(
+        f
+    )
+
+
+def quiet_option(f: F) -> F:
+    return click.option("-q", "--quiet", is_flag=True, help="No progress bars.")(f)
+
+
+def errors_to_click(f: F) -> F:
+    """Library errors become ``Error: ...`` on stderr and exit status 1, never a traceback."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except ImgrecError as e:
+            raise click.ClickException(str(e)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+@contextmanager
+def progress_bars(quiet: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """A library progress callback drawing one tqdm bar per stage on stderr."""
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+    disable = quiet or not sys.stderr.isatty()
+
+    def update(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(
+                total=total, desc=stage, unit="img", file=sys.stderr, disable=disable, leave=False
+            )
+        bar.update(done - bar.n)
+
+    try:
+        yield update
+    finally:
+        for bar in bars.values():
+            bar.close()
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "-V", "--version", prog_name="imgrec")
+def cli() -> None:
+    """Pack image folders into TFRecord shards, inspect them, decode them to float32.
+
+    \b
+    Example:
+      imgrec pack photos/ shards/
+      imgrec inspect shards/
+      imgrec decode shards/ -o arrays/ --limit 10
+    """
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("src", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["encoded", "png", "jpeg", "raw"]),
+    default="encoded",
+    show_default=True,
+    help="encoded: keep JPEG/PNG bytes as they are, others become PNG; png/jpeg: re-encode"
+    " everything; raw: decoded pixels (uint8, or uint16 for 16-bit sources).",
+)
+@click.option(
+    "--quality",
+    type=click.IntRange(1, 100),
+    default=95,
+    show_default=True,
+    help="JPEG quality for --format jpeg.",
+)
+@click.option(
+    "--channels",
+    type=click.Choice(["auto", "1", "3", "4"]),
+    default="auto",
+    show_default=True,
+    help="auto keeps gray as 1, colour as 3, and alpha (4) only where it is used.",
+)
+@click.option(
+    "--shards",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Number of shards [default: as many as needed for about 128 MiB each].",
+)
+@click.option("--name", default="data", show_default=True, help="Shard file name prefix.")
+@click.option(
+    "--labels",
+    "labels_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File with one class name per line, fixing the label order.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Shuffle seed.")
+@click.option("--no-shuffle", is_flag=True, help="Keep the sorted walk order in the shards.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes loading images [default: all cores]. Output does not depend on it.",
+)
+@click.option(
+    "--on-error",
+    type=click.Choice(["skip", "fail"]),
+    default="skip",
+    show_default=True,
+    help="skip: record unreadable images and go on; fail: stop.",
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Skip images with more pixels than this [default: 89478485, Pillow's].",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an earlier pack in a non-empty OUT.")
+@json_option
+@quiet_option
+@errors_to_click
+def pack(
+    src: Path, out: Path, fmt: str, quality: int, channels: str, shards: int | None, name: str,
+    labels_file: Path | None, seed: int, no_shuffle: bool, workers: int | None, on_error: str,
+    max_pixels: int | None, overwrite: bool, as_json: bool, quiet: bool,
+) -> None:  # fmt: skip
+    """Pack the images under SRC into TFRecord shards in OUT.
+
+    Each first-level folder of SRC is a class (labels 0..K-1 in sorted name order); files
+    directly in SRC get label -1. Files are recognised as images by content, not extension.
+    OUT gets NAME-00000-of-0000N.tfrecord shards, an .idx index beside each, and
+    manifest.json, written last.
+
+    \b
+    Example:
+      imgrec pack photos/ shards/
+      imgrec pack photos/ shards/ --format raw --shards 8 --overwrite
+    """
+    from .images import DEFAULT_MAX_PIXELS
+    from .packing import PackOptions
+    from .packing import pack as run_pack
+
+    opts = PackOptions(
+        format=fmt, quality=quality, channels=channels, shards=shards, name=name,
+        labels_file=str(labels_file) if labels_file else None, seed=seed,
+        shuffle=not no_shuffle, workers=workers or os.cpu_count() or 1, on_error=on_error,
+        max_pixels=max_pixels or DEFAULT_MAX_PIXELS, overwrite=overwrite,
+    )  # fmt: skip
+    start = time.perf_counter()
+    with progress_bars(quiet) as progress:
+        manifest = run_pack(src, out, opts, progress)
+    seconds = time.perf_counter() - start
+    if as_json:
+        emit_json({"out": str(out), "manifest": str(out / "manifest.json"),
+                   "seconds": round(seconds, 3), **manifest})  # fmt: skip
+        return
+    stats = manifest["stats"]
+    total = sum(s["bytes"] for s in manifest["shards"])
+    click.echo(f"Packed {manifest['records']} images into {len(manifest['shards'])} shard(s),"
+               f" {human_bytes(total)}, in {seconds:.1f} s")  # fmt: skip
+    for label, count in stats["labels"].items():
+        click.echo(f"  {label}: {count}")
+    click.echo(
+        f"Ignored {manifest['ignored']} non-image file(s); skipped {len(manifest['skipped'])}."
+    )
+    for s in manifest["skipped"][:5]:
+        click.echo(f"  skipped {s['path']}: {s['reason']}")
+    if len(manifest["skipped"]) > 5:
+        click.echo(f"  ... and {len(manifest['skipped']) - 5} more (see the manifest)")
+    if manifest["transcoded"]:
+        click.echo(f"Transcoded {len(manifest['transcoded'])} image(s) (see the manifest).")
+    click.echo(f"Manifest: {out / 'manifest.json'}")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("paths", nargs=-1, required=True)
+@json_option
+@errors_to_click
+def inspect(paths: tuple[str, ...], as_json: bool) -> None:
+    """Summarise shards: records, labels, formats, shapes and sizes.
+
+    PATHS are dataset folders (answered from manifest.json), shard files or glob patterns
+    (read record by record, CRCs checked), including shards written by other tools.
+
+    \b
+    Example:
+      imgrec inspect shards/
+      imgrec inspect 'other/train-*' --json
+    """
+    from .summary import summarize
+
+    summary = summarize(list(paths)).to_dict()
+    if as_json:
+        emit_json(summary)
+        return
+    click.echo(f"records:   {summary['records']}")
+    click.echo(f"shards:    {len(summary['shards'])}, {human_bytes(summary['bytes'])}")
+    for key in ("formats", "dtypes", "channels"):
+        click.echo(f"{key + ':':<10} " + ", ".join(f"{k} {v}" for k, v in summary[key].items()))
+    if summary["height"]:
+        h, w = summary["height"], summary["width"]
+        click.echo(f"height:    {h['min']}..{h['max']}")
+        click.echo(f"width:     {w['min']}..{w['max']}")
+    click.echo(f"stored:    {human_bytes(summary['avg_stored_bytes'])} per image on average")
+    if summary["stored_to_dense_uint8"] is not None:
+        click.echo(
+            f"vs dense:  {summary['stored_to_dense_uint8']:.1%} of the decoded uint8 size"
+            f" ({human_bytes(summary['dense_uint8_bytes'])})"
+        )
+    click.echo("labels:")
+    width = max((len(k) for k in summary["labels"]), default=0)
+    for name, count in summary["labels"].items():
+        click.echo(f"  {name:<{width}}  {count}")
+    for problem in summary["problems"]:
+        click.echo(f"problem: {problem}", err=True)
+    if summary["problems"]:
+        sys.exit(1)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write one file per record here, at the record's filename.",
+)
+@click.option(
+    "--to",
+    "to",
+    type=click.Choice(["npy", "png"]),
+    default="npy",
+    show_default=True,
+    help="npy: the float tensor; png: the image back as PNG.",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "float16", "bfloat16"]),
+    default="float32",
+    show_default=True,
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "gpu"]),
+    default="auto",
+    show_default=True,
+    help="Where uint8/uint16 -> float conversion runs.",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Decode at most N records.")
+@click.option("--stats", is_flag=True, help="Print per-channel mean, std, min and max.")
+@json_option
+@quiet_option
+@errors_to_click
+def decode(
+    paths: tuple[str, ...], out: Path | None, to: str, dtype: str, device: str,
+    limit: int | None, stats: bool, as_json: bool, quiet: bool,
+) -> None:  # fmt: skip
+    """Decode shards back to float tensors in [0, 1].
+
+    Raw records go through tf.io.decode_raw, encoded ones through TensorFlow's image
+    decoders, then tf.image.convert_image_dtype: uint8 / 255, uint16 / 65535.
+
+    \b
+    Example:
+      imgrec decode shards/ -o arrays/
+      imgrec decode shards/ --stats --limit 100
+    """
+    if out is None and not stats:
+        raise click.UsageError("give -o OUT to write files, or --stats, or both")
+    from .decoding import run_decode
+
+    with progress_bars(quiet) as progress:
+        result = run_decode(list(paths), out, to=to, dtype=dtype, device=device, limit=limit,
+                            stats=stats, progress=progress)  # fmt: skip
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(f"Decoded {result['records']} records as {dtype} on {result['device']}")
+    if out is not None:
+        click.echo(f"Wrote {result['written']} .{to} files under {out}")
+    for channels, s in (result.get("stats") or {}).items():
+        click.echo(f"{channels}-channel images ({s['images']}):")
+        for key in ("mean", "std", "min", "max"):
+            click.echo(f"  {key:<5} " + " ".join(f"{v:.6f}" for v in s[key]))
+
+
+def main() -> None:
+    try:
+        cli()
+    except BrokenPipeError:
+        # Output piped into e.g. `head`: stop quietly, as other Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)

@@ -1,0 +1,124 @@
+"""``imgrec decode``: a loop over ``reader.dataset`` that writes files and/or statistics."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from .manifest import known_dtypes, resolve
+from .reader import dataset, import_tf, pick_device
+
+
+class ChannelStats:
+    """Running per-channel mean, std, min and max (float64 sums)."""
+
+    def __init__(self, channels: int) -> None:
+        self.images = 0
+        self.n = 0
+        self.sum = np.zeros(channels)
+        self.sumsq = np.zeros(channels)
+        self.min = np.full(channels, np.inf)
+        self.max = np.full(channels, -np.inf)
+
+    def add(self, image: np.ndarray) -> None:
+        flat = image.reshape(-1, image.shape[-1]).astype(np.float64)
+        self.images += 1
+        self.n += flat.shape[0]
+        self.sum += flat.sum(0)
+        self.sumsq += (flat * flat).sum(0)
+        self.min = np.minimum(self.min, flat.min(0))
+        self.max = np.maximum(self.max, flat.max(0))
+
+    def to_dict(self) -> dict[str, Any]:
+        mean = self.sum / self.n
+        std = np.sqrt(np.maximum(self.sumsq / self.n - mean * mean, 0))
+        return {
+            "images": self.images,
+            "mean": mean.tolist(),
+            "std": std.tolist(),
+            "min": self.min.tolist(),
+            "max": self.max.tolist(),
+        }
+
+
+def output_path(out: Path, filename: str, index: int, suffix: str, used: set[Path]) -> Path:
+    """Where a record's file goes: OUT/<filename with the suffix replaced>, never outside OUT.
+
+    Names that are empty, absolute or climb out with '..' fall back to ``record-<index>``;
+    a name already used gets ``-<index>`` appended, so no record overwrites another.
+    """
+    parts = [p for p in PurePosixPath(filename.replace("\\", "/")).parts if p not in ("", ".")]
+    unsafe = not parts or filename.startswith("/") or ".." in parts or "\0" in filename
+    rel = Path(*parts) if not unsafe else Path(f"record-{index:08d}")
+    path = out / rel.with_suffix(suffix)
+    if path in used:
+        path = path.with_name(f"{path.stem}-{index:08d}{suffix}")
+    used.add(path)
+    return path
+
+
+def run_decode(
+    paths: list[str],
+    out: Path | None,
+    *,
+    to: str = "npy",
+    dtype: str = "float32",
+    device: str = "auto",
+    limit: int | None = None,
+    stats: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Any]:
+    tf = import_tf()
+    files = resolve(paths)
+    target = pick_device(device)
+    sixteen = known_dtypes(files) == {"uint16"}
+    ds = dataset(files, dtype=dtype, device=device, with_filenames=True, limit=limit)
+    channel_stats: dict[int, ChannelStats] = {}
+    used: set[Path] = set()
+    written = 0
+    count = 0
+    for count, (image, _label, filename) in enumerate(ds, 1):
+        if progress:
+            progress("decode", count, limit or 0)
+        if stats:
+            arr = image.numpy() if dtype == "float32" else tf.cast(image, tf.float32).numpy()
+            channel_stats.setdefault(arr.shape[-1], ChannelStats(arr.shape[-1])).add(arr)
+        if out is None:
+            continue
+        name = filename.numpy().decode("utf-8", "replace")
+        path = output_path(out, name, count - 1, "." + to, used)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if to == "npy":
+            np.save(path, image.numpy())
+        else:
+            path.write_bytes(_png(tf, image, sixteen))
+        written += 1
+    return {
+        "records": count,
+        "written": written,
+        "out": str(out) if out is not None else None,
+        "device": target,
+        "dtype": dtype,
+        "stats": {str(c): s.to_dict() for c, s in sorted(channel_stats.items())} or None,
+    }
+
+
+def _png(tf: Any, image: Any, sixteen: bool) -> bytes:
+    from PIL import Image
+
+    arr = tf.image.convert_image_dtype(
+        tf.cast(image, tf.float32), tf.uint16 if sixteen else tf.uint8, saturate=True
+    ).numpy()
+    h, w, c = arr.shape
+    if sixteen and c == 1:
+        im = Image.frombytes("I;16", (w, h), arr.astype("<u2").tobytes())
+    else:
+        arr = arr if not sixteen else (arr >> 8).astype(np.uint8)
+        im = Image.fromarray(arr[..., 0] if c == 1 else arr)
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return buf.getvalue()

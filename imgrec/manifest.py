@@ -1,0 +1,86 @@
+"""The dataset manifest (``manifest.json``) and turning user paths into shard files.
+
+The manifest is written last, atomically: its presence means the dataset is complete.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+from .tfrecord import atomic_file
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+def write(out: Path, manifest: dict[str, Any]) -> Path:
+    path = out / MANIFEST
+    with atomic_file(path) as f:
+        f.write((json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
+    return path
+
+
+def read(folder: Path) -> dict[str, Any] | None:
+    path = folder / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot read the manifest ({e})", str(path)) from None
+    if not isinstance(data, dict) or not isinstance(data.get("shards"), list):
+        raise InputError("not an imgrec manifest (no shard list)", str(path))
+    return data
+
+
+def is_shard_name(name: str) -> bool:
+    return ".tfrecord" in name and not name.endswith(".idx") and not name.startswith(".")
+
+
+def resolve(paths: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Shard files meant by a dataset folder, shard files, or glob patterns (in order)."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    files: list[Path] = []
+    for p in map(str, paths):
+        path = Path(p)
+        if path.is_dir():
+            m = read(path)
+            if m is not None:
+                files.extend(path / s["file"] for s in m["shards"])
+            else:
+                found = sorted(q for q in path.iterdir() if is_shard_name(q.name) and q.is_file())
+                if not found:
+                    raise InputError("no manifest.json and no *.tfrecord files here", p)
+                files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            matches = sorted(glob.glob(p))
+            if not matches:
+                raise InputError("no such file, folder or matching shards", p)
+            files.extend(Path(m) for m in matches if not m.endswith(".idx"))
+    if not files:
+        raise InputError("no shards given")
+    return files
+
+
+def known_dtypes(files: Sequence[Path]) -> set[str] | None:
+    """The stored dtypes of these shards, from the manifests beside them; None if any shard
+    has no manifest that lists it."""
+    found: set[str] = set()
+    manifests: dict[Path, dict[str, Any] | None] = {}
+    for f in files:
+        folder = f.parent
+        if folder not in manifests:
+            manifests[folder] = read(folder)
+        m = manifests[folder]
+        if m is None or "stats" not in m or f.name not in {s["file"] for s in m["shards"]}:
+            return None
+        found.update(m["stats"]["dtypes"])
+    return found

@@ -1,0 +1,254 @@
+"""Plan and run a pack: SRC folder -> shards + index files + manifest.
+
+The plan (which image goes to which shard, in which order) is made before any byte is
+written and depends only on the sorted file list and the options, never on how many
+workers load the images. That is what makes the output byte-reproducible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import multiprocessing
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from . import __version__, images
+from . import manifest as manifest_io
+from .discover import Item, read_labels_file, walk
+from .errors import InputError, OutputError
+from .schema import Record, serialize
+from .summary import Stats
+from .tfrecord import ShardWriter, index_path_for
+
+SHARD_SIZE = 128 * 2**20
+FORMATS = ("encoded", "png", "jpeg", "raw")
+
+# Called as progress(stage, done, total); stages are "scan" and "pack".
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class PackOptions:
+    format: str = "encoded"
+    quality: int = 95
+    channels: str = "auto"
+    max_pixels: int = images.DEFAULT_MAX_PIXELS
+    shards: int | None = None
+    shard_size: int = SHARD_SIZE
+    name: str = "data"
+    seed: int = 0
+    shuffle: bool = True
+    on_error: str = "skip"  # skip | fail
+    labels_file: str | None = None
+    workers: int = 1  # does not change the output
+    overwrite: bool = False  # does not change the output
+
+    def image_options(self) -> images.Options:
+        return images.Options(self.format, self.quality, self.channels, self.max_pixels)
+
+    def recorded(self) -> dict[str, Any]:
+        """The options that shape the output, as saved in the manifest."""
+        d = asdict(self)
+        del d["workers"], d["overwrite"]
+        return d
+
+
+def pack(
+    src: str | Path,
+    out: str | Path,
+    options: PackOptions | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Pack the images under ``src`` into shards in ``out``; returns the manifest."""
+    opts = options or PackOptions()
+    _check_options(opts)
+    src, out = Path(src), Path(out)
+    note = progress or (lambda stage, done, total: None)
+    labels = read_labels_file(Path(opts.labels_file)) if opts.labels_file else None
+    found = walk(src, labels, exclude=out)
+    _prepare_out(src, out, opts.overwrite)
+
+    ignored = found.ignored
+    skipped: list[dict[str, str]] = []
+
+    def skip(item: Item, reason: str) -> None:
+        if opts.on_error == "fail":
+            raise InputError(f"{reason} (stopped by --on-error fail)", str(item.path))
+        skipped.append({"path": item.rel, "reason": reason})
+
+    # Scan: header-only look at each file, to tell images from the rest and size the plan.
+    candidates: list[Item] = []
+    estimate = 0
+    for n, item in enumerate(found.items, 1):
+        note("scan", n, len(found.items))
+        try:
+            width, height, per_pixel = images.probe(item.path)
+        except images.NotAnImage:
+            if item.path.suffix.lower() in images.IMAGE_EXTENSIONS:
+                skip(item, "not an image: Pillow does not recognise the content")
+            else:
+                ignored += 1
+            continue
+        except images.SkipImage as e:
+            skip(item, str(e))
+            continue
+        candidates.append(item)
+        estimate += _estimate(opts.format, item.path, width * height * per_pixel)
+    if not candidates:
+        raise InputError(
+            f"no images to pack ({ignored} files ignored, {len(skipped)} skipped)", str(src)
+        )
+
+    plan = plan_shards(len(candidates), opts.shards or math.ceil(estimate / opts.shard_size))
+    order = list(range(len(candidates)))
+    if opts.shuffle:
+        random.Random(opts.seed).shuffle(order)
+    ordered = [candidates[i] for i in order]
+
+    stats = Stats()
+    transcoded: list[dict[str, str]] = []
+    shards: list[dict[str, Any]] = []
+    written = 0
+    with _loader(opts, ordered) as results:
+        for index, (start, stop) in enumerate(plan):
+            path = out / f"{opts.name}-{index:05d}-of-{len(plan):05d}.tfrecord"
+            with ShardWriter(path) as writer:
+                for item in ordered[start:stop]:
+                    result = next(results)
+                    written += 1
+                    note("pack", written, len(ordered))
+                    if isinstance(result, str):
+                        skip(item, result)
+                        continue
+                    rec = Record(
+                        result.data, result.format, result.height, result.width,
+                        result.channels, result.dtype, item.label, item.text, item.rel,
+                        result.sha256, result.orientation,
+                    )  # fmt: skip
+                    writer.write(serialize(rec))
+                    stats.add(rec)
+                    if result.note:
+                        transcoded.append({"path": item.rel, "reason": result.note})
+            info = writer.info
+            shards.append(
+                {
+                    "file": path.name,
+                    "records": info.records,
+                    "bytes": info.bytes,
+                    "sha256": info.sha256,
+                    "index": index_path_for(path).name,
+                }
+            )
+
+    manifest = {
+        "imgrec": __version__,
+        "format_version": manifest_io.FORMAT_VERSION,
+        "source": str(src),
+        "options": opts.recorded(),
+        "records": stats.records,
+        "labels": found.labels,
+        "shards": shards,
+        "ignored": ignored,
+        "skipped": skipped,
+        "transcoded": transcoded,
+        "stats": stats.to_dict(),
+    }
+    _remove_stale(out, {s["file"] for s in shards} | {s["index"] for s in shards})
+    manifest_io.write(out, manifest)
+    return manifest
+
+
+def plan_shards(n: int, shards: int) -> list[tuple[int, int]]:
+    """Balanced ``[start, stop)`` ranges: shard i holds items round(n*i/k) to round(n*(i+1)/k)."""
+    if shards < 1:
+        shards = 1
+    if shards > n:
+        raise InputError(f"--shards {shards} is more than the {n} images found; ask for fewer")
+    bounds = [round(n * i / shards) for i in range(shards + 1)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def _estimate(fmt: str, path: Path, dense: int) -> int:
+    """A rough stored size, only used to choose the number of shards."""
+    if fmt == "raw":
+        return dense
+    if fmt == "encoded":
+        return path.stat().st_size
+    return dense // 2 if fmt == "png" else dense // 8
+
+
+def _check_options(opts: PackOptions) -> None:
+    if opts.format not in FORMATS:
+        raise InputError(f"unknown format {opts.format!r}; use one of {', '.join(FORMATS)}")
+    if opts.channels not in ("auto", "1", "3", "4"):
+        raise InputError(f"unknown channels {opts.channels!r}; use auto, 1, 3 or 4")
+    if opts.on_error not in ("skip", "fail"):
+        raise InputError(f"unknown --on-error {opts.on_error!r}; use skip or fail")
+    if not 1 <= opts.quality <= 100:
+        raise InputError("--quality must be from 1 to 100")
+    if opts.workers < 1:
+        raise InputError("--workers must be at least 1")
+    if not opts.name or "/" in opts.name or opts.name.startswith("."):
+        raise InputError(f"--name {opts.name!r} must be a plain file name prefix")
+
+
+def _prepare_out(src: Path, out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out} exists and is not a folder; choose another OUT")
+    if out.resolve() == src.resolve():
+        raise OutputError(f"{out} is SRC itself; choose another OUT folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise OutputError(f"{out} is not empty; pass --overwrite to replace it")
+        # The old manifest goes first: from here on the folder is not a complete dataset.
+        with contextlib.suppress(FileNotFoundError):
+            (out / manifest_io.MANIFEST).unlink()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{out}: cannot create the output folder ({e.strerror})") from None
+
+
+def _remove_stale(out: Path, keep: set[str]) -> None:
+    """Remove shards and index files of an earlier pack that this one did not rewrite."""
+    for p in out.iterdir():
+        name = p.name
+        if (
+            name not in keep
+            and p.is_file()
+            and (manifest_io.is_shard_name(name) or name.endswith(".tfrecord.idx"))
+        ):
+            p.unlink()
+
+
+LoadResult = images.Loaded | str  # a string is the reason the image was skipped
+
+
+def _load_one(args: tuple[Path, images.Options]) -> LoadResult:
+    path, opts = args
+    try:
+        return images.load(path, opts)
+    except images.NotAnImage:
+        return "not an image: Pillow does not recognise the content"
+    except images.SkipImage as e:
+        return str(e)
+
+
+@contextlib.contextmanager
+def _loader(opts: PackOptions, items: list[Item]) -> Iterator[Iterator[LoadResult]]:
+    """Load items in order, in ``opts.workers`` processes. The order never depends on timing."""
+    tasks = [(item.path, opts.image_options()) for item in items]
+    if opts.workers == 1 or len(items) < 2:
+        yield map(_load_one, tasks)
+        return
+    # spawn, not fork: the caller may have TensorFlow's threads running.
+    pool = multiprocessing.get_context("spawn").Pool(opts.workers)
+    try:
+        yield pool.imap(_load_one, tasks, chunksize=4)
+    finally:
+        pool.terminate()
+        pool.join()

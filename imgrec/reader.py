@@ -1,0 +1,226 @@
+"""Reading shards back into tensors: the one decode path of the project.
+
+``imgrec decode`` and ``imgrec.dataset`` both go through ``dataset``. Records are decoded on
+the host into their stored integer dtype (uint8 or uint16), then converted to float by
+``tf.image.convert_image_dtype`` on the chosen device: on a GPU only the integer tensor
+crosses the bus (a quarter of the bytes of float32 for uint8).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import schema
+from .errors import DependencyError, ImgrecError
+from .manifest import known_dtypes, resolve
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+INSTALL_HINT = "TensorFlow is needed to decode: pip install 'tensorflow>=2.16'"
+
+
+def import_tf() -> Any:
+    # TensorFlow's C++ logging (CUDA probing on GPU-less machines, graph notes) would bury
+    # imgrec's own messages on stderr; a value the user set is respected.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise DependencyError(INSTALL_HINT) from None
+    return tf
+
+
+def pick_device(device: str) -> str:
+    """'auto' | 'cpu' | 'gpu' -> a TensorFlow device name."""
+    tf = import_tf()
+    if device == "cpu":
+        return "/CPU:0"
+    gpus = tf.config.list_physical_devices("GPU")
+    if device == "gpu" and not gpus:
+        raise DependencyError("--device gpu was asked for, but TensorFlow sees no GPU here")
+    if device not in ("auto", "gpu"):
+        raise ImgrecError(f"unknown device {device!r}; use auto, cpu or gpu")
+    return "/GPU:0" if gpus else "/CPU:0"
+
+
+def _feature_spec(tf: Any) -> dict[str, Any]:
+    s, i = tf.string, tf.int64
+    fixed = tf.io.FixedLenFeature
+    return {
+        schema.ENCODED: fixed([], s, default_value=""),
+        schema.RAW: fixed([], s, default_value=""),
+        schema.FORMAT: fixed([], s, default_value=""),
+        schema.SHAPE: tf.io.VarLenFeature(i),
+        schema.HEIGHT: fixed([], i, default_value=0),
+        schema.WIDTH: fixed([], i, default_value=0),
+        schema.CHANNELS: fixed([], i, default_value=0),
+        schema.DTYPE: fixed([], s, default_value="uint8"),
+        schema.LABEL: fixed([], i, default_value=-1),
+        schema.FILENAME: fixed([], s, default_value=""),
+        schema.ORIENTATION: fixed([], i, default_value=1),
+    }
+
+
+def _decode_stored(tf: Any, f: dict[str, Any], dtype: Any) -> Any:
+    """Decode one parsed record into an HWC tensor of its stored integer dtype."""
+    shape = tf.sparse.to_dense(f[schema.SHAPE])
+    channels = tf.cond(tf.size(shape) == 3, lambda: shape[-1], lambda: f[schema.CHANNELS])
+    tf.debugging.assert_equal(
+        f[schema.DTYPE], dtype.name, message="record dtype differs from the dataset's dtype"
+    )
+
+    def raw() -> Any:
+        return tf.reshape(tf.io.decode_raw(f[schema.RAW], dtype), shape)
+
+    def by_channels(decode: Any, choices: tuple[int, ...]) -> Any:
+        # The decoders take channels as an attribute, hence one branch per allowed value;
+        # an unexpected count falls back to 0 (as stored) and the shape check below.
+        index = tf.argmax(tf.cast(tf.equal(tf.constant(choices, tf.int64), channels), tf.int32))
+        branches = [(lambda c=c: decode(c)) for c in choices]
+        return tf.switch_case(tf.cast(index, tf.int32), branches)
+
+    def jpeg() -> Any:
+        # INTEGER_ACCURATE is the IDCT Pillow uses: the two then agree exactly, where TF's
+        # default (INTEGER_FAST) is off by up to about 6 levels.
+        return by_channels(
+            lambda c: tf.io.decode_jpeg(
+                f[schema.ENCODED], channels=c, dct_method="INTEGER_ACCURATE"
+            ),
+            (0, 1, 3),
+        )
+
+    def other() -> Any:
+        return by_channels(
+            lambda c: tf.io.decode_image(
+                f[schema.ENCODED], channels=c, dtype=dtype, expand_animations=False
+            ),
+            (0, 1, 3, 4),
+        )
+
+    fmt = tf.strings.lower(f[schema.FORMAT])
+    if dtype == tf.uint8:
+        image = tf.case([(fmt == "raw", raw), (fmt == "jpeg", jpeg)], default=other)
+    elif dtype == tf.uint16:
+        image = tf.cond(fmt == "raw", raw, other)
+    else:
+        image = raw()
+    image = apply_orientation(tf, image, f[schema.ORIENTATION])
+    # The decoded shape must be the one the record declares (when it declares one).
+    expected = tf.cond(tf.size(shape) == 3, lambda: shape, lambda: tf.shape(image, tf.int64))
+    tf.debugging.assert_equal(
+        tf.shape(image, tf.int64), expected, message="decoded shape differs from image/shape"
+    )
+    return image
+
+
+def apply_orientation(tf: Any, image: Any, orientation: Any) -> Any:
+    """Apply an EXIF orientation (1..8) the way PIL.ImageOps.exif_transpose does."""
+
+    def t(x: Any) -> Any:
+        return tf.transpose(x, [1, 0, 2])
+
+    branches = [
+        lambda: image,
+        lambda: tf.reverse(image, [1]),
+        lambda: tf.reverse(image, [0, 1]),
+        lambda: tf.reverse(image, [0]),
+        lambda: t(image),
+        lambda: tf.reverse(t(image), [1]),
+        lambda: tf.reverse(t(image), [0, 1]),
+        lambda: tf.reverse(t(image), [0]),
+    ]
+    index = tf.clip_by_value(tf.cast(orientation, tf.int32) - 1, 0, 7)
+    return tf.switch_case(index, branches)
+
+
+def to_float(tf: Any, image: Any, dtype: Any) -> Any:
+    """The only integer -> float conversion: uint8 / 255, uint16 / 65535, floats unchanged."""
+    return tf.image.convert_image_dtype(image, dtype)
+
+
+def dataset(
+    paths: str | Path | Sequence[str | Path],
+    *,
+    batch_size: int | None = None,
+    shuffle: bool = False,
+    seed: int | None = None,
+    resize: tuple[int, int] | None = None,
+    dtype: Any = "float32",
+    device: str = "auto",
+    labels: bool = True,
+    with_filenames: bool = False,
+    deterministic: bool = True,
+    limit: int | None = None,
+) -> tf.data.Dataset:
+    """A ``tf.data.Dataset`` of ``(image, label)`` (or images alone with ``labels=False``).
+
+    Images are HWC tensors of ``dtype`` in [0, 1] (through ``tf.image.convert_image_dtype``;
+    float sources keep their values). ``with_filenames`` adds the record's filename as a last
+    element. Batching images of different sizes needs ``resize=(height, width)``.
+    """
+    tf = import_tf()
+    files = resolve(paths)
+    out_dtype = tf.as_dtype(dtype)
+    target = pick_device(device)
+    # Without a manifest the dtypes are unknown: every one is handled, on the host.
+    kinds = sorted(known_dtypes(files) or schema.DTYPES)
+    spec = _feature_spec(tf)
+    if len(kinds) == 1:
+        stored = tf.as_dtype(kinds[0])
+
+        def decode(f: Any) -> Any:
+            return _decode_stored(tf, f, stored)
+
+    else:
+        # Mixed dtypes (8- and 16-bit images in one dataset) cannot share one integer
+        # tensor type, so these are converted to float on the host instead.
+        def decode(f: Any) -> Any:
+            branches = [
+                (lambda k=k: to_float(tf, _decode_stored(tf, f, tf.as_dtype(k)), out_dtype))
+                for k in kinds
+            ]
+            index = tf.argmax(tf.cast(tf.equal(f[schema.DTYPE], kinds), tf.int32))
+            return tf.switch_case(tf.cast(index, tf.int32), branches)
+
+    def parse(serialized: Any) -> Any:
+        f = tf.io.parse_single_example(serialized, spec)
+        return decode(f), f[schema.LABEL], f[schema.FILENAME]
+
+    names = tf.data.Dataset.from_tensor_slices([str(p) for p in files])
+    if shuffle:
+        names = names.shuffle(len(files), seed=seed)
+    ds = names.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(len(files), 8),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=deterministic,
+    )
+    if limit is not None:
+        ds = ds.take(limit)
+    if shuffle:
+        ds = ds.shuffle(1024, seed=seed)
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    if resize is not None:
+        # Resizing works in float; conversion happens first so the result stays in [0, 1].
+        ds = ds.map(
+            lambda im, lab, fn: (tf.image.resize(to_float(tf, im, tf.float32), resize), lab, fn),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=deterministic,
+        )
+    if batch_size is not None:
+        ds = ds.batch(batch_size)
+    ds = ds.apply(tf.data.experimental.copy_to_device(target))
+    with tf.device(target):
+        ds = ds.map(lambda im, lab, fn: (to_float(tf, im, out_dtype), lab, fn))
+        ds = ds.prefetch(tf.data.AUTOTUNE)
+    if labels and with_filenames:
+        return ds
+    if labels:
+        return ds.map(lambda im, lab, fn: (im, lab))
+    if with_filenames:
+        return ds.map(lambda im, lab, fn: (im, fn))
+    return ds.map(lambda im, lab, fn: im)
