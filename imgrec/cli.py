@@ -64,7 +64,12 @@ def progress_bars(quiet: bool) -> Iterator[Callable[[str, int, int], None]]:
         bar = bars.get(stage)
         if bar is None:
             bar = bars[stage] = tqdm(
-                total=total, desc=stage, unit="img", file=sys.stderr, disable=disable, leave=False
+                total=total or None,
+                desc=stage,
+                unit="img",
+                file=sys.stderr,
+                disable=disable,
+                leave=False,
             )
         bar.update(done - bar.n)
 
@@ -199,8 +204,9 @@ def pack(
     total = sum(s["bytes"] for s in manifest["shards"])
     click.echo(f"Packed {manifest['records']} images into {len(manifest['shards'])} shard(s),"
                f" {human_bytes(total)}, in {seconds:.1f} s")  # fmt: skip
-    for label, count in stats["labels"].items():
-        click.echo(f"  {label}: {count}")
+    counts = stats["labels"]
+    for label in [*manifest["labels"], *[k for k in counts if k not in manifest["labels"]]]:
+        click.echo(f"  {label}: {counts.get(label, 0)}")
     click.echo(
         f"Ignored {manifest['ignored']} non-image file(s); skipped {len(manifest['skipped'])}."
     )
@@ -279,6 +285,7 @@ def inspect(paths: tuple[str, ...], as_json: bool) -> None:
     type=click.Choice(["float32", "float16", "bfloat16"]),
     default="float32",
     show_default=True,
+    help="Float type of the decoded tensors.",
 )
 @click.option(
     "--device",

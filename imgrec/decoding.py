@@ -9,12 +9,16 @@ from typing import Any
 
 import numpy as np
 
-from .manifest import known_dtypes, resolve
+from .manifest import known_dtypes, known_records, resolve
 from .reader import dataset, import_tf, pick_device
 
 
 class ChannelStats:
-    """Running per-channel mean, std, min and max (float64 sums)."""
+    """Running per-channel mean, std, min and max, accumulated in float64.
+
+    The per-image reductions run as TensorFlow ops (multi-threaded C++); only C numbers per
+    image reach Python.
+    """
 
     def __init__(self, channels: int) -> None:
         self.images = 0
@@ -24,14 +28,14 @@ class ChannelStats:
         self.min = np.full(channels, np.inf)
         self.max = np.full(channels, -np.inf)
 
-    def add(self, image: np.ndarray) -> None:
-        flat = image.reshape(-1, image.shape[-1]).astype(np.float64)
+    def add(self, tf: Any, image: Any) -> None:
+        x = tf.cast(image, tf.float64)
         self.images += 1
-        self.n += flat.shape[0]
-        self.sum += flat.sum(0)
-        self.sumsq += (flat * flat).sum(0)
-        self.min = np.minimum(self.min, flat.min(0))
-        self.max = np.maximum(self.max, flat.max(0))
+        self.n += int(x.shape[0]) * int(x.shape[1])
+        self.sum += tf.reduce_sum(x, [0, 1]).numpy()
+        self.sumsq += tf.reduce_sum(x * x, [0, 1]).numpy()
+        self.min = np.minimum(self.min, tf.reduce_min(x, [0, 1]).numpy())
+        self.max = np.maximum(self.max, tf.reduce_max(x, [0, 1]).numpy())
 
     def to_dict(self) -> dict[str, Any]:
         mean = self.sum / self.n
@@ -77,16 +81,19 @@ def run_decode(
     target = pick_device(device)
     sixteen = known_dtypes(files) == {"uint16"}
     ds = dataset(files, dtype=dtype, device=device, with_filenames=True, limit=limit)
+    total = known_records(files)
+    if limit is not None:
+        total = min(limit, total) if total is not None else limit
     channel_stats: dict[int, ChannelStats] = {}
     used: set[Path] = set()
     written = 0
     count = 0
     for count, (image, _label, filename) in enumerate(ds, 1):
         if progress:
-            progress("decode", count, limit or 0)
+            progress("decode", count, total or 0)
         if stats:
-            arr = image.numpy() if dtype == "float32" else tf.cast(image, tf.float32).numpy()
-            channel_stats.setdefault(arr.shape[-1], ChannelStats(arr.shape[-1])).add(arr)
+            c = int(image.shape[-1])
+            channel_stats.setdefault(c, ChannelStats(c)).add(tf, image)
         if out is None:
             continue
         name = filename.numpy().decode("utf-8", "replace")

@@ -70,17 +70,28 @@ def resolve(paths: str | Path | Sequence[str | Path]) -> list[Path]:
     return files
 
 
-def known_dtypes(files: Sequence[Path]) -> set[str] | None:
-    """The stored dtypes of these shards, from the manifests beside them; None if any shard
-    has no manifest that lists it."""
-    found: set[str] = set()
+def _entries(files: Sequence[Path]) -> list[tuple[dict[str, Any], dict[str, Any]]] | None:
+    """(manifest, shard entry) for each file, or None if any file has no manifest listing it."""
     manifests: dict[Path, dict[str, Any] | None] = {}
+    found = []
     for f in files:
-        folder = f.parent
-        if folder not in manifests:
-            manifests[folder] = read(folder)
-        m = manifests[folder]
-        if m is None or "stats" not in m or f.name not in {s["file"] for s in m["shards"]}:
+        if f.parent not in manifests:
+            manifests[f.parent] = read(f.parent)
+        m = manifests[f.parent]
+        entry = next((s for s in m["shards"] if s.get("file") == f.name), None) if m else None
+        if m is None or entry is None or "stats" not in m:
             return None
-        found.update(m["stats"]["dtypes"])
+        found.append((m, entry))
     return found
+
+
+def known_dtypes(files: Sequence[Path]) -> set[str] | None:
+    """The stored dtypes of these shards, from the manifests beside them (None: unknown)."""
+    entries = _entries(files)
+    return None if entries is None else {d for m, _ in entries for d in m["stats"]["dtypes"]}
+
+
+def known_records(files: Sequence[Path]) -> int | None:
+    """The number of records in these shards, from the manifests beside them (None: unknown)."""
+    entries = _entries(files)
+    return None if entries is None else sum(int(e["records"]) for _, e in entries)

@@ -9,6 +9,8 @@ crosses the bus (a quarter of the bytes of float32 for uint8).
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,13 +26,29 @@ INSTALL_HINT = "TensorFlow is needed to decode: pip install 'tensorflow>=2.16'"
 
 
 def import_tf() -> Any:
-    # TensorFlow's C++ logging (CUDA probing on GPU-less machines, graph notes) would bury
-    # imgrec's own messages on stderr; a value the user set is respected.
+    """Import TensorFlow quietly.
+
+    TensorFlow's C++ start-up notes (oneDNN, CUDA probing on GPU-less machines) are written
+    straight to file descriptor 2 and ignore TF_CPP_MIN_LOG_LEVEL, burying imgrec's own
+    messages; they are held back during the import and shown only if the import fails.
+    """
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    try:
-        import tensorflow as tf
-    except ImportError:
-        raise DependencyError(INSTALL_HINT) from None
+    with tempfile.TemporaryFile() as held:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(held.fileno(), 2)
+        try:
+            import tensorflow as tf
+        except ImportError:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            raise DependencyError(INSTALL_HINT) from None
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
     return tf
 
 
@@ -114,7 +132,7 @@ def _decode_stored(tf: Any, f: dict[str, Any], dtype: Any) -> Any:
     tf.debugging.assert_equal(
         tf.shape(image, tf.int64), expected, message="decoded shape differs from image/shape"
     )
-    return image
+    return tf.ensure_shape(image, [None, None, None])
 
 
 def apply_orientation(tf: Any, image: Any, orientation: Any) -> Any:

@@ -1,6 +1,6 @@
 """Test images, drawn with Pillow. Run as a script to write a sample tree to a folder:
 
-    python tests/fixtures.py /tmp/sample-tree
+python tests/fixtures.py /tmp/sample-tree
 """
 
 from __future__ import annotations

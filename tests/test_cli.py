@@ -1,0 +1,174 @@
+"""The command line: output streams, JSON, exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from click.testing import CliRunner
+from PIL import Image
+
+from imgrec.cli import cli
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_pack_inspect_decode_end_to_end(tree, tmp_path):
+    src, files = tree
+    out = tmp_path / "out"
+    r = run("pack", src, out)
+    assert r.exit_code == 0, r.output
+    assert "Packed 13 images into 1 shard(s)" in r.stdout
+    assert "Ignored 1 non-image file(s); skipped 0." in r.stdout
+    assert "Traceback" not in r.stderr
+
+    r = run("inspect", out, "--json")
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.stdout)
+    assert info["records"] == 13
+    assert info["labels"] == {"cat": 4, "dog": 4, "fish": 4, "(unlabelled)": 1}
+    assert info["shards"][0]["records"] == 13 and info["shards"][0]["path"].endswith(".tfrecord")
+    assert info["dtypes"] == {"uint16": 1, "uint8": 12}
+
+    arrays = tmp_path / "arrays"
+    r = run("decode", out, "-o", arrays, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["written"] == 13
+    got = np.load(arrays / "cat" / "cat0.npy")
+    with Image.open(files["cat0"]) as im:
+        want = tf.image.convert_image_dtype(np.asarray(im), tf.float32).numpy()
+    assert got.dtype == np.float32 and np.array_equal(got, want)
+    assert (arrays / "loose.npy").exists()
+
+
+def test_inspect_text_reports_sizes_and_labels(tree, tmp_path):
+    src, _ = tree
+    out = tmp_path / "out"
+    run("pack", src, out, "--format", "raw")
+    r = run("inspect", out)
+    assert r.exit_code == 0, r.output
+    assert "records:   13" in r.stdout
+    assert "raw 13" in r.stdout
+    assert "of the decoded uint8 size" in r.stdout
+    assert "dog" in r.stdout
+
+
+def test_inspect_reads_loose_shards_and_other_tools_shards(tree, tmp_path):
+    src, files = tree
+    out = tmp_path / "out"
+    run("pack", src, out, "--shards", "2")
+    r = run("inspect", "--json", str(out / "data-*.tfrecord"))
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["records"] == 13
+    assert json.loads(r.stdout)["source"] == "records"
+
+    # A shard in the classic inception build_image_data.py layout, written by TensorFlow.
+    other = tmp_path / "train-00000-of-00001"
+    jpeg = files["cat1"].read_bytes()
+    with tf.io.TFRecordWriter(str(other)) as w:
+        for label in (1, 2, 2):
+            ex = tf.train.Example(features=tf.train.Features(feature={
+                "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[jpeg])),
+                "image/format": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"JPEG"])),
+                "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+            }))  # fmt: skip
+            w.write(ex.SerializeToString())
+    r = run("inspect", other, "--json")
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.stdout)
+    assert info["records"] == 3 and info["labels"] == {"1": 1, "2": 2}
+    assert info["height"] == {"min": 25, "max": 25}  # read from the JPEG header
+
+
+def test_decode_png_and_stats(tree, tmp_path):
+    src, files = tree
+    out = tmp_path / "out"
+    run("pack", src / "dog", out)
+    r = run("decode", out, "-o", tmp_path / "png", "--to", "png")
+    assert r.exit_code == 0, r.output
+    with Image.open(tmp_path / "png" / "dog0.png") as back, Image.open(files["dog0"]) as im:
+        assert np.array_equal(np.asarray(back), np.asarray(im))
+    r = run("decode", out, "--stats", "--json")
+    stats = json.loads(r.stdout)["stats"]
+    with Image.open(files["dog2"]) as im:
+        gray = np.asarray(im) / 255.0
+    assert stats["1"]["images"] == 1
+    assert stats["1"]["mean"][0] == pytest.approx(gray.mean(), abs=1e-6)
+    assert stats["1"]["max"][0] == pytest.approx(gray.max(), abs=1e-7)
+
+
+def test_non_empty_out_is_a_one_line_error(tree, tmp_path):
+    src, _ = tree
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "x").write_text("x")
+    r = run("pack", src, out)
+    assert r.exit_code == 1
+    assert r.stderr.strip() == f"Error: {out} is not empty; pass --overwrite to replace it"
+    assert r.stdout == ""
+
+
+def test_missing_source_names_the_path(tmp_path):
+    r = run("pack", tmp_path / "nope", tmp_path / "out")
+    assert r.exit_code == 1
+    assert "nope" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_on_error_fail_exit_code(tree, tmp_path):
+    src, _ = tree
+    (src / "cat" / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 30)
+    r = run("pack", src, tmp_path / "out", "--on-error", "fail")
+    assert r.exit_code == 1
+    assert "bad.jpg" in r.stderr
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_usage_errors_exit_2(tree, tmp_path):
+    src, _ = tree
+    assert run("pack", src, tmp_path / "o", "--format", "webp").exit_code == 2
+    assert run("decode", tmp_path).exit_code == 2  # neither -o nor --stats
+
+
+def test_pack_json_is_one_object(tree, tmp_path):
+    src, _ = tree
+    r = run("pack", src, tmp_path / "out", "--json")
+    info = json.loads(r.stdout)
+    assert info["records"] == 13 and info["manifest"].endswith("manifest.json")
+
+
+@pytest.mark.parametrize("command", ["pack", "inspect", "decode"])
+def test_every_command_has_help_with_an_example(command):
+    r = run(command, "-h")
+    assert r.exit_code == 0
+    assert "Example:" in r.stdout
+    import click
+
+    for param in cli.commands[command].params:
+        if isinstance(param, click.Option):
+            assert param.help, f"{command} {param.opts} has no help text"
+
+
+def test_help_and_pack_do_not_import_tensorflow(tree, tmp_path):
+    src, _ = tree
+    code = (
+        "import sys\n"
+        "from imgrec.cli import cli\n"
+        f"cli(['pack', {str(src)!r}, {str(tmp_path / 'o')!r}, '-q'], standalone_mode=False)\n"
+        f"cli(['inspect', {str(tmp_path / 'o')!r}], standalone_mode=False)\n"
+        "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_python_dash_m_works():
+    result = subprocess.run(
+        [sys.executable, "-m", "imgrec", "--version"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "0.1.0" in result.stdout
