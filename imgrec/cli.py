@@ -332,6 +332,39 @@ def decode(
             click.echo(f"  {key:<5} " + " ".join(f"{v:.6f}" for v in s[key]))
 
 
+@cli.command(context_settings=CONTEXT)
+@click.argument("shards", nargs=-1, required=True)
+@json_option
+@errors_to_click
+def index(shards: tuple[str, ...], as_json: bool) -> None:
+    """Write an index file (SHARD.idx) beside each shard.
+
+    SHARDS are dataset folders, shard files or glob patterns. Each index has one line
+    per record, "<offset> <size>": the byte offset of the record's length field and the
+    size of the whole framed record, the format NVIDIA DALI and the tfrecord package
+    read. Both CRCs of every record are checked; a damaged shard is an error and its
+    existing index is left alone. pack writes these already: this is for shards from
+    other tools, or an index that was lost.
+
+    \b
+    Example:
+      imgrec index shards/
+      imgrec index 'other/train-*' --json
+    """
+    from .manifest import resolve
+    from .tfrecord import read_index, write_index
+
+    done = []
+    for shard in resolve(list(shards)):
+        path = write_index(shard)
+        done.append({"shard": str(shard), "index": str(path), "records": len(read_index(path))})
+    if as_json:
+        emit_json({"indexes": done})
+        return
+    for d in done:
+        click.echo(f"{d['index']}: {d['records']} records")
+
+
 def main() -> None:
     try:
         cli()

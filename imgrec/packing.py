@@ -86,10 +86,10 @@ def pack(
     for n, item in enumerate(found.items, 1):
         note("scan", n, len(found.items))
         try:
-            width, height, per_pixel = images.probe(item.path)
+            width, height, per_pixel = images.probe(item.path, opts.max_pixels)
         except images.NotAnImage:
             if item.path.suffix.lower() in images.IMAGE_EXTENSIONS:
-                skip(item, "not an image: Pillow does not recognise the content")
+                skip(item, str(images.SkipImage("not-an-image")))
             else:
                 ignored += 1
             continue
@@ -233,7 +233,7 @@ def _load_one(args: tuple[Path, images.Options]) -> LoadResult:
     try:
         return images.load(path, opts)
     except images.NotAnImage:
-        return "not an image: Pillow does not recognise the content"
+        return str(images.SkipImage("not-an-image"))
     except images.SkipImage as e:
         return str(e)
 

@@ -25,7 +25,7 @@ from typing import BinaryIO
 
 import google_crc32c
 
-from .errors import ShardError
+from .errors import InputError, ShardError
 
 HEADER_SIZE = 12  # length + its CRC
 FOOTER_SIZE = 4
@@ -91,7 +91,7 @@ class ShardWriter:
         framed = frame(data)
         self._file.write(framed)
         self._hash.update(framed)
-        self._index.append(f"{self._offset} {len(framed)}\n")
+        self._index.append(index_line(self._offset, len(framed)))
         self._offset += len(framed)
 
     def __exit__(self, *exc: object) -> None:
@@ -108,7 +108,45 @@ class ShardWriter:
 
 
 def index_path_for(shard: Path) -> Path:
+    """``data-00000-of-00004.tfrecord`` -> ``data-00000-of-00004.tfrecord.idx``."""
     return shard.with_name(shard.name + ".idx")
+
+
+def index_line(offset: int, size: int) -> str:
+    """One index line: offset of the record's length field, size of the framed record."""
+    return f"{offset} {size}\n"
+
+
+def write_index(shard: Path) -> Path:
+    """(Re)build the index file of an existing shard; returns its path.
+
+    Walks the framing with both CRCs checked, so a damaged shard raises ShardError (naming
+    the file, record and byte offset) and leaves any existing index alone. The result is
+    byte-identical to the index ShardWriter writes for the same records.
+    """
+    shard = Path(shard)
+    if shard.name.endswith(".idx"):
+        raise InputError("this is an index file; give the shard it belongs to", str(shard))
+    lines = [
+        index_line(offset, HEADER_SIZE + len(data) + FOOTER_SIZE)
+        for offset, data in read_records(shard)
+    ]
+    path = index_path_for(shard)
+    with atomic_file(path) as f:
+        f.write("".join(lines).encode())
+    return path
+
+
+def read_index(path: Path) -> list[tuple[int, int]]:
+    """The ``(offset, size)`` pairs of an index file."""
+    entries = []
+    text = Path(path).read_bytes().decode("ascii", "replace")
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if len(fields) != 2 or not all(f.isdigit() for f in fields):
+            raise InputError(f"line {number} is not '<offset> <size>': {line!r}", str(path))
+        entries.append((int(fields[0]), int(fields[1])))
+    return entries
 
 
 def read_records(path: Path, verify: bool = True) -> Iterator[tuple[int, bytes]]:

@@ -144,7 +144,8 @@ def test_corrupt_files_are_skipped_and_reported(tree, tmp_path):
     reasons = {s["path"]: s["reason"] for s in manifest["skipped"]}
     assert set(reasons) == {"cat/truncated.jpg", "cat/fake.jpg", "dog/empty.png"}
     assert "truncated" in reasons["cat/truncated.jpg"].lower()
-    assert reasons["cat/fake.jpg"].startswith("not an image")
+    assert reasons["cat/fake.jpg"].startswith("not-an-image: ")
+    assert reasons["dog/empty.png"] == "empty: the file has 0 bytes"
     assert manifest["records"] == 13
     assert "cat/truncated.jpg" not in by_name(out)
 
