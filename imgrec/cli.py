@@ -25,6 +25,23 @@ F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+class Size(click.ParamType):  # type: ignore[type-arg]  # generic only in newer Click
+    """WxH, e.g. 224x224, as (width, height)."""
+
+    name = "WxH"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        w, _, h = str(value).lower().partition("x")
+        if not (w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
+            self.fail(f"{value!r} is not WxH with positive whole numbers, e.g. 224x224", param, ctx)
+        return int(w), int(h)
+
+
+SIZE = Size()
+
+
 def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")(
         f
@@ -161,6 +178,26 @@ def cli() -> None:
     default=None,
     help="Skip images with more pixels than this [default: 89478485, Pillow's].",
 )
+@click.option(
+    "--resize",
+    type=SIZE,
+    default=None,
+    help="Resize every image to WxH (e.g. 224x224), per --resize-mode.",
+)
+@click.option(
+    "--resize-mode",
+    type=click.Choice(["stretch", "fit", "fill", "pad"]),
+    default="stretch",
+    show_default=True,
+    help="stretch: exactly WxH; fit: inside WxH, aspect kept; fill: cover WxH and centre-crop;"
+    " pad: fit, then pad with zeros to WxH.",
+)
+@click.option(
+    "--max-side",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Shrink images whose longer side exceeds N, keeping the aspect (never enlarges).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an earlier pack in a non-empty OUT.")
 @json_option
 @quiet_option
@@ -168,7 +205,8 @@ def cli() -> None:
 def pack(
     src: Path, out: Path, fmt: str, quality: int, channels: str, shards: int | None, name: str,
     labels_file: Path | None, seed: int, no_shuffle: bool, workers: int | None, on_error: str,
-    max_pixels: int | None, overwrite: bool, as_json: bool, quiet: bool,
+    max_pixels: int | None, resize: tuple[int, int] | None, resize_mode: str,
+    max_side: int | None, overwrite: bool, as_json: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Pack the images under SRC into TFRecord shards in OUT.
 
@@ -190,7 +228,8 @@ def pack(
         format=fmt, quality=quality, channels=channels, shards=shards, name=name,
         labels_file=str(labels_file) if labels_file else None, seed=seed,
         shuffle=not no_shuffle, workers=workers or os.cpu_count() or 1, on_error=on_error,
-        max_pixels=max_pixels or DEFAULT_MAX_PIXELS, overwrite=overwrite,
+        max_pixels=max_pixels or DEFAULT_MAX_PIXELS, resize=resize, resize_mode=resize_mode,
+        max_side=max_side, overwrite=overwrite,
     )  # fmt: skip
     start = time.perf_counter()
     with progress_bars(quiet) as progress:

@@ -21,7 +21,8 @@ class Item:
 class Walk:
     items: list[Item]
     labels: list[str]
-    ignored: int  # hidden entries, special files, symlinks to nowhere or in loops
+    ignored: int  # hidden entries, special files, unreadable folders, folders seen twice
+    broken_links: list[str]  # relative paths of symlinks to nothing
 
 
 def read_labels_file(path: Path) -> list[str]:
@@ -47,40 +48,41 @@ def walk(src: Path, labels: list[str] | None = None, exclude: Path | None = None
     if not src.is_dir():
         raise InputError("not a folder (SRC must be a folder of images)", str(src))
     files: list[tuple[str, Path]] = []
+    broken: list[str] = []
     ignored = 0
     seen: set[tuple[int, int]] = set()
     excluded = exclude.resolve() if exclude is not None else None
 
-    def visit(folder: Path, rel: str) -> None:
-        nonlocal ignored
-        st = folder.stat()
-        if (st.st_dev, st.st_ino) in seen:
-            ignored += 1
-            return
-        seen.add((st.st_dev, st.st_ino))
+    # An explicit stack, not recursion: very deep trees must not hit Python's recursion limit.
+    stack: list[tuple[Path, str]] = [(src, "")]
+    while stack:
+        folder, rel = stack.pop()
         try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError:
-            ignored += 1
-            return
-        for e in entries:
-            if e.name.startswith("."):
+            st = folder.stat()
+            if (st.st_dev, st.st_ino) in seen:  # a symlink loop or a folder linked twice
                 ignored += 1
                 continue
-            path = Path(e.path)
-            child = f"{rel}{e.name}"
-            try:
-                if e.is_dir():
-                    if excluded is None or path.resolve() != excluded:
-                        visit(path, child + "/")
-                elif e.is_file():
-                    files.append((child, path))
-                else:
-                    ignored += 1  # broken symlink, socket, fifo, ...
-            except OSError:
+            seen.add((st.st_dev, st.st_ino))
+            entries = list(os.scandir(folder))
+        except OSError:
+            ignored += 1
+            continue
+        subfolders = []
+        for e in entries:
+            path, child = Path(e.path), f"{rel}{e.name}"
+            if e.name.startswith("."):
                 ignored += 1
-
-    visit(src, "")
+            elif _is_dir(e):
+                if excluded is None or path.resolve() != excluded:
+                    subfolders.append((path, child + "/"))
+            elif _is_file(e):
+                files.append((child, path))
+            elif e.is_symlink():
+                broken.append(child)
+            else:
+                ignored += 1  # socket, fifo, device
+        stack.extend(subfolders)
+    files.sort(key=lambda f: f[0].split("/"))  # path order, component by component
     folders = sorted(
         e.name
         for e in os.scandir(src)
@@ -106,11 +108,18 @@ def walk(src: Path, labels: list[str] | None = None, exclude: Path | None = None
             items.append(Item(path, rel, index[text], text))
         else:
             items.append(Item(path, rel, -1, ""))
-    return Walk(items, labels, ignored)
+    return Walk(items, labels, ignored, broken)
 
 
 def _is_dir(e: os.DirEntry[str]) -> bool:
     try:
         return e.is_dir()
+    except OSError:
+        return False
+
+
+def _is_file(e: os.DirEntry[str]) -> bool:
+    try:
+        return e.is_file()
     except OSError:
         return False

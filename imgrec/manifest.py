@@ -21,7 +21,10 @@ FORMAT_VERSION = 1
 def write(out: Path, manifest: dict[str, Any]) -> Path:
     path = out / MANIFEST
     with atomic_file(path) as f:
-        f.write((json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
+        # A file name that is not valid UTF-8 (kept as lone surrogates) is written as a
+        # \udcXX escape, which is valid JSON and reads back to the same name.
+        text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+        f.write(text.encode("utf-8", "backslashreplace"))
     return path
 
 

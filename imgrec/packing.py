@@ -37,6 +37,9 @@ class PackOptions:
     quality: int = 95
     channels: str = "auto"
     max_pixels: int = images.DEFAULT_MAX_PIXELS
+    resize: tuple[int, int] | None = None  # (width, height)
+    resize_mode: str = "stretch"
+    max_side: int | None = None
     shards: int | None = None
     shard_size: int = SHARD_SIZE
     name: str = "data"
@@ -48,7 +51,15 @@ class PackOptions:
     overwrite: bool = False  # does not change the output
 
     def image_options(self) -> images.Options:
-        return images.Options(self.format, self.quality, self.channels, self.max_pixels)
+        return images.Options(
+            self.format,
+            self.quality,
+            self.channels,
+            self.max_pixels,
+            self.resize,
+            self.resize_mode,
+            self.max_side,
+        )
 
     def recorded(self) -> dict[str, Any]:
         """The options that shape the output, as saved in the manifest."""
@@ -79,6 +90,12 @@ def pack(
         if opts.on_error == "fail":
             raise InputError(f"{reason} (stopped by --on-error fail)", str(item.path))
         skipped.append({"path": item.rel, "reason": reason})
+
+    for rel in found.broken_links:
+        if Path(rel).suffix.lower() in images.IMAGE_EXTENSIONS:
+            skip(Item(src / rel, rel, -1, ""), str(images.SkipImage("broken-symlink")))
+        else:
+            ignored += 1
 
     # Scan: header-only look at each file, to tell images from the rest and size the plan.
     candidates: list[Item] = []
@@ -190,6 +207,12 @@ def _check_options(opts: PackOptions) -> None:
         raise InputError(f"unknown --on-error {opts.on_error!r}; use skip or fail")
     if not 1 <= opts.quality <= 100:
         raise InputError("--quality must be from 1 to 100")
+    if opts.resize_mode not in images.RESIZE_MODES:
+        raise InputError(f"unknown resize mode {opts.resize_mode!r}; use {images.RESIZE_MODES}")
+    if opts.resize is not None and opts.max_side is not None:
+        raise InputError("give --resize or --max-side, not both")
+    if opts.resize is not None and min(opts.resize) < 1 or (opts.max_side or 1) < 1:
+        raise InputError("resize sizes must be at least 1 pixel")
     if opts.workers < 1:
         raise InputError("--workers must be at least 1")
     if not opts.name or "/" in opts.name or opts.name.startswith("."):

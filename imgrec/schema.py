@@ -119,8 +119,9 @@ def serialize(r: Record) -> bytes:
     i(SHAPE, r.height, r.width, r.channels)
     b(DTYPE, r.dtype.encode())
     i(LABEL, r.label)
-    b(TEXT, r.text.encode())
-    b(FILENAME, r.filename.encode())
+    # File and folder names that are not valid UTF-8 keep their original bytes.
+    b(TEXT, r.text.encode("utf-8", "surrogateescape"))
+    b(FILENAME, r.filename.encode("utf-8", "surrogateescape"))
     b(SHA256, r.sha256.encode())
     if r.orientation != 1:
         i(ORIENTATION, r.orientation)
@@ -180,8 +181,8 @@ def parse(data: bytes, *, strict: bool = True) -> Record:
         channels=int(channels),
         dtype=dtype,
         label=-1 if label is None else int(label),
-        text=(_first(feat, TEXT, "bytes_list") or b"").decode("utf-8", "replace"),
-        filename=(_first(feat, FILENAME, "bytes_list") or b"").decode("utf-8", "replace"),
+        text=(_first(feat, TEXT, "bytes_list") or b"").decode("utf-8", "surrogateescape"),
+        filename=(_first(feat, FILENAME, "bytes_list") or b"").decode("utf-8", "surrogateescape"),
         sha256=(_first(feat, SHA256, "bytes_list") or b"").decode("ascii", "replace"),
         orientation=int(_first(feat, ORIENTATION, "int64_list") or 1),
     )
