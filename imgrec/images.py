@@ -45,6 +45,7 @@ REASONS = {
     "too-many-pixels": "more pixels than --max-pixels; not decoded",
     "unsupported-mode": "a Pillow mode imgrec has no rule for",
     "too-large": "the stored record would pass protobuf's 2 GiB message limit",
+    "failed": "an unexpected error in imgrec (please report it, with the file if you can)",
 }
 
 
@@ -186,6 +187,7 @@ def open_image(source: bytes | BinaryIO, max_pixels: int) -> Image.Image:
 
 
 def _orientation(im: Image.Image) -> int:
+    """The EXIF orientation (1..8); anything unreadable or out of range counts as 1."""
     try:
         value = im.getexif().get(0x0112, 1)
     except Exception:  # corrupt EXIF must not lose the image
@@ -413,7 +415,7 @@ def _png16(arr: np.ndarray) -> bytes:
     """A 16-bit PNG (Pillow cannot write 16-bit colour): filter 0 rows, zlib level 6."""
     h, w, c = arr.shape
     colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[c]
-    rows = arr.astype(">u2").reshape(h, w * c * 2).view(np.uint8)
+    rows = arr.astype(">u2").reshape(h, w * c).view(np.uint8)
     raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1).tobytes()
 
     def chunk(kind: bytes, body: bytes) -> bytes:
@@ -442,7 +444,8 @@ def encode_jpeg(arr: np.ndarray, quality: int) -> bytes | None:
 
 def read_source(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError as e:
         raise SkipImage("unreadable", e.strerror or str(e)) from None
     if not data:
@@ -475,9 +478,12 @@ def _load(data: bytes, opts: Options) -> Loaded:
         im.load()
     except Exception as e:
         raise _decode_error(e) from None
+    # After load(): PNG's getexif() would otherwise load the pixels itself, out of reach of
+    # the error handling above. (Pillow applies a TIFF's orientation while loading and
+    # drops the tag, so TIFFs come out upright with orientation 1 here.)
+    orientation = _orientation(im)
     src_format = im.format or ""
     channels = target_channels(im, mode, opts.channels)
-    orientation = _orientation(im)
     oriented = (im.width, im.height) if orientation >= 5 else (im.height, im.width)
 
     if (
@@ -558,7 +564,7 @@ def probe(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int, i
     try:
         with open(path, "rb") as f, _pillow_limits(max_pixels):
             if not f.read(1):
-                raise SkipImage("empty")
+                raise NotAnImage()
             f.seek(0)
             im = open_image(f, max_pixels)
             mode = MODES.get(im.mode)

@@ -106,7 +106,8 @@ def pack(
             width, height, per_pixel = images.probe(item.path, opts.max_pixels)
         except images.NotAnImage:
             if item.path.suffix.lower() in images.IMAGE_EXTENSIONS:
-                skip(item, str(images.SkipImage("not-an-image")))
+                empty = item.path.stat().st_size == 0
+                skip(item, str(images.SkipImage("empty" if empty else "not-an-image")))
             else:
                 ignored += 1
             continue
@@ -259,6 +260,8 @@ def _load_one(args: tuple[Path, images.Options]) -> LoadResult:
         return str(images.SkipImage("not-an-image"))
     except images.SkipImage as e:
         return str(e)
+    except Exception as e:  # a bug must cost one image, not the whole run
+        return str(images.SkipImage("failed", f"{type(e).__name__}: {e}"))
 
 
 @contextlib.contextmanager
