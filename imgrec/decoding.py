@@ -96,7 +96,7 @@ def run_decode(
             channel_stats.setdefault(c, ChannelStats(c)).add(tf, image)
         if out is None:
             continue
-        name = filename.numpy().decode("utf-8", "replace")
+        name = filename.numpy().decode("utf-8", "surrogateescape")
         path = output_path(out, name, count - 1, "." + to, used)
         path.parent.mkdir(parents=True, exist_ok=True)
         if to == "npy":
