@@ -42,6 +42,15 @@ class Size(click.ParamType):  # type: ignore[type-arg]  # generic only in newer 
 SIZE = Size()
 
 
+def split_option(value: str | None) -> tuple[tuple[str, float], ...] | None:
+    from .packing import parse_split
+
+    try:
+        return parse_split(value) if value else None
+    except ImgrecError as e:
+        raise click.BadParameter(str(e)) from None
+
+
 def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")(
         f
@@ -158,6 +167,14 @@ def cli() -> None:
     help="File with one class name per line, fixing the label order.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Shuffle seed.")
+@click.option(
+    "--split",
+    default=None,
+    callback=lambda ctx, param, value: split_option(value),
+    metavar="NAME=RATIO,...",
+    help="Split into named sets, e.g. train=0.8,val=0.1,test=0.1: stratified by class,"
+    " stable per file; shards are named after each split.",
+)
 @click.option("--no-shuffle", is_flag=True, help="Keep the sorted walk order in the shards.")
 @click.option(
     "--workers",
@@ -204,7 +221,8 @@ def cli() -> None:
 @errors_to_click
 def pack(
     src: Path, out: Path, fmt: str, quality: int, channels: str, shards: int | None, name: str,
-    labels_file: Path | None, seed: int, no_shuffle: bool, workers: int | None, on_error: str,
+    labels_file: Path | None, seed: int, split: tuple[tuple[str, float], ...] | None,
+    no_shuffle: bool, workers: int | None, on_error: str,
     max_pixels: int | None, resize: tuple[int, int] | None, resize_mode: str,
     max_side: int | None, overwrite: bool, as_json: bool, quiet: bool,
 ) -> None:  # fmt: skip
@@ -230,6 +248,7 @@ def pack(
         shuffle=not no_shuffle, workers=workers or os.cpu_count() or 1, on_error=on_error,
         max_pixels=max_pixels or DEFAULT_MAX_PIXELS, resize=resize, resize_mode=resize_mode,
         max_side=max_side, overwrite=overwrite,
+        split=split,
     )  # fmt: skip
     start = time.perf_counter()
     with progress_bars(quiet) as progress:
@@ -246,6 +265,8 @@ def pack(
     counts = stats["labels"]
     for label in [*manifest["labels"], *[k for k in counts if k not in manifest["labels"]]]:
         click.echo(f"  {label}: {counts.get(label, 0)}")
+    for name, s in manifest.get("splits", {}).items():
+        click.echo(f"  split {name}: {s['records']} images")
     click.echo(
         f"Ignored {manifest['ignored']} non-image file(s); skipped {len(manifest['skipped'])}."
     )
@@ -293,6 +314,8 @@ def inspect(paths: tuple[str, ...], as_json: bool) -> None:
             f"vs dense:  {summary['stored_to_dense_uint8']:.1%} of the decoded uint8 size"
             f" ({human_bytes(summary['dense_uint8_bytes'])})"
         )
+    if summary["splits"]:
+        click.echo("splits:    " + ", ".join(f"{k} {v}" for k, v in summary["splits"].items()))
     click.echo("labels:")
     width = max((len(k) for k in summary["labels"]), default=0)
     for name, count in summary["labels"].items():
@@ -334,13 +357,14 @@ def inspect(paths: tuple[str, ...], as_json: bool) -> None:
     help="Where uint8/uint16 -> float conversion runs.",
 )
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Decode at most N records.")
+@click.option("--split", default=None, help="Only this split of a dataset packed with --split.")
 @click.option("--stats", is_flag=True, help="Print per-channel mean, std, min and max.")
 @json_option
 @quiet_option
 @errors_to_click
 def decode(
     paths: tuple[str, ...], out: Path | None, to: str, dtype: str, device: str,
-    limit: int | None, stats: bool, as_json: bool, quiet: bool,
+    limit: int | None, split: str | None, stats: bool, as_json: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Decode shards back to float tensors in [0, 1].
 
@@ -358,7 +382,7 @@ def decode(
 
     with progress_bars(quiet) as progress:
         result = run_decode(list(paths), out, to=to, dtype=dtype, device=device, limit=limit,
-                            stats=stats, progress=progress)  # fmt: skip
+                            split=split, stats=stats, progress=progress)  # fmt: skip
     if as_json:
         emit_json(result)
         return

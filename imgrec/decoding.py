@@ -73,11 +73,12 @@ def run_decode(
     dtype: str = "float32",
     device: str = "auto",
     limit: int | None = None,
+    split: str | None = None,
     stats: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     tf = import_tf()
-    files = resolve(paths)
+    files = resolve(paths, split)
     target = pick_device(device)
     sixteen = known_dtypes(files) == {"uint16"}
     ds = dataset(files, dtype=dtype, device=device, with_filenames=True, limit=limit)

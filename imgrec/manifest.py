@@ -45,13 +45,27 @@ def is_shard_name(name: str) -> bool:
     return ".tfrecord" in name and not name.endswith(".idx") and not name.startswith(".")
 
 
-def resolve(paths: str | Path | Sequence[str | Path]) -> list[Path]:
-    """Shard files meant by a dataset folder, shard files, or glob patterns (in order)."""
+def resolve(paths: str | Path | Sequence[str | Path], split: str | None = None) -> list[Path]:
+    """Shard files meant by dataset folders, shard files, or glob patterns (in order).
+
+    ``split`` picks one split's shards from dataset folders packed with ``--split``.
+    """
     if isinstance(paths, (str, Path)):
         paths = [paths]
     files: list[Path] = []
     for p in map(str, paths):
         path = Path(p)
+        if split is not None:
+            m = read(path) if path.is_dir() else None
+            if m is None or split not in m.get("splits", {}):
+                known = ", ".join(m.get("splits", {})) if m else ""
+                raise InputError(
+                    f"no split {split!r} here"
+                    + (f" (this dataset has {known})" if known else " (not packed with --split)"),
+                    p,
+                )
+            files.extend(path / s["file"] for s in m["shards"] if s.get("split") == split)
+            continue
         if path.is_dir():
             m = read(path)
             if m is not None:
@@ -69,7 +83,7 @@ def resolve(paths: str | Path | Sequence[str | Path]) -> list[Path]:
                 raise InputError("no such file, folder or matching shards", p)
             files.extend(Path(m) for m in matches if not m.endswith(".idx"))
     if not files:
-        raise InputError("no shards given")
+        raise InputError("no shards given" if split is None else f"split {split!r} has no shards")
     return files
 
 

@@ -8,6 +8,7 @@ workers load the images. That is what makes the output byte-reproducible.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import multiprocessing
 import random
@@ -47,6 +48,7 @@ class PackOptions:
     shuffle: bool = True
     on_error: str = "skip"  # skip | fail
     labels_file: str | None = None
+    split: tuple[tuple[str, float], ...] | None = None  # ((name, ratio), ...)
     workers: int = 1  # does not change the output
     overwrite: bool = False  # does not change the output
 
@@ -99,7 +101,7 @@ def pack(
 
     # Scan: header-only look at each file, to tell images from the rest and size the plan.
     candidates: list[Item] = []
-    estimate = 0
+    estimate: dict[str, int] = {}
     for n, item in enumerate(found.items, 1):
         note("scan", n, len(found.items))
         try:
@@ -115,52 +117,53 @@ def pack(
             skip(item, str(e))
             continue
         candidates.append(item)
-        estimate += _estimate(opts.format, item.path, width * height * per_pixel)
+        estimate[item.rel] = _estimate(opts.format, item.path, width * height * per_pixel)
     if not candidates:
         raise InputError(
             f"no images to pack ({ignored} files ignored, {len(skipped)} skipped)", str(src)
         )
-
-    plan = plan_shards(len(candidates), opts.shards or math.ceil(estimate / opts.shard_size))
-    order = list(range(len(candidates)))
-    if opts.shuffle:
-        random.Random(opts.seed).shuffle(order)
-    ordered = [candidates[i] for i in order]
+    parts = plan_parts(candidates, estimate, opts)
 
     stats = Stats()
+    split_stats = {part.split: Stats() for part in parts if part.split is not None}
     transcoded: list[dict[str, str]] = []
     shards: list[dict[str, Any]] = []
     written = 0
-    with _loader(opts, ordered) as results:
-        for index, (start, stop) in enumerate(plan):
-            path = out / f"{opts.name}-{index:05d}-of-{len(plan):05d}.tfrecord"
-            with ShardWriter(path) as writer:
-                for item in ordered[start:stop]:
-                    result = next(results)
-                    written += 1
-                    note("pack", written, len(ordered))
-                    if isinstance(result, str):
-                        skip(item, result)
-                        continue
-                    rec = Record(
-                        result.data, result.format, result.height, result.width,
-                        result.channels, result.dtype, item.label, item.text, item.rel,
-                        result.sha256, result.orientation,
-                    )  # fmt: skip
-                    writer.write(serialize(rec))
-                    stats.add(rec)
-                    if result.note:
-                        transcoded.append({"path": item.rel, "reason": result.note})
-            info = writer.info
-            shards.append(
-                {
+    everything = [item for part in parts for item in part.items]
+    with _loader(opts, everything) as results:
+        for part in parts:
+            for index, (start, stop) in enumerate(part.plan):
+                path = out / f"{part.name}-{index:05d}-of-{len(part.plan):05d}.tfrecord"
+                with ShardWriter(path) as writer:
+                    for item in part.items[start:stop]:
+                        result = next(results)
+                        written += 1
+                        note("pack", written, len(everything))
+                        if isinstance(result, str):
+                            skip(item, result)
+                            continue
+                        rec = Record(
+                            result.data, result.format, result.height, result.width,
+                            result.channels, result.dtype, item.label, item.text, item.rel,
+                            result.sha256, result.orientation,
+                        )  # fmt: skip
+                        writer.write(serialize(rec))
+                        stats.add(rec)
+                        if part.split is not None:
+                            split_stats[part.split].add(rec)
+                        if result.note:
+                            transcoded.append({"path": item.rel, "reason": result.note})
+                info = writer.info
+                entry = {
                     "file": path.name,
                     "records": info.records,
                     "bytes": info.bytes,
                     "sha256": info.sha256,
                     "index": index_path_for(path).name,
                 }
-            )
+                if part.split is not None:
+                    entry["split"] = part.split
+                shards.append(entry)
 
     manifest = {
         "imgrec": __version__,
@@ -175,9 +178,99 @@ def pack(
         "transcoded": transcoded,
         "stats": stats.to_dict(),
     }
+    if opts.split:
+        manifest["splits"] = {
+            name: {
+                "ratio": ratio,
+                "records": split_stats[name].records if name in split_stats else 0,
+                "labels": dict(split_stats[name].labels) if name in split_stats else {},
+            }
+            for name, ratio in opts.split
+        }
     _remove_stale(out, {s["file"] for s in shards} | {s["index"] for s in shards})
     manifest_io.write(out, manifest)
     return manifest
+
+
+@dataclass(frozen=True)
+class Part:
+    """One run of shards: ``{name}-00000-of-{n}.tfrecord`` ..., holding ``items`` in order."""
+
+    name: str
+    split: str | None
+    items: list[Item]
+    plan: list[tuple[int, int]]
+
+
+def plan_parts(candidates: list[Item], estimate: dict[str, int], opts: PackOptions) -> list[Part]:
+    """Which image goes to which split, in which order, in which shard: decided up front."""
+    named: list[tuple[str, str | None, list[Item], float]]
+    if opts.split:
+        groups = assign_splits(candidates, opts.split, opts.seed)
+        named = [(name, name, groups[name], ratio) for name, ratio in opts.split]
+    else:
+        named = [(opts.name, None, candidates, 1.0)]
+    parts = []
+    for name, split, items, ratio in named:
+        if not items:
+            continue
+        if opts.shards is None:
+            count = math.ceil(sum(estimate[i.rel] for i in items) / opts.shard_size)
+        elif split is None:
+            count = opts.shards
+        else:  # --shards is the total: each split gets its share, at least one
+            count = min(len(items), max(1, math.floor(opts.shards * ratio + 0.5)))
+        ordered = list(items)
+        if opts.shuffle:
+            random.Random(f"{opts.seed}/{name}").shuffle(ordered)
+        parts.append(Part(name, split, ordered, plan_shards(len(ordered), count)))
+    return parts
+
+
+def assign_splits(
+    items: list[Item], splits: tuple[tuple[str, float], ...], seed: int
+) -> dict[str, list[Item]]:
+    """Stratified, stable split assignment.
+
+    Within each class, images are ranked by sha256(seed, relative path) and cut at the
+    rounded cumulative ratios, so every split gets its ratio of every class to within one
+    image. An image's rank depends only on its own path: adding or removing images moves
+    each cut by at most one place, so existing images keep their split except at most one
+    per cut and class.
+    """
+    out: dict[str, list[Item]] = {name: [] for name, _ in splits}
+    by_class: dict[int, list[Item]] = {}
+    for item in items:
+        by_class.setdefault(item.label, []).append(item)
+    for members in by_class.values():
+        ranked = sorted(members, key=lambda it: _split_key(seed, it.rel))
+        n, cum, start = len(ranked), 0.0, 0
+        for name, ratio in splits:
+            cum += ratio
+            stop = min(n, math.floor(n * cum + 0.5))
+            out[name].extend(ranked[start:stop])
+            start = stop
+    walk_order = {item.rel: i for i, item in enumerate(items)}
+    return {name: sorted(group, key=lambda it: walk_order[it.rel]) for name, group in out.items()}
+
+
+def _split_key(seed: int, rel: str) -> bytes:
+    return hashlib.sha256(f"{seed}\0{rel}".encode("utf-8", "surrogateescape")).digest()
+
+
+def parse_split(text: str) -> tuple[tuple[str, float], ...]:
+    """``"train=0.8,val=0.1,test=0.1"`` -> (("train", 0.8), ("val", 0.1), ("test", 0.1))."""
+    pairs = []
+    for part in text.split(","):
+        name, eq, value = part.strip().partition("=")
+        try:
+            ratio = float(value)
+        except ValueError:
+            ratio = -1.0
+        if not eq or not name or ratio < 0:
+            raise InputError(f"--split wants name=ratio pairs like train=0.8,val=0.2; got {text!r}")
+        pairs.append((name, ratio))
+    return tuple(pairs)
 
 
 def plan_shards(n: int, shards: int) -> list[tuple[int, int]]:
@@ -216,8 +309,16 @@ def _check_options(opts: PackOptions) -> None:
         raise InputError("resize sizes must be at least 1 pixel")
     if opts.workers < 1:
         raise InputError("--workers must be at least 1")
-    if not opts.name or "/" in opts.name or opts.name.startswith("."):
-        raise InputError(f"--name {opts.name!r} must be a plain file name prefix")
+    names = [opts.name] if not opts.split else [name for name, _ in opts.split]
+    for name in names:
+        if not name or "/" in name or name.startswith(".") or name == manifest_io.MANIFEST:
+            raise InputError(f"{name!r} must be a plain file name prefix")
+    if opts.split:
+        if len(set(names)) != len(names):
+            raise InputError("--split names must differ")
+        total = sum(r for _, r in opts.split)
+        if abs(total - 1) > 1e-6:
+            raise InputError(f"--split ratios must add up to 1, not {total:g}")
 
 
 def _prepare_out(src: Path, out: Path, overwrite: bool) -> None:

@@ -173,15 +173,17 @@ def dataset(
     with_filenames: bool = False,
     deterministic: bool = True,
     limit: int | None = None,
+    split: str | None = None,
 ) -> tf.data.Dataset:
     """A ``tf.data.Dataset`` of ``(image, label)`` (or images alone with ``labels=False``).
 
     Images are HWC tensors of ``dtype`` in [0, 1] (through ``tf.image.convert_image_dtype``;
     float sources keep their values). ``with_filenames`` adds the record's filename as a last
-    element. Batching images of different sizes needs ``resize=(height, width)``.
+    element. Batching images of different sizes needs ``resize=(height, width)``. ``split``
+    reads one split of a dataset packed with ``--split``.
     """
     tf = import_tf()
-    files = resolve(paths)
+    files = resolve(paths, split)
     out_dtype = tf.as_dtype(dtype)
     target = pick_device(device)
     # Without a manifest the dtypes are unknown: every one is handled, on the host.

@@ -88,6 +88,7 @@ class Summary:
     source: str  # "manifest" or "records"
     label_names: list[str] | None = None
     problems: list[str] = field(default_factory=list)
+    splits: dict[str, int] = field(default_factory=dict)  # name -> records
 
     @property
     def dtypes(self) -> list[str]:
@@ -114,6 +115,7 @@ class Summary:
             "stored_to_dense_uint8": (
                 round(s.stored_bytes / s.dense_uint8_bytes, 4) if s.dense_uint8_bytes else None
             ),
+            "splits": self.splits,
             "source": self.source,
             "problems": self.problems,
         }
@@ -125,12 +127,15 @@ def summarize(paths: list[str]) -> Summary:
     shards: list[dict[str, Any]] = []
     problems: list[str] = []
     label_names: list[str] | None = None
+    splits: dict[str, int] = {}
     from_manifest = True
     for p in paths:
         folder = Path(p)
         m = manifest_io.read(folder) if folder.is_dir() else None
         if m is not None and "stats" in m:
             _merge(stats, Stats.from_dict(m["stats"]))
+            for name, s in m.get("splits", {}).items():
+                splits[name] = splits.get(name, 0) + int(s["records"])
             label_names = (label_names or []) + [
                 n for n in m.get("labels", []) if n not in (label_names or [])
             ]
@@ -155,7 +160,8 @@ def summarize(paths: list[str]) -> Summary:
                 stats.add(_with_size(rec))
                 n += 1
             shards.append({"path": str(shard), "records": n, "bytes": shard.stat().st_size})
-    return Summary(stats, shards, "manifest" if from_manifest else "records", label_names, problems)
+    source = "manifest" if from_manifest else "records"
+    return Summary(stats, shards, source, label_names, problems, splits)
 
 
 def _merge(a: Stats, b: Stats) -> None:

@@ -1,0 +1,120 @@
+"""pack --split: stratified, stable assignment, and reading one split back."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from fixtures import smooth_rgb
+from PIL import Image
+
+import imgrec
+from imgrec import InputError, PackOptions, pack
+from imgrec.cli import cli
+from imgrec.discover import Item
+from imgrec.packing import assign_splits, parse_split
+
+SPLIT = (("train", 0.8), ("val", 0.1), ("test", 0.1))
+
+
+def items(counts: dict[int, int], prefix: str = "") -> list[Item]:
+    from pathlib import Path
+
+    return [
+        Item(Path("x"), f"c{label}/{prefix}{i}.png", label, f"c{label}")
+        for label, n in counts.items()
+        for i in range(n)
+    ]
+
+
+def where(groups: dict[str, list[Item]]) -> dict[str, str]:
+    return {item.rel: name for name, group in groups.items() for item in group}
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 10, 19, 50, 101])
+def test_ratios_hold_within_one_image_per_class(n):
+    groups = assign_splits(items({0: n, 1: n + 3}), SPLIT, seed=0)
+    for label, size in ((0, n), (1, n + 3)):
+        for name, ratio in SPLIT:
+            got = sum(1 for it in groups[name] if it.label == label)
+            assert abs(got - size * ratio) < 1, (n, label, name, got)
+    assert sum(len(g) for g in groups.values()) == 2 * n + 3
+
+
+def test_assignment_is_stable_when_files_are_added_or_removed():
+    base = items({0: 60, 1: 40})
+    before = where(assign_splits(base, SPLIT, seed=3))
+    # More images in class 1 only: class 0 is untouched, class 1 barely moves.
+    grown = base + items({1: 5}, prefix="new")
+    after = where(assign_splits(grown, SPLIT, seed=3))
+    moved = [rel for rel in before if before[rel] != after[rel]]
+    assert not [rel for rel in moved if rel.startswith("c0/")]
+    assert len(moved) <= 5 * (len(SPLIT) - 1)
+    # Removing images likewise leaves the others where they were, but for the cut points.
+    shrunk = [it for it in base if not it.rel.endswith(("1.png", "2.png"))]
+    after = where(assign_splits(shrunk, SPLIT, seed=3))
+    moved = [rel for rel in after if before[rel] != after[rel]]
+    removed = len(base) - len(shrunk)
+    assert len(moved) <= removed * (len(SPLIT) - 1)
+    # The order of the input list does not matter: it is a function of path and seed.
+    assert where(assign_splits(list(reversed(base)), SPLIT, seed=3)) == before
+    assert where(assign_splits(base, SPLIT, seed=4)) != before
+
+
+def test_parse_split():
+    assert parse_split("train=0.8, val=0.2") == (("train", 0.8), ("val", 0.2))
+    with pytest.raises(InputError):
+        parse_split("train=0.8,val")
+
+
+def make_src(tmp_path, per_class=10):
+    src = tmp_path / "src"
+    for c, name in enumerate(["a", "b"]):
+        (src / name).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(smooth_rgb(6, 7, c * 100 + i)).save(src / name / f"{i:02d}.png")
+    return src
+
+
+def test_pack_split_writes_named_shards_and_manifest(tmp_path):
+    src = make_src(tmp_path)
+    out = tmp_path / "out"
+    manifest = pack(src, out, PackOptions(split=(("train", 0.7), ("val", 0.3)), shards=4))
+    files = sorted(p.name for p in out.glob("*.tfrecord"))
+    assert files == [
+        "train-00000-of-00003.tfrecord",
+        "train-00001-of-00003.tfrecord",
+        "train-00002-of-00003.tfrecord",
+        "val-00000-of-00001.tfrecord",
+    ]
+    assert manifest["splits"]["train"]["records"] == 14
+    assert manifest["splits"]["val"]["labels"] == {"a": 3, "b": 3}
+    assert {s["split"] for s in manifest["shards"]} == {"train", "val"}
+    val = {
+        fn.numpy() for _, fn in imgrec.dataset(out, split="val", with_filenames=True, labels=False)
+    }
+    train = {
+        fn.numpy()
+        for _, fn in imgrec.dataset(out, split="train", with_filenames=True, labels=False)
+    }
+    assert len(val) == 6 and len(train) == 14 and not val & train
+    with pytest.raises(InputError, match="no split 'test'.*train, val"):
+        imgrec.dataset(out, split="test")
+
+
+def test_split_cli_inspect_and_errors(tmp_path):
+    src = make_src(tmp_path, per_class=5)
+    out = tmp_path / "out"
+    runner = CliRunner()
+    r = runner.invoke(cli, ["pack", str(src), str(out), "--split", "train=0.6,val=0.4"])
+    assert r.exit_code == 0, r.output
+    assert "split train: 6 images" in r.stdout
+    r = runner.invoke(cli, ["inspect", str(out), "--json"])
+    assert json.loads(r.stdout)["splits"] == {"train": 6, "val": 4}
+    r = runner.invoke(cli, ["pack", str(src), str(tmp_path / "o2"), "--split", "a=0.5,b=0.6"])
+    assert r.exit_code == 1 and "add up to 1" in r.stderr
+    r = runner.invoke(cli, ["pack", str(src), str(tmp_path / "o3"), "--split", "oops"])
+    assert r.exit_code == 2
+    r = runner.invoke(cli, ["decode", str(out), "--split", "val", "--stats", "--json"])
+    assert json.loads(r.stdout)["records"] == 4
