@@ -108,6 +108,20 @@ def known_dtypes(files: Sequence[Path]) -> set[str] | None:
     return None if entries is None else {d for m, _ in entries for d in m["stats"]["dtypes"]}
 
 
+def known_shapes(files: Sequence[Path]) -> tuple[list[int], list[int], set[str]] | None:
+    """([min, max] height, [min, max] width, channel counts) of these shards' datasets, from
+    their manifests (None: unknown)."""
+    entries = _entries(files)
+    if entries is None:
+        return None
+    stats = [m["stats"] for m, _ in entries if m["stats"]["records"]]
+    if not stats:
+        return None
+    heights = [min(s["height"][0] for s in stats), max(s["height"][1] for s in stats)]
+    widths = [min(s["width"][0] for s in stats), max(s["width"][1] for s in stats)]
+    return heights, widths, {c for s in stats for c in s["channels"]}
+
+
 def known_records(files: Sequence[Path]) -> int | None:
     """The number of records in these shards, from the manifests beside them (None: unknown)."""
     entries = _entries(files)

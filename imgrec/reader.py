@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import schema
 from .errors import DependencyError, ImgrecError
-from .manifest import known_dtypes, resolve
+from .manifest import known_dtypes, known_shapes, resolve
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -160,6 +160,25 @@ def to_float(tf: Any, image: Any, dtype: Any) -> Any:
     return tf.image.convert_image_dtype(image, dtype)
 
 
+def _check_batchable(files: Sequence[Path], resize: tuple[int, int] | None) -> None:
+    """Refuse, up front and with the way out, a batch TensorFlow could not stack."""
+    shapes = known_shapes(files)
+    if shapes is None:
+        return  # shards without a manifest: TensorFlow reports a mismatch when it meets one
+    heights, widths, channels = shapes
+    if len(channels) > 1:
+        raise ImgrecError(
+            f"these images have {' and '.join(sorted(channels))} channels, which cannot share"
+            " a batch; pack with --channels 1, 3 or 4, or read without batch_size"
+        )
+    if resize is None and (heights[0] != heights[1] or widths[0] != widths[1]):
+        raise ImgrecError(
+            f"images range from {heights[0]}x{widths[0]} to {heights[1]}x{widths[1]} (HxW);"
+            " pass resize=(height, width) to batch them, pack with --resize, or read"
+            " without batch_size"
+        )
+
+
 def dataset(
     paths: str | Path | Sequence[str | Path],
     *,
@@ -184,6 +203,8 @@ def dataset(
     """
     tf = import_tf()
     files = resolve(paths, split)
+    if batch_size is not None:
+        _check_batchable(files, resize)
     out_dtype = tf.as_dtype(dtype)
     target = pick_device(device)
     # Without a manifest the dtypes are unknown: every one is handled, on the host.

@@ -134,3 +134,17 @@ def test_gpu_without_gpu_is_a_clear_error(tree, tmp_path):
     pack(src, out)
     with pytest.raises(DependencyError, match="no GPU"):
         imgrec.dataset(out, device="gpu")
+
+
+def test_batching_mixed_sizes_without_resize_is_a_clear_error(tree, tmp_path):
+    src, _ = tree
+    out = tmp_path / "out"
+    pack(src / "cat", out)  # sizes and channels differ
+    with pytest.raises(imgrec.ImgrecError, match="channels, which cannot share a batch"):
+        imgrec.dataset(out, batch_size=2)
+    out3 = tmp_path / "out3"
+    pack(src / "cat", out3, PackOptions(channels="3"))
+    with pytest.raises(imgrec.ImgrecError, match=r"pass resize=\(height, width\)"):
+        imgrec.dataset(out3, batch_size=2)
+    (batch, _labels) = next(iter(imgrec.dataset(out3, batch_size=2, resize=(5, 6))))
+    assert batch.shape == (2, 5, 6, 3)
