@@ -428,6 +428,52 @@ def index(shards: tuple[str, ...], as_json: bool) -> None:
         click.echo(f"{d['index']}: {d['records']} records")
 
 
+@cli.command(context_settings=CONTEXT)
+@click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "--against",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Also re-read this source folder: every record must match its source file.",
+)
+@json_option
+@quiet_option
+@errors_to_click
+def verify(paths: tuple[str, ...], against: Path | None, as_json: bool, quiet: bool) -> None:
+    """Check that shards are intact; exit 1 naming every problem.
+
+    Checks both CRCs of every record, that each record parses and follows the schema (raw
+    lengths equal shape x dtype; encoded headers match the declared format and size), that
+    index files match, and, with a manifest, each shard's size, record count and sha256.
+    Each problem names the shard, record and byte offset.
+
+    \b
+    Example:
+      imgrec verify shards/
+      imgrec verify shards/ --against photos/
+    """
+    from .verify import verify as run_verify
+
+    with progress_bars(quiet) as progress:
+        report = run_verify(list(paths), against, progress)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        click.echo(f"{report.records} records in {report.shards} shard(s)")
+        if report.checked_against:
+            click.echo(f"{report.matched} records match their source in {report.checked_against}")
+        for p in report.problems:
+            click.echo(f"problem: {p}")
+        for line in report.changed:
+            click.echo(f"changed: {line}")
+        for rel in report.removed:
+            click.echo(f"removed from the source: {rel}")
+        for rel in report.added:
+            click.echo(f"added to the source since packing: {rel}")
+        click.echo("OK" if report.ok else "FAILED")
+    if not report.ok:
+        sys.exit(1)
+
+
 def main() -> None:
     try:
         cli()

@@ -12,6 +12,7 @@ import hashlib
 import math
 import multiprocessing
 import random
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -372,10 +373,21 @@ def _loader(opts: PackOptions, items: list[Item]) -> Iterator[Iterator[LoadResul
     if opts.workers == 1 or len(items) < 2:
         yield map(_load_one, tasks)
         return
-    # spawn, not fork: the caller may have TensorFlow's threads running.
-    pool = multiprocessing.get_context("spawn").Pool(opts.workers)
+    # spawn, not fork: the caller may have TensorFlow's threads running. Workers ignore
+    # Ctrl-C: the main process handles it, and stops them.
+    pool = multiprocessing.get_context("spawn").Pool(opts.workers, _ignore_sigint)
     try:
         yield pool.imap(_load_one, tasks, chunksize=4)
     finally:
         pool.terminate()
         pool.join()
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def load_in_order(opts: PackOptions, items: list[Item]) -> Iterator[tuple[Item, LoadResult]]:
+    """``(item, loaded or skip reason)`` for each item, in order, loaded in worker processes."""
+    with _loader(opts, items) as results:
+        yield from zip(items, results, strict=True)

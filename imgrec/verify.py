@@ -1,0 +1,248 @@
+"""Integrity: is every byte of a dataset what it should be? No TensorFlow needed.
+
+Checks both CRCs of every record, that each record parses and follows the schema (raw byte
+lengths equal shape x dtype size; an encoded image's header matches its declared format and
+size), that index files match the framing, and, with a manifest, every shard's size, record
+count and sha256. ``against`` also re-reads the source folder and checks each record
+against its source file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from . import images
+from . import manifest as manifest_io
+from .errors import InputError
+from .schema import Record, SchemaError, parse
+from .tfrecord import FOOTER_SIZE, HEADER_SIZE, index_path_for, read_index, scan
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Problem:
+    shard: str
+    record: int | None
+    offset: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.shard
+        if self.record is not None:
+            where += f", record {self.record}"
+        if self.offset is not None:
+            where += f" (byte offset {self.offset})"
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class Report:
+    shards: int = 0
+    records: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    checked_against: str | None = None
+    matched: int = 0  # records confirmed against their source
+    changed: list[str] = field(default_factory=list)  # "path: what differs"
+    removed: list[str] = field(default_factory=list)  # records whose source is gone
+    added: list[str] = field(default_factory=list)  # images in the source, not in the dataset
+
+    @property
+    def ok(self) -> bool:
+        return not (self.problems or self.changed or self.removed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "shards": self.shards,
+            "records": self.records,
+            "problems": [
+                {"shard": p.shard, "record": p.record, "offset": p.offset, "problem": p.message}
+                for p in self.problems
+            ],
+            "against": self.checked_against,
+            "matched": self.matched,
+            "changed": self.changed,
+            "removed": self.removed,
+            "added": self.added,
+        }
+
+
+def check_record(data: bytes) -> tuple[Record | None, str | None]:
+    """Parse and check one record: ``(record, None)`` or ``(record or None, problem)``."""
+    try:
+        rec = parse(data, strict=True)
+    except SchemaError as e:
+        return None, str(e)
+    if rec.format == "raw":
+        return rec, None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            im = Image.open(io.BytesIO(rec.data))
+            fmt, (w, h) = (im.format or "").lower(), im.size
+    except Exception:
+        return rec, f"image/encoded is not an image Pillow can read (image/format {rec.format})"
+    if fmt != rec.format:
+        return rec, f"image/format says {rec.format} but the bytes are {fmt or 'unknown'}"
+    if rec.orientation >= 5:
+        w, h = h, w
+    if (h, w) != (rec.height, rec.width):
+        return rec, f"image/shape says {rec.height}x{rec.width} but the image is {h}x{w}"
+    return rec, None
+
+
+def verify(
+    paths: list[str], against: str | Path | None = None, progress: Progress | None = None
+) -> Report:
+    note = progress or (lambda stage, done, total: None)
+    report = Report()
+    expected: dict[Path, dict[str, Any]] = {}  # shard path -> its manifest entry
+    manifests: list[tuple[Path, dict[str, Any]]] = []
+    files: list[Path] = []
+    for p in paths:
+        folder = Path(p)
+        m = manifest_io.read(folder) if folder.is_dir() else None
+        if m is None:
+            files.extend(manifest_io.resolve(p))
+            continue
+        manifests.append((folder, m))
+        for s in m["shards"]:
+            path = folder / s["file"]
+            expected[path] = s
+            if path.is_file():
+                files.append(path)
+            else:
+                report.problems.append(Problem(str(path), None, None, "missing (in the manifest)"))
+    records: dict[str, Record] = {}
+    total = sum(f.stat().st_size for f in files)
+    done = 0
+    for shard in files:
+        report.shards += 1
+        found = _check_shard(shard, expected.get(shard), report, records)
+        done += shard.stat().st_size
+        note("verify", done, total)
+        report.records += found
+    if against is not None:
+        if len(manifests) != 1:
+            raise InputError("--against needs exactly one dataset folder with its manifest")
+        _check_against(Path(against), manifests[0], records, report, note)
+    return report
+
+
+def _check_shard(
+    shard: Path, entry: dict[str, Any] | None, report: Report, records: dict[str, Record]
+) -> int:
+    def problem(message: str, record: int | None = None, offset: int | None = None) -> None:
+        report.problems.append(Problem(str(shard), record, offset, message))
+
+    framing: list[tuple[int, int]] = []
+    for frame in scan(shard):
+        if frame.data is not None:
+            framing.append((frame.offset, HEADER_SIZE + len(frame.data) + FOOTER_SIZE))
+        if frame.problem is not None:
+            problem(frame.problem, frame.index, frame.offset)
+            continue
+        assert frame.data is not None
+        rec, issue = check_record(frame.data)
+        if issue is not None:
+            problem(issue, frame.index, frame.offset)
+        if rec is not None:
+            records[rec.filename] = rec
+    if entry is not None:
+        size = shard.stat().st_size
+        if size != entry["bytes"]:
+            problem(f"{size} bytes, the manifest says {entry['bytes']}")
+        if len(framing) != entry["records"]:
+            problem(f"{len(framing)} records, the manifest says {entry['records']}")
+        if _sha256(shard) != entry["sha256"]:
+            problem("sha256 differs from the manifest's: the file changed after packing")
+    index = index_path_for(shard)
+    if index.is_file():
+        try:
+            listed = read_index(index)
+        except InputError as e:
+            problem(f"index {index.name}: {e}")
+        else:
+            if listed != framing:
+                problem(f"index {index.name} does not match the records (rebuild: imgrec index)")
+    return len(framing)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_against(
+    src: Path,
+    dataset: tuple[Path, dict[str, Any]],
+    records: dict[str, Record],
+    report: Report,
+    note: Progress,
+) -> None:
+    """Each record against its source file; sources added or removed since packing."""
+    from .discover import Item, walk
+    from .packing import PackOptions, load_in_order
+
+    folder, m = dataset
+    report.checked_against = str(src)
+    known = {f.name for f in fields(PackOptions)}
+    opts = PackOptions(**{k: v for k, v in m["options"].items() if k in known})
+    if opts.resize is not None:
+        opts = PackOptions(**{**opts.__dict__, "resize": tuple(opts.resize)})
+    found = walk(src, None, exclude=folder)
+    on_disk = {item.rel: item for item in found.items}
+    skipped = {s["path"] for s in m.get("skipped", [])}
+    report.removed = sorted(rel for rel in records if rel not in on_disk)
+    for rel, item in on_disk.items():
+        if rel in records or rel in skipped:
+            continue
+        try:
+            images.probe(item.path, opts.max_pixels)
+        except (images.NotAnImage, images.SkipImage):
+            continue
+        report.added.append(rel)
+    present: list[Item] = [on_disk[rel] for rel in records if rel in on_disk]
+    for n, (item, result) in enumerate(load_in_order(opts, present), 1):
+        note("against", n, len(present))
+        rec = records[item.rel]
+        if isinstance(result, str):
+            report.changed.append(f"{item.rel}: the source now fails to load ({result})")
+        elif result.sha256 != rec.sha256:
+            report.changed.append(f"{item.rel}: the source file changed (sha256 differs)")
+        else:
+            issue = _content_differs(rec, result)
+            if issue:
+                report.changed.append(f"{item.rel}: {issue}")
+            else:
+                report.matched += 1
+
+
+def _content_differs(rec: Record, loaded: images.Loaded) -> str | None:
+    stored = (rec.height, rec.width, rec.channels, rec.dtype)
+    source = (loaded.height, loaded.width, loaded.channels, loaded.dtype)
+    if stored != source:
+        return f"record is {stored} (H, W, C, dtype), the source gives {source}"
+    if rec.data == loaded.data:
+        return None
+    if rec.format == "png" and loaded.format == "png":
+        # Transcoded: compare pixels, since another zlib may compress the same pixels
+        # into other bytes.
+        import numpy as np
+
+        a = np.asarray(Image.open(io.BytesIO(rec.data)))
+        b = np.asarray(Image.open(io.BytesIO(loaded.data)))
+        return None if np.array_equal(a, b) else "stored pixels differ from the source's"
+    return f"stored {rec.format} bytes differ from what the source gives"
