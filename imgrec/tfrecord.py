@@ -25,7 +25,7 @@ from typing import BinaryIO
 
 import google_crc32c
 
-from .errors import InputError, ShardError
+from .errors import InputError, OutputError, ShardError
 
 HEADER_SIZE = 12  # length + its CRC
 FOOTER_SIZE = 4
@@ -127,13 +127,19 @@ def write_index(shard: Path) -> Path:
     shard = Path(shard)
     if shard.name.endswith(".idx"):
         raise InputError("this is an index file; give the shard it belongs to", str(shard))
-    lines = [
-        index_line(offset, HEADER_SIZE + len(data) + FOOTER_SIZE)
-        for offset, data in read_records(shard)
-    ]
+    try:
+        lines = [
+            index_line(offset, HEADER_SIZE + len(data) + FOOTER_SIZE)
+            for offset, data in read_records(shard)
+        ]
+    except OSError as e:
+        raise InputError(f"cannot read the shard ({e.strerror or e})", str(shard)) from None
     path = index_path_for(shard)
-    with atomic_file(path) as f:
-        f.write("".join(lines).encode())
+    try:
+        with atomic_file(path) as f:
+            f.write("".join(lines).encode())
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write the index ({e.strerror or e})") from None
     return path
 
 
@@ -200,3 +206,42 @@ def count_records(path: Path) -> int:
             f.seek(offset)
             n += 1
     return n
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One record as found in a shard: its data, or what is wrong with it."""
+
+    index: int
+    offset: int
+    data: bytes | None  # None when the framing around it cannot be trusted
+    problem: str | None
+
+
+def scan(path: Path) -> Iterator[Frame]:
+    """Walk a shard's framing and report every record, damaged or not; never raises for
+    damage. A record whose data CRC fails is reported and the walk goes on (its length was
+    sound); a bad length or a cut-off end stops the walk, as nothing after it can be found.
+    Lengths are checked against the file size before anything is allocated.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        index = offset = 0
+        while offset < size:
+            header = f.read(HEADER_SIZE)
+            if len(header) < HEADER_SIZE:
+                yield Frame(index, offset, None, "truncated record header (shard cut short)")
+                return
+            (length,) = struct.unpack("<Q", header[:8])
+            if struct.unpack("<I", header[8:])[0] != masked_crc(header[:8]):
+                yield Frame(index, offset, None, "length CRC mismatch: the rest is unreadable")
+                return
+            end = offset + HEADER_SIZE + length + FOOTER_SIZE
+            if length > MAX_RECORD_BYTES or end > size:
+                yield Frame(index, offset, None, f"record length {length} runs past the end")
+                return
+            data = f.read(length)
+            (crc,) = struct.unpack("<I", f.read(FOOTER_SIZE))
+            ok = crc == masked_crc(data)
+            yield Frame(index, offset, data, None if ok else "data CRC mismatch (corrupt data)")
+            offset, index = end, index + 1
