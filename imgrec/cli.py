@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from . import __version__
 from .errors import ImgrecError
 
 F = TypeVar("F", bound=Callable[..., Any])
+EXIT_INTERRUPTED = 130  # as shells report a command stopped by Ctrl-C (128 + SIGINT)
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -70,6 +72,15 @@ def errors_to_click(f: F) -> F:
             return f(*args, **kwargs)
         except ImgrecError as e:
             raise click.ClickException(str(e)) from None
+        except KeyboardInterrupt:
+            # Temporary files are already gone (context managers); nothing half-written
+            # carries a final name, and no manifest was written.
+            click.echo(
+                "Interrupted: stopped cleanly; no manifest was written. `imgrec pack"
+                " --resume` continues an interrupted pack.",
+                err=True,
+            )
+            sys.exit(EXIT_INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
 
@@ -215,6 +226,12 @@ def cli() -> None:
     default=None,
     help="Shrink images whose longer side exceeds N, keeping the aspect (never enlarges).",
 )
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted pack into OUT (same SRC and options): finished shards are"
+    " kept, and the result is identical to an uninterrupted run.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an earlier pack in a non-empty OUT.")
 @json_option
 @quiet_option
@@ -224,7 +241,7 @@ def pack(
     labels_file: Path | None, seed: int, split: tuple[tuple[str, float], ...] | None,
     no_shuffle: bool, workers: int | None, on_error: str,
     max_pixels: int | None, resize: tuple[int, int] | None, resize_mode: str,
-    max_side: int | None, overwrite: bool, as_json: bool, quiet: bool,
+    max_side: int | None, resume: bool, overwrite: bool, as_json: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Pack the images under SRC into TFRecord shards in OUT.
 
@@ -252,7 +269,7 @@ def pack(
     )  # fmt: skip
     start = time.perf_counter()
     with progress_bars(quiet) as progress:
-        manifest = run_pack(src, out, opts, progress)
+        manifest = run_pack(src, out, opts, progress, resume=resume)
     seconds = time.perf_counter() - start
     if as_json:
         emit_json({"out": str(out), "manifest": str(out / "manifest.json"),
@@ -383,9 +400,17 @@ def decode(
     with progress_bars(quiet) as progress:
         result = run_decode(list(paths), out, to=to, dtype=dtype, device=device, limit=limit,
                             split=split, stats=stats, progress=progress)  # fmt: skip
+    for problem in result["problems"]:
+        click.echo(f"problem: {problem} (left out)", err=True)
     if as_json:
         emit_json(result)
-        return
+    else:
+        _print_decode(result, out, to, dtype)
+    if result["problems"]:
+        sys.exit(1)
+
+
+def _print_decode(result: dict[str, Any], out: Path | None, to: str, dtype: str) -> None:
     click.echo(f"Decoded {result['records']} records as {dtype} on {result['device']}")
     if out is not None:
         click.echo(f"Wrote {result['written']} .{to} files under {out}")
@@ -474,7 +499,12 @@ def verify(paths: tuple[str, ...], against: Path | None, as_json: bool, quiet: b
         sys.exit(1)
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM (a batch scheduler's stop) cleans up like Ctrl-C
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         cli()
     except BrokenPipeError:

@@ -9,8 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from .errors import ImgrecError
 from .manifest import known_dtypes, known_records, resolve
 from .reader import dataset, import_tf, pick_device
+from .verify import Problem
 
 
 class ChannelStats:
@@ -81,7 +83,15 @@ def run_decode(
     files = resolve(paths, split)
     target = pick_device(device)
     sixteen = known_dtypes(files) == {"uint16"}
-    ds = dataset(files, dtype=dtype, device=device, with_filenames=True, limit=limit)
+    problems: list[Problem] = []
+    ds = dataset(
+        files,
+        dtype=dtype,
+        device=device,
+        with_filenames=True,
+        limit=limit,
+        on_problem=problems.append,
+    )
     total = known_records(files)
     if limit is not None:
         total = min(limit, total) if total is not None else limit
@@ -89,7 +99,21 @@ def run_decode(
     used: set[Path] = set()
     written = 0
     count = 0
-    for count, (image, _label, filename) in enumerate(ds, 1):
+    last = ""
+    iterator = iter(ds)
+    while True:
+        try:
+            image, _label, filename = next(iterator)
+        except StopIteration:
+            break
+        except tf.errors.OpError as e:
+            # Checked records that TensorFlow still cannot decode (image data damaged past
+            # its header): name where it happened; what was written so far stays.
+            after = f"the record after {last!r}" if last else "the first record"
+            message = e.message.splitlines()[0] if e.message else type(e).__name__
+            raise ImgrecError(f"TensorFlow could not decode {after}: {message}") from None
+        count += 1
+        name = last = filename.numpy().decode("utf-8", "surrogateescape")
         if progress:
             progress("decode", count, total or 0)
         if stats:
@@ -97,7 +121,6 @@ def run_decode(
             channel_stats.setdefault(c, ChannelStats(c)).add(tf, image)
         if out is None:
             continue
-        name = filename.numpy().decode("utf-8", "surrogateescape")
         path = output_path(out, name, count - 1, "." + to, used)
         path.parent.mkdir(parents=True, exist_ok=True)
         if to == "npy":
@@ -112,6 +135,7 @@ def run_decode(
         "device": target,
         "dtype": dtype,
         "stats": {str(c): s.to_dict() for c, s in sorted(channel_stats.items())} or None,
+        "problems": [str(p) for p in problems],
     }
 
 

@@ -527,7 +527,8 @@ def _load(data: bytes, opts: Options) -> Loaded:
         if stored is None:
             fmt, note = "raw", f"stored raw: PNG cannot hold {dtype}"
     if fmt == "raw":
-        stored = resized.tobytes()
+        # Little-endian whatever the machine: what tf.io.decode_raw reads by default.
+        stored = resized.astype(resized.dtype.newbyteorder("<"), copy=False).tobytes()
     assert stored is not None
     return _checked(Loaded(stored, fmt, h, w, c, dtype, sha, 1, note))
 

@@ -41,6 +41,13 @@ def read(folder: Path) -> dict[str, Any] | None:
     return data
 
 
+def _could_be_shard(path: Path) -> bool:
+    """What a glob may pick: shards of any naming (other tools' too), not the files imgrec
+    keeps beside them (index files, the manifest, hidden and temporary files)."""
+    name = path.name
+    return path.is_file() and not (name.startswith(".") or name.endswith((".idx", ".json")))
+
+
 def is_shard_name(name: str) -> bool:
     return ".tfrecord" in name and not name.endswith(".idx") and not name.startswith(".")
 
@@ -81,7 +88,10 @@ def resolve(paths: str | Path | Sequence[str | Path], split: str | None = None) 
             matches = sorted(glob.glob(p))
             if not matches:
                 raise InputError("no such file, folder or matching shards", p)
-            files.extend(Path(m) for m in matches if not m.endswith(".idx"))
+            shards = [Path(m) for m in matches if _could_be_shard(Path(m))]
+            if not shards:
+                raise InputError("the pattern matches no shard files", p)
+            files.extend(shards)
     if not files:
         raise InputError("no shards given" if split is None else f"split {split!r} has no shards")
     return files

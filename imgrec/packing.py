@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import math
 import multiprocessing
 import random
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,8 +25,8 @@ from . import manifest as manifest_io
 from .discover import Item, read_labels_file, walk
 from .errors import InputError, OutputError
 from .schema import Record, serialize
-from .summary import Stats
-from .tfrecord import ShardWriter, index_path_for
+from .summary import Stats, merge_stats
+from .tfrecord import ShardWriter, atomic_file, index_path_for
 
 SHARD_SIZE = 128 * 2**20
 FORMATS = ("encoded", "png", "jpeg", "raw")
@@ -71,28 +73,36 @@ class PackOptions:
         return d
 
 
+JOURNAL = ".imgrec-journal.json"  # shards finished by a run that has not ended yet
+
+
 def pack(
     src: str | Path,
     out: str | Path,
     options: PackOptions | None = None,
     progress: Progress | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """Pack the images under ``src`` into shards in ``out``; returns the manifest."""
+    """Pack the images under ``src`` into shards in ``out``; returns the manifest.
+
+    ``resume`` continues an interrupted run into the same ``out``: shards it finished are
+    kept, the rest are written, and the result is byte-identical to an uninterrupted run.
+    """
     opts = options or PackOptions()
     _check_options(opts)
     src, out = Path(src), Path(out)
     note = progress or (lambda stage, done, total: None)
     labels = read_labels_file(Path(opts.labels_file)) if opts.labels_file else None
     found = walk(src, labels, exclude=out)
-    _prepare_out(src, out, opts.overwrite)
+    journal = _prepare_out(src, out, opts.overwrite, resume)
 
     ignored = found.ignored
     skipped: list[dict[str, str]] = []
 
-    def skip(item: Item, reason: str) -> None:
+    def skip(item: Item, reason: str, into: list[dict[str, str]] = skipped) -> None:
         if opts.on_error == "fail":
             raise InputError(f"{reason} (stopped by --on-error fail)", str(item.path))
-        skipped.append({"path": item.rel, "reason": reason})
+        into.append({"path": item.rel, "reason": reason})
 
     for rel in found.broken_links:
         if Path(rel).suffix.lower() in images.IMAGE_EXTENSIONS:
@@ -124,24 +134,45 @@ def pack(
             f"no images to pack ({ignored} files ignored, {len(skipped)} skipped)", str(src)
         )
     parts = plan_parts(candidates, estimate, opts)
+    key = _plan_key(opts, found.labels, candidates)
+    if journal is not None and journal.get("key") != key:
+        raise InputError(_resume_mismatch(journal, opts, candidates), str(out))
+    done: dict[str, Any] = journal["done"] if journal is not None else {}
+    if journal is None:
+        journal = {"imgrec": __version__, "key": key, "plan": _plan_summary(opts, candidates)}
+    journal["done"] = done
 
-    stats = Stats()
-    split_stats = {part.split: Stats() for part in parts if part.split is not None}
-    transcoded: list[dict[str, str]] = []
-    shards: list[dict[str, Any]] = []
+    # Which shards are still to write: a finished one is kept only if it is intact.
+    shard_names = [
+        (part, index, f"{part.name}-{index:05d}-of-{len(part.plan):05d}.tfrecord")
+        for part in parts
+        for index in range(len(part.plan))
+    ]
+    kept = {name for _, _, name in shard_names if _finished(out, done.get(name))}
+    todo = [
+        item
+        for part, index, name in shard_names
+        if name not in kept
+        for item in part.items[slice(*part.plan[index])]
+    ]
+
     written = 0
-    everything = [item for part in parts for item in part.items]
-    with _loader(opts, everything) as results:
-        for part in parts:
-            for index, (start, stop) in enumerate(part.plan):
-                path = out / f"{part.name}-{index:05d}-of-{len(part.plan):05d}.tfrecord"
+    try:
+        with _loader(opts, todo) as results:
+            for part, index, name in shard_names:
+                if name in kept:
+                    continue
+                shard_skipped: list[dict[str, str]] = []
+                shard_stats = Stats()
+                transcoded: list[dict[str, str]] = []
+                path = out / name
                 with ShardWriter(path) as writer:
-                    for item in part.items[start:stop]:
+                    for item in part.items[slice(*part.plan[index])]:
                         result = next(results)
                         written += 1
-                        note("pack", written, len(everything))
+                        note("pack", written, len(todo))
                         if isinstance(result, str):
-                            skip(item, result)
+                            skip(item, result, shard_skipped)
                             continue
                         rec = Record(
                             result.data, result.format, result.height, result.width,
@@ -149,14 +180,12 @@ def pack(
                             result.sha256, result.orientation,
                         )  # fmt: skip
                         writer.write(serialize(rec))
-                        stats.add(rec)
-                        if part.split is not None:
-                            split_stats[part.split].add(rec)
+                        shard_stats.add(rec)
                         if result.note:
                             transcoded.append({"path": item.rel, "reason": result.note})
                 info = writer.info
-                entry = {
-                    "file": path.name,
+                entry: dict[str, Any] = {
+                    "file": name,
                     "records": info.records,
                     "bytes": info.bytes,
                     "sha256": info.sha256,
@@ -164,15 +193,60 @@ def pack(
                 }
                 if part.split is not None:
                     entry["split"] = part.split
-                shards.append(entry)
+                done[name] = {
+                    "entry": entry,
+                    "skipped": shard_skipped,
+                    "transcoded": transcoded,
+                    "stats": shard_stats.to_dict(),
+                }
+                _write_json(out / JOURNAL, journal)
+        manifest = _manifest(src, opts, found.labels, ignored, skipped, parts, shard_names, done)
+        listed = {s["file"] for s in manifest["shards"]} | {s["index"] for s in manifest["shards"]}
+        _remove_stale(out, listed)
+        manifest_io.write(out, manifest)
+    except OSError as e:
+        raise OutputError(
+            f"{out}: cannot write ({e.strerror or e}); finished shards are kept,"
+            " free some space (or fix the folder) and run again with --resume"
+        ) from None
+    with contextlib.suppress(FileNotFoundError):
+        (out / JOURNAL).unlink()
+    return manifest
 
-    manifest = {
+
+def _manifest(
+    src: Path,
+    opts: PackOptions,
+    labels: list[str],
+    ignored: int,
+    scan_skipped: list[dict[str, str]],
+    parts: list[Part],
+    shard_names: list[tuple[Part, int, str]],
+    done: dict[str, Any],
+) -> dict[str, Any]:
+    """The manifest, from the per-shard results in shard order (the same whether the shards
+    were written in one run or over several)."""
+    stats = Stats()
+    split_stats: dict[str, Stats] = {}
+    skipped = list(scan_skipped)
+    transcoded: list[dict[str, str]] = []
+    shards = []
+    for part, _, name in shard_names:
+        result = done[name]
+        shard_stats = Stats.from_dict(result["stats"])
+        merge_stats(stats, shard_stats)
+        if part.split is not None:
+            merge_stats(split_stats.setdefault(part.split, Stats()), shard_stats)
+        skipped.extend(result["skipped"])
+        transcoded.extend(result["transcoded"])
+        shards.append(result["entry"])
+    manifest: dict[str, Any] = {
         "imgrec": __version__,
         "format_version": manifest_io.FORMAT_VERSION,
         "source": str(src),
         "options": opts.recorded(),
         "records": stats.records,
-        "labels": found.labels,
+        "labels": labels,
         "shards": shards,
         "ignored": ignored,
         "skipped": skipped,
@@ -180,17 +254,74 @@ def pack(
         "stats": stats.to_dict(),
     }
     if opts.split:
+        empty = Stats()
         manifest["splits"] = {
             name: {
                 "ratio": ratio,
-                "records": split_stats[name].records if name in split_stats else 0,
-                "labels": dict(split_stats[name].labels) if name in split_stats else {},
+                "records": split_stats.get(name, empty).records,
+                "labels": dict(split_stats.get(name, empty).labels),
             }
             for name, ratio in opts.split
         }
-    _remove_stale(out, {s["file"] for s in shards} | {s["index"] for s in shards})
-    manifest_io.write(out, manifest)
     return manifest
+
+
+def _finished(out: Path, result: dict[str, Any] | None) -> bool:
+    """A shard an earlier run finished, still whole (size and sha256 as it recorded)."""
+    if result is None:
+        return False
+    entry = result["entry"]
+    path, index = out / entry["file"], out / entry["index"]
+    if not (path.is_file() and index.is_file()) or path.stat().st_size != entry["bytes"]:
+        return False
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return bool(h.hexdigest() == entry["sha256"])
+
+
+def _plan_summary(opts: PackOptions, candidates: list[Item]) -> dict[str, Any]:
+    files = {}
+    for item in candidates:
+        st = item.path.stat()
+        files[item.rel] = [st.st_size, st.st_mtime_ns]
+    return {"options": opts.recorded(), "files": files}
+
+
+def _plan_key(opts: PackOptions, labels: list[str], candidates: list[Item]) -> str:
+    """What must not change between an interrupted run and its --resume."""
+    summary = _plan_summary(opts, candidates)
+    text = json.dumps([__version__, labels, summary], sort_keys=True, ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _resume_mismatch(journal: dict[str, Any], opts: PackOptions, candidates: list[Item]) -> str:
+    then, now = journal.get("plan", {}), _plan_summary(opts, candidates)
+    then = json.loads(json.dumps(then))  # tuples -> lists, as stored
+    now = json.loads(json.dumps(now))
+    changed = sorted(
+        k for k in now["options"] if then.get("options", {}).get(k) != now["options"][k]
+    )
+    if changed:
+        return (
+            "cannot resume: these options differ from the interrupted run's: "
+            + ", ".join(f"{k} (was {then['options'].get(k)!r})" for k in changed)
+            + "; use the same options, or --overwrite to start over"
+        )
+    old, new = then.get("files", {}), now["files"]
+    added = len(new.keys() - old.keys())
+    removed = len(old.keys() - new.keys())
+    modified = sum(1 for k in new.keys() & old.keys() if new[k] != old[k])
+    return (
+        f"cannot resume: the source changed since the interrupted run ({added} added,"
+        f" {removed} removed, {modified} modified); use --overwrite to start over"
+    )
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    with atomic_file(path) as f:
+        f.write(json.dumps(data, ensure_ascii=True).encode())
 
 
 @dataclass(frozen=True)
@@ -322,21 +453,49 @@ def _check_options(opts: PackOptions) -> None:
             raise InputError(f"--split ratios must add up to 1, not {total:g}")
 
 
-def _prepare_out(src: Path, out: Path, overwrite: bool) -> None:
+def _prepare_out(src: Path, out: Path, overwrite: bool, resume: bool) -> dict[str, Any] | None:
+    """Check OUT and make it ready; returns the interrupted run's journal when resuming."""
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out} exists and is not a folder; choose another OUT")
     if out.resolve() == src.resolve():
         raise OutputError(f"{out} is SRC itself; choose another OUT folder")
+    if resume and overwrite:
+        raise OutputError("--resume continues a run, --overwrite starts over: choose one")
+    journal_path = out / JOURNAL
+    if resume:
+        if not journal_path.is_file():
+            what = "a finished dataset" if (out / manifest_io.MANIFEST).is_file() else "no"
+            raise OutputError(f"{out} holds {what} interrupted run to resume; drop --resume")
+        try:
+            journal: dict[str, Any] = json.loads(journal_path.read_text())
+        except (OSError, ValueError) as e:
+            raise OutputError(f"{journal_path}: unreadable ({e}); use --overwrite") from None
+        _remove_incomplete(out)
+        return journal
     if out.is_dir() and any(out.iterdir()):
+        if journal_path.is_file() and not overwrite:
+            raise OutputError(
+                f"{out} holds an interrupted pack; pass --resume to continue it,"
+                " or --overwrite to start over"
+            )
         if not overwrite:
             raise OutputError(f"{out} is not empty; pass --overwrite to replace it")
         # The old manifest goes first: from here on the folder is not a complete dataset.
-        with contextlib.suppress(FileNotFoundError):
-            (out / manifest_io.MANIFEST).unlink()
+        for name in (manifest_io.MANIFEST, JOURNAL):
+            with contextlib.suppress(FileNotFoundError):
+                (out / name).unlink()
+        _remove_incomplete(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(f"{out}: cannot create the output folder ({e.strerror})") from None
+    return None
+
+
+def _remove_incomplete(out: Path) -> None:
+    """Temporary files a killed run left behind."""
+    for p in out.glob(".*.incomplete"):
+        p.unlink()
 
 
 def _remove_stale(out: Path, keep: set[str]) -> None:
@@ -373,9 +532,11 @@ def _loader(opts: PackOptions, items: list[Item]) -> Iterator[Iterator[LoadResul
     if opts.workers == 1 or len(items) < 2:
         yield map(_load_one, tasks)
         return
-    # spawn, not fork: the caller may have TensorFlow's threads running. Workers ignore
-    # Ctrl-C: the main process handles it, and stops them.
-    pool = multiprocessing.get_context("spawn").Pool(opts.workers, _ignore_sigint)
+    # fork is fast and does not re-import the caller's script; but once TensorFlow (and its
+    # thread pools) is loaded, a forked child can deadlock, so spawn is used then. Workers
+    # ignore Ctrl-C: the main process handles it, and stops them.
+    method = "spawn" if "tensorflow" in sys.modules else "fork"
+    pool = multiprocessing.get_context(method).Pool(opts.workers, _worker_signals)
     try:
         yield pool.imap(_load_one, tasks, chunksize=4)
     finally:
@@ -383,8 +544,11 @@ def _loader(opts: PackOptions, items: list[Item]) -> Iterator[Iterator[LoadResul
         pool.join()
 
 
-def _ignore_sigint() -> None:
+def _worker_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A forked worker inherits the CLI's SIGTERM handler; the pool stops workers with
+    # SIGTERM, which must simply end them.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def load_in_order(opts: PackOptions, items: list[Item]) -> Iterator[tuple[Item, LoadResult]]:

@@ -9,15 +9,18 @@ crosses the bus (a quarter of the bytes of float32 for uint8).
 from __future__ import annotations
 
 import os
+import random
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import schema
 from .errors import DependencyError, ImgrecError
 from .manifest import known_dtypes, known_shapes, resolve
+from .tfrecord import scan
+from .verify import Problem, check_record
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -160,6 +163,33 @@ def to_float(tf: Any, image: Any, dtype: Any) -> Any:
     return tf.image.convert_image_dtype(image, dtype)
 
 
+def _checked_records(
+    tf: Any,
+    files: Sequence[Path],
+    shuffle: bool,
+    seed: int | None,
+    on_problem: Callable[[Problem], None],
+) -> Any:
+    """Serialized records that passed imgrec's checks, read by imgrec's own framing reader."""
+    order = list(files)
+    if shuffle:
+        random.Random(seed).shuffle(order)
+
+    def records() -> Iterator[bytes]:
+        for path in order:
+            for frame in scan(path):
+                issue = frame.problem
+                if issue is None and frame.data is not None:
+                    _rec, issue = check_record(frame.data)
+                if issue is not None:
+                    on_problem(Problem(str(path), frame.index, frame.offset, issue))
+                    continue
+                assert frame.data is not None
+                yield frame.data
+
+    return tf.data.Dataset.from_generator(records, output_signature=tf.TensorSpec([], tf.string))
+
+
 def _check_batchable(files: Sequence[Path], resize: tuple[int, int] | None) -> None:
     """Refuse, up front and with the way out, a batch TensorFlow could not stack."""
     shapes = known_shapes(files)
@@ -193,6 +223,7 @@ def dataset(
     deterministic: bool = True,
     limit: int | None = None,
     split: str | None = None,
+    on_problem: Callable[[Problem], None] | None = None,
 ) -> tf.data.Dataset:
     """A ``tf.data.Dataset`` of ``(image, label)`` (or images alone with ``labels=False``).
 
@@ -200,6 +231,12 @@ def dataset(
     float sources keep their values). ``with_filenames`` adds the record's filename as a last
     element. Batching images of different sizes needs ``resize=(height, width)``. ``split``
     reads one split of a dataset packed with ``--split``.
+
+    With ``on_problem``, every record is checked before TensorFlow sees it (both CRCs, the
+    schema, the encoded header against the declared shape): a damaged or malformed record is
+    passed to ``on_problem`` (naming shard, record and offset) and left out, and the rest
+    still decode. Without it, records stream straight from ``tf.data.TFRecordDataset``
+    (fastest; a damaged shard then stops iteration with TensorFlow's error).
     """
     tf = import_tf()
     files = resolve(paths, split)
@@ -227,19 +264,30 @@ def dataset(
             index = tf.argmax(tf.cast(tf.equal(f[schema.DTYPE], kinds), tf.int32))
             return tf.switch_case(tf.cast(index, tf.int32), branches)
 
+    # Static shapes where the manifest knows them, so Keras sees (H, W, C), not (?, ?, ?).
+    shapes = known_shapes(files)
+    static: list[int | None] = [None, None, None]
+    if shapes is not None:
+        (h0, h1), (w0, w1), channels = shapes
+        static = [h0 if h0 == h1 else None, w0 if w0 == w1 else None, None]
+        static[2] = int(next(iter(channels))) if len(channels) == 1 else None
+
     def parse(serialized: Any) -> Any:
         f = tf.io.parse_single_example(serialized, spec)
-        return decode(f), f[schema.LABEL], f[schema.FILENAME]
+        return tf.ensure_shape(decode(f), static), f[schema.LABEL], f[schema.FILENAME]
 
-    names = tf.data.Dataset.from_tensor_slices([str(p) for p in files])
-    if shuffle:
-        names = names.shuffle(len(files), seed=seed)
-    ds = names.interleave(
-        tf.data.TFRecordDataset,
-        cycle_length=min(len(files), 8),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=deterministic,
-    )
+    if on_problem is not None:
+        ds = _checked_records(tf, files, shuffle, seed, on_problem)
+    else:
+        names = tf.data.Dataset.from_tensor_slices([str(p) for p in files])
+        if shuffle:
+            names = names.shuffle(len(files), seed=seed)
+        ds = names.interleave(
+            tf.data.TFRecordDataset,
+            cycle_length=min(len(files), 8),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=deterministic,
+        )
     if limit is not None:
         ds = ds.take(limit)
     if shuffle:

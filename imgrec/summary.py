@@ -133,7 +133,7 @@ def summarize(paths: list[str]) -> Summary:
         folder = Path(p)
         m = manifest_io.read(folder) if folder.is_dir() else None
         if m is not None and "stats" in m:
-            _merge(stats, Stats.from_dict(m["stats"]))
+            merge_stats(stats, Stats.from_dict(m["stats"]))
             for name, s in m.get("splits", {}).items():
                 splits[name] = splits.get(name, 0) + int(s["records"])
             label_names = (label_names or []) + [
@@ -164,7 +164,8 @@ def summarize(paths: list[str]) -> Summary:
     return Summary(stats, shards, source, label_names, problems, splits)
 
 
-def _merge(a: Stats, b: Stats) -> None:
+def merge_stats(a: Stats, b: Stats) -> None:
+    """Add ``b``'s numbers into ``a``."""
     a.records += b.records
     a.stored_bytes += b.stored_bytes
     a.dense_bytes += b.dense_bytes

@@ -16,7 +16,6 @@ from PIL import Image
 
 import imgrec
 from imgrec import InputError, PackOptions, images, pack
-from imgrec.cli import cli
 
 README = Path(__file__).parent.parent / "README.md"
 
@@ -78,9 +77,11 @@ def test_symlinks_loops_and_deep_trees(tmp_path):
     (src / "a" / "loop").symlink_to(src, target_is_directory=True)
     deep = src / "b"
     deep.mkdir()
+    levels = [deep]
     for _ in range(1100):  # deeper than Python's recursion limit (made without recursion)
         deep = deep / "d"
         deep.mkdir()
+        levels.append(deep)
     one_image(deep, "deep.png")
     linked = tmp_path / "elsewhere"
     one_image(linked, "linked.png")
@@ -91,6 +92,10 @@ def test_symlinks_loops_and_deep_trees(tmp_path):
     assert manifest["skipped"][0]["reason"].startswith("broken-symlink")
     assert manifest["records"] == 3  # a.png, the deep one, the linked folder's (once)
     assert manifest["labels"] == ["a", "b", "c"]
+    # shutil.rmtree (pytest's clean-up) recurses per level: take the tree down by hand.
+    (deep / "deep.png").unlink()
+    for level in reversed(levels):
+        level.rmdir()
 
 
 def test_odd_file_names_survive_pack_and_decode(tmp_path):
