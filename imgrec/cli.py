@@ -53,6 +53,19 @@ def split_option(value: str | None) -> tuple[tuple[str, float], ...] | None:
         raise click.BadParameter(str(e)) from None
 
 
+def expand(paths: tuple[str, ...]) -> list[str]:
+    """PATH arguments, with ``-`` standing for paths read from stdin, one per line."""
+    out: list[str] = []
+    for p in paths:
+        if p == "-":
+            out.extend(line.rstrip("\n") for line in sys.stdin if line.strip())
+        else:
+            out.append(p)
+    if not out:
+        raise click.UsageError("no paths given (stdin was empty)")
+    return out
+
+
 def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")(
         f
@@ -177,6 +190,14 @@ def cli() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="File with one class name per line, fixing the label order.",
 )
+@click.option(
+    "--from-list",
+    "from_list",
+    default=None,
+    metavar="FILE",
+    help="Pack the files this list names (paths under SRC, one per line; or CSV path,label"
+    " for labels that are not folder names) instead of walking SRC. - reads stdin.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Shuffle seed.")
 @click.option(
     "--split",
@@ -232,17 +253,18 @@ def cli() -> None:
     help="Continue an interrupted pack into OUT (same SRC and options): finished shards are"
     " kept, and the result is identical to an uninterrupted run.",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the plan (images per class, skipped, estimated size, shards); write nothing.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an earlier pack in a non-empty OUT.")
 @json_option
 @quiet_option
 @errors_to_click
 def pack(
-    src: Path, out: Path, fmt: str, quality: int, channels: str, shards: int | None, name: str,
-    labels_file: Path | None, seed: int, split: tuple[tuple[str, float], ...] | None,
-    no_shuffle: bool, workers: int | None, on_error: str,
-    max_pixels: int | None, resize: tuple[int, int] | None, resize_mode: str,
-    max_side: int | None, resume: bool, overwrite: bool, as_json: bool, quiet: bool,
-) -> None:  # fmt: skip
+    src: Path, out: Path, resume: bool, dry_run: bool, as_json: bool, quiet: bool, **options: Any
+) -> None:
     """Pack the images under SRC into TFRecord shards in OUT.
 
     Each first-level folder of SRC is a class (labels 0..K-1 in sorted name order); files
@@ -254,19 +276,26 @@ def pack(
     Example:
       imgrec pack photos/ shards/
       imgrec pack photos/ shards/ --format raw --shards 8 --overwrite
+      imgrec pack photos/ shards/ --split train=0.9,val=0.1 --dry-run
     """
     from .images import DEFAULT_MAX_PIXELS
     from .packing import PackOptions
     from .packing import pack as run_pack
 
-    opts = PackOptions(
-        format=fmt, quality=quality, channels=channels, shards=shards, name=name,
-        labels_file=str(labels_file) if labels_file else None, seed=seed,
-        shuffle=not no_shuffle, workers=workers or os.cpu_count() or 1, on_error=on_error,
-        max_pixels=max_pixels or DEFAULT_MAX_PIXELS, resize=resize, resize_mode=resize_mode,
-        max_side=max_side, overwrite=overwrite,
-        split=split,
-    )  # fmt: skip
+    options["format"] = options.pop("fmt")
+    options["shuffle"] = not options.pop("no_shuffle")
+    options["workers"] = options["workers"] or os.cpu_count() or 1
+    options["max_pixels"] = options["max_pixels"] or DEFAULT_MAX_PIXELS
+    if options["labels_file"] is not None:
+        options["labels_file"] = str(options["labels_file"])
+    opts = PackOptions(**options)
+    if dry_run:
+        from .packing import plan
+
+        with progress_bars(quiet) as progress:
+            planned = plan(src, out, opts, progress)
+        emit_json(planned) if as_json else _print_plan(planned)
+        return
     start = time.perf_counter()
     with progress_bars(quiet) as progress:
         manifest = run_pack(src, out, opts, progress, resume=resume)
@@ -287,33 +316,76 @@ def pack(
     click.echo(
         f"Ignored {manifest['ignored']} non-image file(s); skipped {len(manifest['skipped'])}."
     )
-    for s in manifest["skipped"][:5]:
-        click.echo(f"  skipped {s['path']}: {s['reason']}")
-    if len(manifest["skipped"]) > 5:
-        click.echo(f"  ... and {len(manifest['skipped']) - 5} more (see the manifest)")
+    _print_skipped(manifest["skipped"])
     if manifest["transcoded"]:
         click.echo(f"Transcoded {len(manifest['transcoded'])} image(s) (see the manifest).")
     click.echo(f"Manifest: {out / 'manifest.json'}")
 
 
+def _print_skipped(skipped: list[dict[str, str]]) -> None:
+    for s in skipped[:5]:
+        click.echo(f"  skipped {s['path']}: {s['reason']}")
+    if len(skipped) > 5:
+        click.echo(f"  ... and {len(skipped) - 5} more")
+
+
+def _print_plan(p: dict[str, Any]) -> None:
+    click.echo(f"Dry run: nothing written. {p['images']} images would go to {p['out']}:")
+    for label, count in p["labels"].items():
+        click.echo(f"  {label}: {count}")
+    click.echo(f"Ignored {p['ignored']} non-image file(s); would skip {len(p['skipped'])}.")
+    _print_skipped(p["skipped"])
+    dense = human_bytes(p["dense_bytes"])
+    if p["estimated_bytes"] is not None:
+        ratio = p["estimated_bytes"] / p["dense_bytes"] if p["dense_bytes"] else 0
+        click.echo(
+            f"Estimated size as {p['format']}: {human_bytes(p['estimated_bytes'])}"
+            f" ({ratio:.0%} of the {dense} of decoded pixels)"
+        )
+    for part in p["shards"]:
+        click.echo(f"Shards: {part['shards']} x {part['name']} ({part['images']} images)")
+
+
 @cli.command(context_settings=CONTEXT)
 @click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "--preview",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw a contact sheet of sample images with their labels to this PNG file"
+    " (decoded as for training; needs TensorFlow).",
+)
+@click.option(
+    "--preview-count",
+    type=click.IntRange(1, 400),
+    default=36,
+    show_default=True,
+    help="How many images the contact sheet shows, drawn evenly across classes.",
+)
 @json_option
 @errors_to_click
-def inspect(paths: tuple[str, ...], as_json: bool) -> None:
+def inspect(
+    paths: tuple[str, ...], preview: Path | None, preview_count: int, as_json: bool
+) -> None:
     """Summarise shards: records, labels, formats, shapes and sizes.
 
     PATHS are dataset folders (answered from manifest.json), shard files or glob patterns
-    (read record by record, CRCs checked), including shards written by other tools.
+    (read record by record, CRCs checked), including shards written by other tools; - reads
+    paths from stdin, one per line.
 
     \b
     Example:
       imgrec inspect shards/
+      imgrec inspect shards/ --preview grid.png
       imgrec inspect 'other/train-*' --json
     """
     from .summary import summarize
 
-    summary = summarize(list(paths)).to_dict()
+    given = expand(paths)
+    summary = summarize(given).to_dict()
+    if preview is not None:
+        from .preview import contact_sheet
+
+        summary["preview"] = contact_sheet(given, preview, preview_count)
     if as_json:
         emit_json(summary)
         return
@@ -337,6 +409,9 @@ def inspect(paths: tuple[str, ...], as_json: bool) -> None:
     width = max((len(k) for k in summary["labels"]), default=0)
     for name, count in summary["labels"].items():
         click.echo(f"  {name:<{width}}  {count}")
+    if preview is not None:
+        p = summary["preview"]
+        click.echo(f"preview:   {p['path']} ({p['images']} images, {p['columns']}x{p['rows']})")
     for problem in summary["problems"]:
         click.echo(f"problem: {problem}", err=True)
     if summary["problems"]:
@@ -398,7 +473,7 @@ def decode(
     from .decoding import run_decode
 
     with progress_bars(quiet) as progress:
-        result = run_decode(list(paths), out, to=to, dtype=dtype, device=device, limit=limit,
+        result = run_decode(expand(paths), out, to=to, dtype=dtype, device=device, limit=limit,
                             split=split, stats=stats, progress=progress)  # fmt: skip
     for problem in result["problems"]:
         click.echo(f"problem: {problem} (left out)", err=True)
@@ -443,7 +518,7 @@ def index(shards: tuple[str, ...], as_json: bool) -> None:
     from .tfrecord import read_index, write_index
 
     done = []
-    for shard in resolve(list(shards)):
+    for shard in resolve(expand(shards)):
         path = write_index(shard)
         done.append({"shard": str(shard), "index": str(path), "records": len(read_index(path))})
     if as_json:
@@ -479,7 +554,7 @@ def verify(paths: tuple[str, ...], against: Path | None, as_json: bool, quiet: b
     from .verify import verify as run_verify
 
     with progress_bars(quiet) as progress:
-        report = run_verify(list(paths), against, progress)
+        report = run_verify(expand(paths), against, progress)
     if as_json:
         emit_json(report.to_dict())
     else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError
@@ -23,6 +23,7 @@ class Walk:
     labels: list[str]
     ignored: int  # hidden entries, special files, unreadable folders, folders seen twice
     broken_links: list[str]  # relative paths of symlinks to nothing
+    missing: list[str] = field(default_factory=list)  # listed by --from-list, not found
 
 
 def read_labels_file(path: Path) -> list[str]:
@@ -123,3 +124,81 @@ def _is_file(e: os.DirEntry[str]) -> bool:
         return e.is_file()
     except OSError:
         return False
+
+
+def read_list(path: str) -> list[tuple[str, str | None]]:
+    """``(path, label or None)`` rows of a --from-list file: one path per line, or CSV
+    (``.csv``) with columns path[,label] and an optional ``path,label`` header.
+    ``-`` reads standard input (as plain lines, or CSV when a line has a comma and the
+    first row is a ``path,label`` header)."""
+    import csv
+    import io
+    import sys
+
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read the list ({e})", path) from None
+    lines = text.splitlines()
+    header = [c.strip().lower() for c in lines[0].split(",")] if lines else []
+    as_csv = path.lower().endswith(".csv") or header[:1] == ["path"]
+    rows: list[tuple[str, str | None]] = []
+    if as_csv:
+        for n, row in enumerate(csv.reader(io.StringIO(text))):
+            if not row or not row[0].strip():
+                continue
+            if n == 0 and [c.strip().lower() for c in row][:1] == ["path"]:
+                continue
+            label = row[1].strip() if len(row) > 1 and row[1].strip() else None
+            rows.append((row[0].strip(), label))
+    else:
+        rows = [(line.strip(), None) for line in lines if line.strip()]
+    if not rows:
+        raise InputError("the list names no files", path)
+    return rows
+
+
+def from_list(src: Path, list_path: str, labels: list[str] | None = None) -> Walk:
+    """The files a --from-list names, labelled by its label column or else by their first
+    folder under SRC, in the same sorted order a walk gives. Paths are relative to SRC
+    (absolute ones must lie inside it)."""
+    if not src.is_dir():
+        raise InputError("not a folder (SRC must be a folder of images)", str(src))
+    root = src.resolve()
+    entries: dict[str, tuple[Path, str | None]] = {}
+    duplicates = 0
+    for raw, label in read_list(list_path):
+        path = Path(raw) if Path(raw).is_absolute() else src / raw
+        try:
+            rel = Path(os.path.normpath(path.absolute())).relative_to(root).as_posix()
+        except ValueError:
+            raise InputError(
+                f"{raw!r} is outside SRC ({src}); list paths under SRC", list_path
+            ) from None
+        if rel in entries:
+            duplicates += 1
+            continue
+        entries[rel] = (src / rel, label)
+    texts = {
+        rel: (label if label is not None else (rel.split("/", 1)[0] if "/" in rel else ""))
+        for rel, (_, label) in entries.items()
+    }
+    names = sorted({t for t in texts.values() if t})
+    if labels is None:
+        labels = names
+    else:
+        unknown = [n for n in names if n not in labels]
+        if unknown:
+            raise InputError(
+                f"label(s) {', '.join(unknown)} are not in the --labels file", list_path
+            )
+    index = {name: i for i, name in enumerate(labels)}
+    items, missing = [], []
+    for rel in sorted(entries, key=lambda r: r.split("/")):
+        path, _ = entries[rel]
+        if not path.is_file():
+            missing.append(rel)
+            continue
+        text = texts[rel]
+        items.append(Item(path, rel, index[text] if text else -1, text))
+    return Walk(items, labels, duplicates, [], missing)

@@ -16,13 +16,13 @@ import random
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from . import __version__, images
 from . import manifest as manifest_io
-from .discover import Item, read_labels_file, walk
+from .discover import Item, Walk, from_list, read_labels_file, walk
 from .errors import InputError, OutputError
 from .schema import Record, serialize
 from .summary import Stats, merge_stats
@@ -51,6 +51,7 @@ class PackOptions:
     shuffle: bool = True
     on_error: str = "skip"  # skip | fail
     labels_file: str | None = None
+    from_list: str | None = None  # a list of files (and labels) instead of walking SRC
     split: tuple[tuple[str, float], ...] | None = None  # ((name, ratio), ...)
     workers: int = 1  # does not change the output
     overwrite: bool = False  # does not change the output
@@ -76,6 +77,113 @@ class PackOptions:
 JOURNAL = ".imgrec-journal.json"  # shards finished by a run that has not ended yet
 
 
+@dataclass
+class Scan:
+    """What a header-only look at SRC found: the images to pack and everything else."""
+
+    found: Walk
+    candidates: list[Item]
+    estimate: dict[str, int]  # rough stored bytes per image (plans the shard count)
+    dense: dict[str, int]  # decoded bytes per image, at the source's depth
+    ignored: int
+    skipped: list[dict[str, str]]
+
+
+def _skipper(opts: PackOptions) -> Callable[[Item, str, list[dict[str, str]]], None]:
+    def skip(item: Item, reason: str, into: list[dict[str, str]]) -> None:
+        if opts.on_error == "fail":
+            raise InputError(f"{reason} (stopped by --on-error fail)", str(item.path))
+        into.append({"path": item.rel, "reason": reason})
+
+    return skip
+
+
+def scan(src: Path, out: Path, opts: PackOptions, note: Progress) -> Scan:
+    labels = read_labels_file(Path(opts.labels_file)) if opts.labels_file else None
+    if opts.from_list:
+        found = from_list(src, opts.from_list, labels)
+    else:
+        found = walk(src, labels, exclude=out)
+    skip = _skipper(opts)
+    result = Scan(found, [], {}, {}, found.ignored, [])
+    for rel in found.missing:
+        skip(Item(src / rel, rel, -1, ""), str(images.SkipImage("missing")), result.skipped)
+    for rel in found.broken_links:
+        if Path(rel).suffix.lower() in images.IMAGE_EXTENSIONS:
+            reason = str(images.SkipImage("broken-symlink"))
+            skip(Item(src / rel, rel, -1, ""), reason, result.skipped)
+        else:
+            result.ignored += 1
+    for n, item in enumerate(found.items, 1):
+        note("scan", n, len(found.items))
+        try:
+            width, height, per_pixel = images.probe(item.path, opts.max_pixels)
+        except images.NotAnImage:
+            if item.path.suffix.lower() in images.IMAGE_EXTENSIONS:
+                code = "empty" if item.path.stat().st_size == 0 else "not-an-image"
+                skip(item, str(images.SkipImage(code)), result.skipped)
+            else:
+                result.ignored += 1
+            continue
+        except images.SkipImage as e:
+            skip(item, str(e), result.skipped)
+            continue
+        result.candidates.append(item)
+        result.dense[item.rel] = width * height * per_pixel
+        result.estimate[item.rel] = _estimate(opts.format, item.path, width * height * per_pixel)
+    if not result.candidates:
+        raise InputError(
+            f"no images to pack ({result.ignored} files ignored, {len(result.skipped)} skipped)",
+            str(src),
+        )
+    return result
+
+
+def plan(
+    src: str | Path,
+    out: str | Path,
+    options: PackOptions | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """What ``pack`` would do, without writing anything (``--dry-run``).
+
+    The stored size is estimated from up to 24 images, evenly drawn, loaded with the real
+    options; the shard plan is exactly the one ``pack`` would follow.
+    """
+    opts = options or PackOptions()
+    _check_options(opts)
+    src, out = Path(src), Path(out)
+    found = scan(src, out, opts, progress or (lambda stage, done, total: None))
+    parts = plan_parts(found.candidates, found.estimate, opts)
+    step = max(1, len(found.candidates) // 24)
+    sample = found.candidates[::step][:24]
+    stored = basis = 0
+    for item, result in load_in_order(replace(opts, workers=1), sample):
+        if not isinstance(result, str):
+            stored += len(result.data)
+            basis += found.dense[item.rel]
+    dense = sum(found.dense.values())
+    labels: dict[str, int] = {}
+    for item in found.candidates:
+        key = item.text or "(unlabelled)"
+        labels[key] = labels.get(key, 0) + 1
+    return {
+        "dry_run": True,
+        "out": str(out),
+        "images": len(found.candidates),
+        "labels": {n: labels.get(n, 0) for n in found.found.labels} | labels,
+        "ignored": found.ignored,
+        "skipped": found.skipped,
+        "format": opts.format,
+        "estimated_bytes": round(dense * stored / basis) if basis else None,
+        "dense_bytes": dense,
+        "shards": [
+            {"name": p.name, "split": p.split, "images": len(p.items), "shards": len(p.plan)}
+            for p in parts
+        ],
+    }
+
+
 def pack(
     src: str | Path,
     out: str | Path,
@@ -92,49 +200,13 @@ def pack(
     _check_options(opts)
     src, out = Path(src), Path(out)
     note = progress or (lambda stage, done, total: None)
-    labels = read_labels_file(Path(opts.labels_file)) if opts.labels_file else None
-    found = walk(src, labels, exclude=out)
-    journal = _prepare_out(src, out, opts.overwrite, resume)
-
-    ignored = found.ignored
-    skipped: list[dict[str, str]] = []
-
-    def skip(item: Item, reason: str, into: list[dict[str, str]] = skipped) -> None:
-        if opts.on_error == "fail":
-            raise InputError(f"{reason} (stopped by --on-error fail)", str(item.path))
-        into.append({"path": item.rel, "reason": reason})
-
-    for rel in found.broken_links:
-        if Path(rel).suffix.lower() in images.IMAGE_EXTENSIONS:
-            skip(Item(src / rel, rel, -1, ""), str(images.SkipImage("broken-symlink")))
-        else:
-            ignored += 1
-
-    # Scan: header-only look at each file, to tell images from the rest and size the plan.
-    candidates: list[Item] = []
-    estimate: dict[str, int] = {}
-    for n, item in enumerate(found.items, 1):
-        note("scan", n, len(found.items))
-        try:
-            width, height, per_pixel = images.probe(item.path, opts.max_pixels)
-        except images.NotAnImage:
-            if item.path.suffix.lower() in images.IMAGE_EXTENSIONS:
-                empty = item.path.stat().st_size == 0
-                skip(item, str(images.SkipImage("empty" if empty else "not-an-image")))
-            else:
-                ignored += 1
-            continue
-        except images.SkipImage as e:
-            skip(item, str(e))
-            continue
-        candidates.append(item)
-        estimate[item.rel] = _estimate(opts.format, item.path, width * height * per_pixel)
-    if not candidates:
-        raise InputError(
-            f"no images to pack ({ignored} files ignored, {len(skipped)} skipped)", str(src)
-        )
+    journal = _check_out(src, out, opts.overwrite, resume)
+    found = scan(src, out, opts, note)
+    _prepare_out(out, resuming=journal is not None)
+    skip, skipped = _skipper(opts), found.skipped
+    ignored, candidates, estimate = found.ignored, found.candidates, found.estimate
     parts = plan_parts(candidates, estimate, opts)
-    key = _plan_key(opts, found.labels, candidates)
+    key = _plan_key(opts, found.found.labels, candidates)
     if journal is not None and journal.get("key") != key:
         raise InputError(_resume_mismatch(journal, opts, candidates), str(out))
     done: dict[str, Any] = journal["done"] if journal is not None else {}
@@ -200,7 +272,9 @@ def pack(
                     "stats": shard_stats.to_dict(),
                 }
                 _write_json(out / JOURNAL, journal)
-        manifest = _manifest(src, opts, found.labels, ignored, skipped, parts, shard_names, done)
+        manifest = _manifest(
+            src, opts, found.found.labels, ignored, skipped, parts, shard_names, done
+        )
         listed = {s["file"] for s in manifest["shards"]} | {s["index"] for s in manifest["shards"]}
         _remove_stale(out, listed)
         manifest_io.write(out, manifest)
@@ -453,8 +527,9 @@ def _check_options(opts: PackOptions) -> None:
             raise InputError(f"--split ratios must add up to 1, not {total:g}")
 
 
-def _prepare_out(src: Path, out: Path, overwrite: bool, resume: bool) -> dict[str, Any] | None:
-    """Check OUT and make it ready; returns the interrupted run's journal when resuming."""
+def _check_out(src: Path, out: Path, overwrite: bool, resume: bool) -> dict[str, Any] | None:
+    """Refuse an unusable OUT before any work; returns the journal to resume from, if any.
+    Changes nothing on disk."""
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out} exists and is not a folder; choose another OUT")
     if out.resolve() == src.resolve():
@@ -470,26 +545,30 @@ def _prepare_out(src: Path, out: Path, overwrite: bool, resume: bool) -> dict[st
             journal: dict[str, Any] = json.loads(journal_path.read_text())
         except (OSError, ValueError) as e:
             raise OutputError(f"{journal_path}: unreadable ({e}); use --overwrite") from None
-        _remove_incomplete(out)
         return journal
-    if out.is_dir() and any(out.iterdir()):
-        if journal_path.is_file() and not overwrite:
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        if journal_path.is_file():
             raise OutputError(
                 f"{out} holds an interrupted pack; pass --resume to continue it,"
                 " or --overwrite to start over"
             )
-        if not overwrite:
-            raise OutputError(f"{out} is not empty; pass --overwrite to replace it")
+        raise OutputError(f"{out} is not empty; pass --overwrite to replace it")
+    return None
+
+
+def _prepare_out(out: Path, resuming: bool) -> None:
+    """Make OUT ready to write into (after _check_out passed and the scan found images)."""
+    if out.is_dir() and not resuming:
         # The old manifest goes first: from here on the folder is not a complete dataset.
         for name in (manifest_io.MANIFEST, JOURNAL):
             with contextlib.suppress(FileNotFoundError):
                 (out / name).unlink()
+    if out.is_dir():
         _remove_incomplete(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(f"{out}: cannot create the output folder ({e.strerror})") from None
-    return None
 
 
 def _remove_incomplete(out: Path) -> None:

@@ -224,6 +224,7 @@ def dataset(
     limit: int | None = None,
     split: str | None = None,
     on_problem: Callable[[Problem], None] | None = None,
+    records: Sequence[bytes] | None = None,
 ) -> tf.data.Dataset:
     """A ``tf.data.Dataset`` of ``(image, label)`` (or images alone with ``labels=False``).
 
@@ -237,6 +238,9 @@ def dataset(
     passed to ``on_problem`` (naming shard, record and offset) and left out, and the rest
     still decode. Without it, records stream straight from ``tf.data.TFRecordDataset``
     (fastest; a damaged shard then stops iteration with TensorFlow's error).
+
+    ``records`` decodes these serialized records (taken from ``paths``) instead of reading
+    the shards: the preview uses it to show chosen records through this same path.
     """
     tf = import_tf()
     files = resolve(paths, split)
@@ -276,7 +280,9 @@ def dataset(
         f = tf.io.parse_single_example(serialized, spec)
         return tf.ensure_shape(decode(f), static), f[schema.LABEL], f[schema.FILENAME]
 
-    if on_problem is not None:
+    if records is not None:
+        ds = tf.data.Dataset.from_tensor_slices(tf.constant(list(records), tf.string))
+    elif on_problem is not None:
         ds = _checked_records(tf, files, shuffle, seed, on_problem)
     else:
         names = tf.data.Dataset.from_tensor_slices([str(p) for p in files])

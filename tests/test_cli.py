@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,3 +174,71 @@ def test_python_dash_m_works():
         [sys.executable, "-m", "imgrec", "--version"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "0.1.0" in result.stdout
+
+
+def test_preview_contact_sheet_has_the_expected_grid(tmp_path):
+    from imgrec.preview import CAPTION, TILE
+
+    src = tmp_path / "src"
+    colours = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255)}
+    for name, colour in colours.items():
+        (src / name).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (20 + i, 10), colour).save(src / name / f"{i}.png")
+    deep = np.full((8, 8), 13107, np.uint16)  # 16-bit gray at exactly 0.2
+    Image.frombytes("I;16", (8, 8), deep.astype("<u2").tobytes()).save(src / "red" / "deep.png")
+    out = tmp_path / "out"
+    run("pack", src, out)
+    r = run("inspect", out, "--preview", tmp_path / "grid.png", "--preview-count", "6", "--json")
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.stdout)["preview"]
+    assert info["labels"] == ["blue", "green", "red", "blue", "green", "red"]
+    assert (info["columns"], info["rows"]) == (3, 2)
+    with Image.open(tmp_path / "grid.png") as sheet:
+        assert sheet.size == (3 * TILE, 2 * (TILE + CAPTION))
+        for i, label in enumerate(info["labels"]):
+            x, y = (i % 3) * TILE + TILE // 2, (i // 3) * (TILE + CAPTION) + TILE // 2
+            pixel = sheet.getpixel((x, y))
+            if pixel != colours[label]:  # the 16-bit gray image among the reds
+                assert label == "red" and pixel == (51, 51, 51)
+
+
+def test_json_stays_pure_while_progress_bars_draw_on_a_terminal(tree, tmp_path):
+    """Under a pseudo-terminal (so progress is on), stdout still carries only the JSON."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    src, _ = tree
+    out = tmp_path / "out"
+    master, slave = pty.openpty()
+    # A real terminal's size (a new pty has 0 columns, where tqdm draws nothing).
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    proc = subprocess.run(
+        [sys.executable, "-m", "imgrec", "pack", str(src), str(out), "--json", "--workers", "1"],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        stdin=slave,
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout)["records"] == 13  # the whole of stdout is one object
+    terminal = b"".join(chunks).decode(errors="replace")
+    assert "scan" in terminal and "img" in terminal  # the bars were drawn, on stderr
+
+
+def test_exit_codes_are_documented():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for code in ("0 success", "1 failure", "2 usage", "130 interrupted"):
+        assert code in readme
