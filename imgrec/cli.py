@@ -581,7 +581,7 @@ def _terminate(signum: int, frame: Any) -> None:
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        cli()
+        cli(prog_name="imgrec")
     except BrokenPipeError:
         # Output piped into e.g. `head`: stop quietly, as other Unix tools do.
         devnull = os.open(os.devnull, os.O_WRONLY)
