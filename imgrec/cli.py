@@ -305,9 +305,12 @@ def pack(
                    "seconds": round(seconds, 3), **manifest})  # fmt: skip
         return
     stats = manifest["stats"]
-    total = sum(s["bytes"] for s in manifest["shards"])
-    click.echo(f"Packed {manifest['records']} images into {len(manifest['shards'])} shard(s),"
-               f" {human_bytes(total)}, in {seconds:.1f} s")  # fmt: skip
+    sizes = [s["bytes"] for s in manifest["shards"]]
+    click.echo(f"Packed {manifest['records']} images into {len(sizes)} shard(s),"
+               f" {human_bytes(sum(sizes))}, in {seconds:.1f} s"
+               f" ({manifest['records'] / max(seconds, 1e-9):.0f} images/s)")  # fmt: skip
+    if len(sizes) > 1:
+        click.echo(f"  shards of {human_bytes(min(sizes))} to {human_bytes(max(sizes))}")
     counts = stats["labels"]
     for label in [*manifest["labels"], *[k for k in counts if k not in manifest["labels"]]]:
         click.echo(f"  {label}: {counts.get(label, 0)}")

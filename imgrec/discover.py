@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +41,12 @@ def read_labels_file(path: Path) -> list[str]:
     return names
 
 
-def walk(src: Path, labels: list[str] | None = None, exclude: Path | None = None) -> Walk:
+def walk(
+    src: Path,
+    labels: list[str] | None = None,
+    exclude: Path | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Walk:
     """Every regular file under ``src`` in sorted order, labelled by its first-level folder.
 
     Symlinked folders are followed once (a folder reached twice, as in a loop, is not walked
@@ -78,6 +84,8 @@ def walk(src: Path, labels: list[str] | None = None, exclude: Path | None = None
                     subfolders.append((path, child + "/"))
             elif _is_file(e):
                 files.append((child, path))
+                if progress is not None:
+                    progress("walk", len(files), 0)
             elif e.is_symlink():
                 broken.append(child)
             else:

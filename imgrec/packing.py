@@ -7,15 +7,17 @@ workers load the images. That is what makes the output byte-reproducible.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
+import itertools
 import json
 import math
 import multiprocessing
 import random
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -103,7 +105,7 @@ def scan(src: Path, out: Path, opts: PackOptions, note: Progress) -> Scan:
     if opts.from_list:
         found = from_list(src, opts.from_list, labels)
     else:
-        found = walk(src, labels, exclude=out)
+        found = walk(src, labels, exclude=out, progress=note)
     skip = _skipper(opts)
     result = Scan(found, [], {}, {}, found.ignored, [])
     for rel in found.missing:
@@ -230,7 +232,8 @@ def pack(
 
     written = 0
     try:
-        with _loader(opts, todo) as results:
+        tasks = [(item, opts.image_options()) for item in todo]
+        with contextlib.closing(_in_order(_pack_one, tasks, opts.workers)) as results:
             for part, index, name in shard_names:
                 if name in kept:
                     continue
@@ -246,13 +249,8 @@ def pack(
                         if isinstance(result, str):
                             skip(item, result, shard_skipped)
                             continue
-                        rec = Record(
-                            result.data, result.format, result.height, result.width,
-                            result.channels, result.dtype, item.label, item.text, item.rel,
-                            result.sha256, result.orientation,
-                        )  # fmt: skip
-                        writer.write(serialize(rec))
-                        shard_stats.add(rec)
+                        writer.write(result.example)
+                        shard_stats.add(result.record, result.stored)
                         if result.note:
                             transcoded.append({"path": item.rel, "reason": result.note})
                 info = writer.info
@@ -604,20 +602,53 @@ def _load_one(args: tuple[Path, images.Options]) -> LoadResult:
         return str(images.SkipImage("failed", f"{type(e).__name__}: {e}"))
 
 
-@contextlib.contextmanager
-def _loader(opts: PackOptions, items: list[Item]) -> Iterator[Iterator[LoadResult]]:
-    """Load items in order, in ``opts.workers`` processes. The order never depends on timing."""
-    tasks = [(item.path, opts.image_options()) for item in items]
-    if opts.workers == 1 or len(items) < 2:
-        yield map(_load_one, tasks)
+@dataclass(frozen=True)
+class Packed:
+    """One image ready for its shard, made in a worker: the serialized Example, and its
+    fields (image bytes left out) for the statistics."""
+
+    example: bytes
+    record: Record
+    stored: int  # bytes of the image payload
+    note: str | None
+
+
+def _pack_one(task: tuple[Item, images.Options]) -> Packed | str:
+    item, opts = task
+    result = _load_one((item.path, opts))
+    if isinstance(result, str):
+        return result
+    rec = Record(
+        result.data, result.format, result.height, result.width, result.channels,
+        result.dtype, item.label, item.text, item.rel, result.sha256, result.orientation,
+    )  # fmt: skip
+    return Packed(serialize(rec), replace(rec, data=b""), len(result.data), result.note)
+
+
+def _in_order(fn: Callable[[Any], Any], tasks: list[Any], workers: int) -> Generator[Any]:
+    """``fn(task)`` for each task, in order, computed by ``workers`` processes.
+
+    At most a few results per worker are in flight: memory stays flat however many images
+    there are, and a slow disk holds the workers back instead of filling memory.
+    """
+    if workers == 1 or len(tasks) < 2:
+        yield from map(fn, tasks)
         return
     # fork is fast and does not re-import the caller's script; but once TensorFlow (and its
     # thread pools) is loaded, a forked child can deadlock, so spawn is used then. Workers
     # ignore Ctrl-C: the main process handles it, and stops them.
     method = "spawn" if "tensorflow" in sys.modules else "fork"
-    pool = multiprocessing.get_context(method).Pool(opts.workers, _worker_signals)
+    pool = multiprocessing.get_context(method).Pool(workers, _worker_signals)
     try:
-        yield pool.imap(_load_one, tasks, chunksize=4)
+        pending = iter(tasks)
+        window = collections.deque(
+            pool.apply_async(fn, (task,)) for task in itertools.islice(pending, workers * 4)
+        )
+        while window:
+            result = window.popleft().get()
+            for task in itertools.islice(pending, 1):
+                window.append(pool.apply_async(fn, (task,)))
+            yield result
     finally:
         pool.terminate()
         pool.join()
@@ -632,5 +663,6 @@ def _worker_signals() -> None:
 
 def load_in_order(opts: PackOptions, items: list[Item]) -> Iterator[tuple[Item, LoadResult]]:
     """``(item, loaded or skip reason)`` for each item, in order, loaded in worker processes."""
-    with _loader(opts, items) as results:
+    tasks = [(item.path, opts.image_options()) for item in items]
+    with contextlib.closing(_in_order(_load_one, tasks, opts.workers)) as results:
         yield from zip(items, results, strict=True)

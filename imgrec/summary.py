@@ -36,9 +36,10 @@ class Stats:
     height: list[int] = field(default_factory=list)  # [min, max]
     width: list[int] = field(default_factory=list)
 
-    def add(self, r: Record) -> None:
+    def add(self, r: Record, stored: int | None = None) -> None:
+        """Count a record; ``stored`` is its payload size when ``r.data`` was left out."""
         self.records += 1
-        self.stored_bytes += len(r.data)
+        self.stored_bytes += len(r.data) if stored is None else stored
         self.dense_bytes += r.dense_bytes
         self.dense_uint8_bytes += r.height * r.width * r.channels
         self.formats[r.format] += 1
