@@ -132,6 +132,19 @@ def known_shapes(files: Sequence[Path]) -> tuple[list[int], list[int], set[str]]
     return heights, widths, {c for s in stats for c in s["channels"]}
 
 
+def known_layout(files: Sequence[Path]) -> tuple[set[str], set[int], bool] | None:
+    """(formats, channel counts, whether any record carries an orientation) of these shards'
+    datasets, from their manifests (None: unknown)."""
+    entries = _entries(files)
+    if entries is None:
+        return None
+    stats = [m["stats"] for m, _ in entries]
+    formats = {k for s in stats for k in s["formats"]}
+    channels = {int(c) for s in stats for c in s["channels"]}
+    oriented = any(s.get("oriented", 1) for s in stats)  # older manifests: assume so
+    return formats, channels, oriented
+
+
 def known_records(files: Sequence[Path]) -> int | None:
     """The number of records in these shards, from the manifests beside them (None: unknown)."""
     entries = _entries(files)

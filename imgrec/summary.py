@@ -33,6 +33,7 @@ class Stats:
     dtypes: Counter[str] = field(default_factory=Counter)
     channels: Counter[str] = field(default_factory=Counter)
     labels: Counter[str] = field(default_factory=Counter)
+    oriented: int = 0  # records whose EXIF orientation the reader must apply
     height: list[int] = field(default_factory=list)  # [min, max]
     width: list[int] = field(default_factory=list)
 
@@ -45,6 +46,7 @@ class Stats:
         self.formats[r.format] += 1
         self.dtypes[r.dtype] += 1
         self.channels[str(r.channels)] += 1
+        self.oriented += r.orientation != 1
         self.labels[r.text or (str(r.label) if r.label >= 0 else UNLABELLED)] += 1
         for bounds, v in ((self.height, r.height), (self.width, r.width)):
             if bounds:
@@ -62,6 +64,7 @@ class Stats:
             "dtypes": dict(sorted(self.dtypes.items())),
             "channels": dict(sorted(self.channels.items())),
             "labels": dict(self.labels),
+            "oriented": self.oriented,
             "height": self.height,
             "width": self.width,
         }
@@ -77,6 +80,7 @@ class Stats:
             dtypes=Counter(d["dtypes"]),
             channels=Counter(d["channels"]),
             labels=Counter(d["labels"]),
+            oriented=d.get("oriented", 0),
             height=list(d["height"]),
             width=list(d["width"]),
         )
@@ -171,6 +175,7 @@ def merge_stats(a: Stats, b: Stats) -> None:
     a.stored_bytes += b.stored_bytes
     a.dense_bytes += b.dense_bytes
     a.dense_uint8_bytes += b.dense_uint8_bytes
+    a.oriented += b.oriented
     for name in ("formats", "dtypes", "channels", "labels"):
         getattr(a, name).update(getattr(b, name))
     for ab, bb in ((a.height, b.height), (a.width, b.width)):
