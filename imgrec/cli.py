@@ -259,6 +259,25 @@ def cli() -> None:
     help="Print the plan (images per class, skipped, estimated size, shards); write nothing.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an earlier pack in a non-empty OUT.")
+@click.option(
+    "--runner",
+    type=click.Choice(
+        "local beam DirectRunner DataflowRunner FlinkRunner SparkRunner PortableRunner".split()
+    ),
+    default="local",
+    show_default=True,
+    help="local: processes on this machine (--workers). beam: an Apache Beam pipeline on Beam's"
+    " default runner (or --beam-option runner=...); or name the Beam runner. The output is"
+    ' byte-identical. Beam needs pip install "imgrec[beam]".',
+)
+@click.option(
+    "--beam-option",
+    "beam_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A Beam pipeline option (or a flag KEY), passed on as --KEY=VALUE; repeatable, e.g."
+    " project=my-project, region=europe-west1, direct_num_workers=2.",
+)
 @json_option
 @quiet_option
 @errors_to_click
@@ -282,6 +301,14 @@ def pack(
     from .packing import PackOptions
     from .packing import pack as run_pack
 
+    runner, beam_options = options.pop("runner"), options.pop("beam_options")
+    if runner == "local" and beam_options:
+        raise click.UsageError("--beam-option is for Beam runs: add --runner beam (or a runner)")
+    if runner != "local" and options["workers"] is not None:
+        raise click.UsageError(
+            "--workers is for --runner local; on Beam the runner sets the parallelism"
+            " (e.g. --beam-option direct_num_workers=2)"
+        )
     options["format"] = options.pop("fmt")
     options["shuffle"] = not options.pop("no_shuffle")
     options["workers"] = options["workers"] or os.cpu_count() or 1
@@ -298,7 +325,12 @@ def pack(
         return
     start = time.perf_counter()
     with progress_bars(quiet) as progress:
-        manifest = run_pack(src, out, opts, progress, resume=resume)
+        if runner == "local":
+            manifest = run_pack(src, out, opts, progress, resume=resume)
+        else:  # apache_beam is imported only here
+            from .beam import pack as beam_pack
+
+            manifest = beam_pack(src, out, opts, progress, resume, runner, beam_options)
     seconds = time.perf_counter() - start
     if as_json:
         emit_json({"out": str(out), "manifest": str(out / "manifest.json"),

@@ -230,45 +230,15 @@ def pack(
         for item in part.items[slice(*part.plan[index])]
     ]
 
-    written = 0
     try:
         tasks = [(item, opts.image_options()) for item in todo]
-        with contextlib.closing(_in_order(_pack_one, tasks, opts.workers)) as results:
+        with contextlib.closing(_in_order(_pack_one, tasks, opts.workers)) as loaded:
+            results = _counted(loaded, lambda n: note("pack", n, len(todo)))
             for part, index, name in shard_names:
                 if name in kept:
                     continue
-                shard_skipped: list[dict[str, str]] = []
-                shard_stats = Stats()
-                transcoded: list[dict[str, str]] = []
-                path = out / name
-                with ShardWriter(path) as writer:
-                    for item in part.items[slice(*part.plan[index])]:
-                        result = next(results)
-                        written += 1
-                        note("pack", written, len(todo))
-                        if isinstance(result, str):
-                            skip(item, result, shard_skipped)
-                            continue
-                        writer.write(result.example)
-                        shard_stats.add(result.record, result.stored)
-                        if result.note:
-                            transcoded.append({"path": item.rel, "reason": result.note})
-                info = writer.info
-                entry: dict[str, Any] = {
-                    "file": name,
-                    "records": info.records,
-                    "bytes": info.bytes,
-                    "sha256": info.sha256,
-                    "index": index_path_for(path).name,
-                }
-                if part.split is not None:
-                    entry["split"] = part.split
-                done[name] = {
-                    "entry": entry,
-                    "skipped": shard_skipped,
-                    "transcoded": transcoded,
-                    "stats": shard_stats.to_dict(),
-                }
+                items = part.items[slice(*part.plan[index])]
+                done[name] = _write_shard(out / name, part.split, items, results, skip)
                 _write_json(out / JOURNAL, journal)
         manifest = _manifest(
             src, opts, found.found.labels, ignored, skipped, parts, shard_names, done
@@ -284,6 +254,57 @@ def pack(
     with contextlib.suppress(FileNotFoundError):
         (out / JOURNAL).unlink()
     return manifest
+
+
+def _write_shard(
+    path: Path,
+    split: str | None,
+    items: list[Item],
+    results: Iterator[Packed | str],
+    skip: Callable[[Item, str, list[dict[str, str]]], None],
+) -> dict[str, Any]:
+    """Write one shard: ``items`` in plan order, each with its ``_pack_one`` result, the next
+    one taken from ``results``. Returns what the journal and the manifest keep about the
+    shard (``done[name]``). The local pack and the Beam pipeline (beam.py) both write
+    shards with this."""
+    shard_skipped: list[dict[str, str]] = []
+    shard_stats = Stats()
+    transcoded: list[dict[str, str]] = []
+    with ShardWriter(path) as writer:
+        # items first: zip stops at their end without taking a result of the next shard
+        for item, result in zip(items, results, strict=False):
+            if isinstance(result, str):
+                skip(item, result, shard_skipped)
+                continue
+            writer.write(result.example)
+            shard_stats.add(result.record, result.stored)
+            if result.note:
+                transcoded.append({"path": item.rel, "reason": result.note})
+    info = writer.info
+    entry: dict[str, Any] = {
+        "file": path.name,
+        "records": info.records,
+        "bytes": info.bytes,
+        "sha256": info.sha256,
+        "index": index_path_for(path).name,
+    }
+    if split is not None:
+        entry["split"] = split
+    return {
+        "entry": entry,
+        "skipped": shard_skipped,
+        "transcoded": transcoded,
+        "stats": shard_stats.to_dict(),
+    }
+
+
+def _counted(
+    results: Iterator[Packed | str], tick: Callable[[int], None]
+) -> Iterator[Packed | str]:
+    """``results``, calling ``tick(n)`` as the n-th is taken (for progress)."""
+    for n, result in enumerate(results, 1):
+        tick(n)
+        yield result
 
 
 def _manifest(

@@ -88,11 +88,15 @@ class ShardWriter:
         return self
 
     def write(self, data: bytes) -> None:
-        framed = frame(data)
-        self._file.write(framed)
-        self._hash.update(framed)
-        self._index.append(index_line(self._offset, len(framed)))
-        self._offset += len(framed)
+        self.write_framed(frame(data), [HEADER_SIZE + len(data) + FOOTER_SIZE])
+
+    def write_framed(self, blob: bytes, sizes: list[int]) -> None:
+        """Append records framed already (by ``frame``); ``sizes`` are their lengths."""
+        self._file.write(blob)
+        self._hash.update(blob)
+        for size in sizes:
+            self._index.append(index_line(self._offset, size))
+            self._offset += size
 
     def __exit__(self, *exc: object) -> None:
         # The index is renamed into place before the shard: a shard under its final name

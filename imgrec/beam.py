@@ -1,0 +1,314 @@
+"""``imgrec pack`` as an Apache Beam pipeline: the same pack, another executor.
+
+The driver (the process running ``imgrec pack --runner ...``) does what the local pack
+does around the image work, with packing.py's own functions: it checks OUT, scans SRC and
+makes the plan (``scan``, ``plan_parts``: the same splits, shuffle and shard plan), and
+at the end writes the manifest (``_manifest``, ``manifest_io.write``). In between, the
+pipeline does what the local pack's worker processes and its shard loop do::
+
+    one element per shard to write: (name, where its images are listed in plan.jsonl)
+      | FlatMap  read the shard's images from the plan   -> (name, position, item)
+      | Reshuffle                                         spread the images over workers
+      | Map      packing._pack_one                        -> (name, (position, item, result))
+      | GroupByKey                                        one group per shard
+      | Map      sort by position, packing._write_shard   -> shard + .idx (atomic), and the
+                                                             shard's journal entry
+
+A shard's bytes depend only on the plan and the per-image results, so the output folder
+is byte-identical to a local pack's with the same options (shards, index files, manifest).
+
+Workers hand their results back through files in OUT (``.imgrec-journal.d/``): one journal
+entry per finished shard, what the local pack keeps in its journal. They make
+``--resume`` work after an interrupted pipeline, and are removed with the journal when the
+manifest is written. SRC and OUT must therefore be paths that the driver and every worker
+see alike (a local disk for the DirectRunner; a shared or mounted filesystem otherwise).
+
+apache_beam is imported only when a pipeline is run: importing this module does not
+need it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import shutil
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__, images, packing
+from . import manifest as manifest_io
+from .discover import Item
+from .errors import DependencyError, InputError, OutputError
+from .tfrecord import atomic_file
+
+INSTALL_HINT = 'Apache Beam is not installed (needed by --runner beam): pip install "imgrec[beam]"'
+RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner")
+# Beside the journal: the plan the workers read, and one journal entry per finished shard.
+PARTS = packing.JOURNAL.removesuffix(".json") + ".d"
+PLAN = "plan.jsonl"
+
+# (shard name, byte range of its lines in the plan file)
+ShardTask = tuple[str, int, int]
+
+
+def pack(
+    src: str | Path,
+    out: str | Path,
+    options: packing.PackOptions | None = None,
+    progress: packing.Progress | None = None,
+    resume: bool = False,
+    runner: str = "beam",
+    beam_options: Sequence[str] = (),
+) -> dict[str, Any]:
+    """``packing.pack`` run as a Beam pipeline; returns the manifest.
+
+    ``runner`` is ``"beam"`` (Beam's default runner, the DirectRunner, unless
+    ``beam_options`` names one) or one of ``RUNNERS``; ``beam_options`` are ``KEY=VALUE``
+    (or ``KEY``) strings given to Beam's PipelineOptions as ``--KEY=VALUE``. The output is
+    byte-identical to ``packing.pack``'s for the same options; ``options.workers`` is not
+    used (the runner decides the parallelism).
+    """
+    beam = import_beam()
+    pipeline = _pipeline(beam, pipeline_flags(runner, beam_options))
+    opts = options or packing.PackOptions()
+    packing._check_options(opts)
+    src, out = Path(src), Path(out)
+    for what, path in (("SRC", src), ("OUT", out)):
+        if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:/", str(path)):
+            raise InputError(
+                f"{what} is a URL: Beam runs read SRC and write OUT as files, so use a path"
+                " that every worker sees (a shared or mounted filesystem)",
+                str(path),
+            )
+    note = progress or (lambda stage, done, total: None)
+
+    # What packing.pack does before loading images, step for step.
+    journal = packing._check_out(src, out, opts.overwrite, resume)
+    found = packing.scan(src, out, opts, note)
+    packing._prepare_out(out, resuming=journal is not None)
+    parts_dir = out / PARTS
+    if journal is None:
+        shutil.rmtree(parts_dir, ignore_errors=True)  # entries of another run's plan
+    candidates = found.candidates
+    parts = packing.plan_parts(candidates, found.estimate, opts)
+    key = packing._plan_key(opts, found.found.labels, candidates)
+    if journal is not None and journal.get("key") != key:
+        raise InputError(packing._resume_mismatch(journal, opts, candidates), str(out))
+    done: dict[str, Any] = journal["done"] if journal is not None else {}
+    if journal is None:
+        plan_summary = packing._plan_summary(opts, candidates)
+        journal = {"imgrec": __version__, "key": key, "plan": plan_summary}
+    journal["done"] = done
+    shard_names = [
+        (part, index, f"{part.name}-{index:05d}-of-{len(part.plan):05d}.tfrecord")
+        for part in parts
+        for index in range(len(part.plan))
+    ]
+    done.update(_read_entries(parts_dir, [name for _, _, name in shard_names]))
+    todo = [s for s in shard_names if not packing._finished(out, done.get(s[2]))]
+
+    try:
+        parts_dir.mkdir(exist_ok=True)
+        packing._write_json(out / packing.JOURNAL, journal)
+        if todo:
+            images_todo = sum(part.plan[i][1] - part.plan[i][0] for part, i, _ in todo)
+            note("pack", 0, images_todo)
+            for _, _, name in todo:  # an entry must come from this run's shard
+                (parts_dir / f"{name}.json").unlink(missing_ok=True)
+            tasks = _write_plan(parts_dir / PLAN, todo)
+            splits = {name: part.split for part, _, name in todo}
+            _run(beam, pipeline, tasks, out, splits, opts.image_options())
+            entries = _read_entries(parts_dir, [name for _, _, name in todo])
+            missing = [name for _, _, name in todo if name not in entries]
+            if missing:
+                raise OutputError(
+                    f"{out}: the Beam pipeline ended without writing {len(missing)} shard(s)"
+                    f" ({missing[0]}, ...); run again with --resume"
+                )
+            done.update(entries)
+            packing._write_json(out / packing.JOURNAL, journal)
+            note("pack", images_todo, images_todo)
+        _fail_on_skips(opts, parts, shard_names, done)
+        manifest = packing._manifest(
+            src, opts, found.found.labels, found.ignored, found.skipped, parts, shard_names, done
+        )
+        listed = {s["file"] for s in manifest["shards"]} | {s["index"] for s in manifest["shards"]}
+        packing._remove_stale(out, listed)
+        manifest_io.write(out, manifest)
+    except OSError as e:
+        raise OutputError(
+            f"{out}: cannot write ({e.strerror or e}); finished shards are kept,"
+            " free some space (or fix the folder) and run again with --resume"
+        ) from None
+    with contextlib.suppress(FileNotFoundError):
+        (out / packing.JOURNAL).unlink()
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    return manifest
+
+
+def pipeline_flags(runner: str, beam_options: Sequence[str]) -> list[str]:
+    """Beam's command-line flags for ``--runner`` and the ``--beam-option`` values."""
+    if runner != "beam" and runner not in RUNNERS:
+        raise InputError(f"unknown Beam runner {runner!r}; use beam or one of {', '.join(RUNNERS)}")
+    flags = [] if runner == "beam" else [f"--runner={runner}"]
+    for option in beam_options:
+        key, eq, value = option.lstrip("-").partition("=")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", key):
+            raise InputError(
+                f"--beam-option wants KEY=VALUE (or a flag KEY), e.g. region=europe-west1;"
+                f" got {option!r}"
+            )
+        if key == "runner" and runner != "beam":
+            raise InputError(f"the runner is given twice: --runner {runner} and {option!r}")
+        flags.append(f"--{key}={value}" if eq else f"--{key}")
+    return flags
+
+
+def import_beam() -> Any:
+    """The apache_beam module, or a DependencyError saying how to install it."""
+    quiet = _DropMessage("apitools not found")  # noise of Beam's GCP modules on import
+    logging.getLogger().addFilter(quiet)
+    try:
+        import apache_beam
+    except ImportError:
+        raise DependencyError(INSTALL_HINT) from None
+    finally:
+        logging.getLogger().removeFilter(quiet)
+    return apache_beam
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in str(record.msg)
+
+
+def _pipeline(beam: Any, flags: list[str]) -> Any:
+    """An empty pipeline: made first, so that bad options stop the run before OUT changes."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    try:
+        return beam.Pipeline(options=PipelineOptions(flags))
+    except ValueError as e:  # an unknown runner, a malformed option
+        raise InputError(f"Beam cannot make the pipeline: {e}") from None
+
+
+def _run(
+    beam: Any,
+    pipeline: Any,
+    tasks: list[ShardTask],
+    out: Path,
+    splits: dict[str, str | None],
+    image_options: images.Options,
+) -> None:
+    from apache_beam.runners.runner import PipelineState
+
+    plan = str((out / PARTS / PLAN).absolute())
+    _ = (
+        pipeline
+        | "Shards" >> beam.Create(tasks)
+        | "ReadPlan" >> beam.FlatMap(_read_plan, plan)
+        | "Spread" >> beam.Reshuffle()
+        | "PackImage" >> beam.Map(_pack_task, image_options)
+        | "ByShard" >> beam.GroupByKey()
+        | "WriteShard" >> beam.Map(_write_group, str(out.absolute()), splits)
+    )
+    try:
+        state = pipeline.run().wait_until_finish()
+    except Exception as e:  # the runner's own error types; KeyboardInterrupt goes through
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise OutputError(
+            f"{out}: the Beam pipeline failed ({first}); finished shards are kept,"
+            " run again with --resume"
+        ) from e
+    if state is not None and state != PipelineState.DONE:
+        raise OutputError(f"{out}: the Beam pipeline ended as {state}; run again with --resume")
+
+
+def _write_plan(path: Path, todo: list[tuple[packing.Part, int, str]]) -> list[ShardTask]:
+    """Write each shard's images, in plan order, as JSON lines; returns where each shard's
+    lines are. Only these few numbers go into the pipeline, however many images there are."""
+    tasks = []
+    with atomic_file(path) as f:
+        offset = 0
+        for part, index, name in todo:
+            start = offset
+            for position, item in enumerate(part.items[slice(*part.plan[index])]):
+                # Absolute: workers need not share the driver's working folder. The path is
+                # only used to read the image; what is stored comes from rel, label, text.
+                fields = [position, str(item.path.absolute()), item.rel, item.label, item.text]
+                line = json.dumps(fields, ensure_ascii=True).encode() + b"\n"
+                f.write(line)
+                offset += len(line)
+            tasks.append((name, start, offset))
+    return tasks
+
+
+def _read_plan(task: ShardTask, plan: str) -> Iterator[tuple[str, int, Item]]:
+    name, start, stop = task
+    with open(plan, "rb") as f:
+        f.seek(start)
+        lines = f.read(stop - start).splitlines()
+    for line in lines:
+        position, path, rel, label, text = json.loads(line)
+        yield name, position, Item(Path(path), rel, label, text)
+
+
+def _pack_task(
+    task: tuple[str, int, Item], image_options: images.Options
+) -> tuple[str, tuple[int, Item, packing.Packed | str]]:
+    name, position, item = task
+    return name, (position, item, packing._pack_one((item, image_options)))
+
+
+def _write_group(
+    group: tuple[str, Iterable[tuple[int, Item, packing.Packed | str]]],
+    out: str,
+    splits: dict[str, str | None],
+) -> str:
+    """Write one shard from its images' results, in plan order, and its journal entry."""
+    name, results = group
+    ordered = sorted(results, key=lambda r: r[0])
+    # Skips are recorded, never raised here: with --on-error fail the driver stops the run
+    # at the first one, in shard order, once the pipeline is done.
+    skip = packing._skipper(packing.PackOptions(on_error="skip"))
+    items = [item for _, item, _ in ordered]
+    entry = packing._write_shard(
+        Path(out) / name, splits[name], items, iter([r for _, _, r in ordered]), skip
+    )
+    packing._write_json(Path(out) / PARTS / f"{name}.json", entry)
+    return name
+
+
+def _read_entries(parts_dir: Path, names: list[str]) -> dict[str, Any]:
+    """The journal entries that workers wrote for these shards."""
+    entries = {}
+    for name in names:
+        try:
+            entries[name] = json.loads((parts_dir / f"{name}.json").read_text())
+        except (OSError, ValueError):
+            continue  # not finished (or unreadable): the shard is written again
+    return entries
+
+
+def _fail_on_skips(
+    opts: packing.PackOptions,
+    parts: list[packing.Part],
+    shard_names: list[tuple[packing.Part, int, str]],
+    done: dict[str, Any],
+) -> None:
+    """``--on-error fail``: the first image skipped while loading, in shard order, is the
+    error (as the local pack raises it); no manifest is written."""
+    if opts.on_error != "fail":
+        return
+    paths = {item.rel: item.path for part in parts for item in part.items}
+    skip = packing._skipper(opts)
+    for _, _, name in shard_names:
+        for s in done[name]["skipped"]:
+            skip(Item(paths.get(s["path"], Path(s["path"])), s["path"], -1, ""), s["reason"], [])

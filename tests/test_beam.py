@@ -1,0 +1,189 @@
+"""`imgrec pack --runner beam`: the Beam pipeline (DirectRunner, in this process) writes
+exactly what the local pack writes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from imgrec import beam, packing
+from imgrec.cli import cli
+from imgrec.errors import DependencyError, InputError, OutputError
+from imgrec.packing import PackOptions
+
+# One worker, in this process: the fastest DirectRunner set-up (and Beam's default).
+DIRECT = ["direct_num_workers=1", "direct_running_mode=in_memory"]
+HINT = 'Apache Beam is not installed (needed by --runner beam): pip install "imgrec[beam]"'
+
+
+@pytest.fixture
+def src(tree):
+    pytest.importorskip("apache_beam")
+    root, files = tree
+    # An image that passes the header-only scan but fails to load: it is skipped by the
+    # worker, so the per-shard skip lists are exercised too.
+    data = files["cat0"].read_bytes()
+    (root / "dog" / "cut.png").write_bytes(data[: len(data) // 2])
+    return root
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    """Every file in folder, hidden ones included (no journal or temporary file may stay)."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def beam_pack(src: Path, out: Path, opts: PackOptions, **kwargs) -> dict:
+    return beam.pack(src, out, opts, runner="DirectRunner", beam_options=DIRECT, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"shards": 3},
+        {"split": (("train", 0.6), ("val", 0.2), ("test", 0.2)), "shards": 4, "seed": 3},
+        {"format": "raw", "shuffle": False, "name": "pixels"},
+    ],
+    ids=["shards", "split", "raw-unshuffled"],
+)
+def test_beam_output_is_byte_identical_to_the_local_pack(src, tmp_path, options):
+    opts = PackOptions(**options)
+    local = packing.pack(src, tmp_path / "local", opts)
+    manifest = beam_pack(src, tmp_path / "beam", opts)
+    assert manifest == local
+    assert any(s["path"] == "dog/cut.png" for s in manifest["skipped"])  # skipped by a worker
+    expected = files_of(tmp_path / "local")
+    assert files_of(tmp_path / "beam") == expected
+    assert len(expected) == 2 * len(local["shards"]) + 1  # shards, index files, manifest
+
+
+def test_multi_processing_workers_give_the_same_bytes(src, tmp_path):
+    # Workers in other processes: the functions and elements go through pickling, as on a
+    # real runner's workers.
+    opts = PackOptions(shards=2)
+    packing.pack(src, tmp_path / "local", opts)
+    options = ["direct_running_mode=multi_processing", "direct_num_workers=2"]
+    beam.pack(src, tmp_path / "beam", opts, runner="DirectRunner", beam_options=options)
+    assert files_of(tmp_path / "beam") == files_of(tmp_path / "local")
+
+
+def test_beam_packs_a_from_list(src, tmp_path):
+    listing = tmp_path / "list.csv"
+    listing.write_text("loose.png,misc\ncat/cat1.jpg,cat\nfish/anim.gif,misc\ndog/cut.png,dog\n")
+    opts = PackOptions(from_list=str(listing), shards=2)
+    packing.pack(src, tmp_path / "local", opts)
+    manifest = beam_pack(src, tmp_path / "beam", opts)
+    assert manifest["records"] == 3 and manifest["labels"] == ["cat", "dog", "misc"]
+    assert files_of(tmp_path / "beam") == files_of(tmp_path / "local")
+
+
+def test_cli_runner_beam_gives_the_local_output(src, tmp_path):
+    args = ["pack", str(src), "--split", "train=0.75,val=0.25", "--json"]
+    runner = CliRunner()
+    r = runner.invoke(cli, [*args[:2], str(tmp_path / "local"), *args[2:]])
+    assert r.exit_code == 0, r.output
+    options = [x for option in DIRECT for x in ("--beam-option", option)]
+    r = runner.invoke(cli, [*args[:2], str(tmp_path / "beam"), *args[2:], "--runner", "beam"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["records"] == 13
+    assert files_of(tmp_path / "beam") == files_of(tmp_path / "local")
+    r = runner.invoke(
+        cli, [*args[:2], str(tmp_path / "beam2"), *args[2:], "--runner", "DirectRunner", *options]
+    )
+    assert r.exit_code == 0, r.output
+    assert files_of(tmp_path / "beam2") == files_of(tmp_path / "local")
+
+
+def test_interrupted_beam_run_resumes_to_the_same_bytes(src, tmp_path, monkeypatch):
+    opts = PackOptions(shards=4)
+    packing.pack(src, tmp_path / "local", opts)
+    out = tmp_path / "beam"
+    real = packing._write_shard
+
+    def disk_full_on_shard_2(path, *args):
+        if path.name == "data-00002-of-00004.tfrecord":
+            raise OSError(28, "No space left on device")
+        return real(path, *args)
+
+    monkeypatch.setattr(packing, "_write_shard", disk_full_on_shard_2)
+    with pytest.raises(OutputError, match="Beam pipeline failed.*No space left.*--resume"):
+        beam_pack(src, out, opts)
+    assert not (out / "manifest.json").exists() and (out / packing.JOURNAL).is_file()
+    assert not (out / "data-00002-of-00004.tfrecord").exists()
+    with pytest.raises(OutputError, match="interrupted pack; pass --resume"):
+        beam_pack(src, out, opts)
+    monkeypatch.setattr(packing, "_write_shard", real)
+    finished = {p.name: p.stat().st_mtime_ns for p in out.glob("data-*.tfrecord")}
+    beam_pack(src, out, opts, resume=True)
+    assert files_of(out) == files_of(tmp_path / "local")
+    for name, mtime in finished.items():  # shards the first run finished were kept
+        assert (out / name).stat().st_mtime_ns == mtime
+
+
+def test_on_error_fail_stops_with_the_first_skipped_image(src, tmp_path):
+    out = tmp_path / "beam"
+    with pytest.raises(InputError, match=r"cut\.png: truncated.*--on-error fail"):
+        beam_pack(src, out, PackOptions(on_error="fail"))
+    assert not (out / "manifest.json").exists()
+
+
+def test_missing_apache_beam_is_a_one_line_error(tree, tmp_path, monkeypatch):
+    src, _ = tree
+    monkeypatch.setitem(sys.modules, "apache_beam", None)  # import apache_beam now fails
+    with pytest.raises(DependencyError, match="pip install"):
+        beam.pack(src, tmp_path / "out")
+    r = CliRunner().invoke(cli, ["pack", str(src), str(tmp_path / "out"), "--runner", "beam"])
+    assert r.exit_code == 1
+    assert r.output == f"Error: {HINT}\n"
+    assert not (tmp_path / "out").exists()
+
+
+def test_beam_options_become_pipeline_flags():
+    assert beam.pipeline_flags("beam", []) == []
+    flags = beam.pipeline_flags(
+        "DataflowRunner", ["project=p", "--region=europe-west1", "save_main_session", "a=b=c"]
+    )
+    assert flags == [
+        "--runner=DataflowRunner",
+        "--project=p",
+        "--region=europe-west1",
+        "--save_main_session",
+        "--a=b=c",
+    ]
+    assert beam.pipeline_flags("beam", ["runner=FlinkRunner"]) == ["--runner=FlinkRunner"]
+    with pytest.raises(InputError, match="given twice"):
+        beam.pipeline_flags("SparkRunner", ["runner=FlinkRunner"])
+    with pytest.raises(InputError, match="KEY=VALUE"):
+        beam.pipeline_flags("beam", ["=3"])
+
+
+def test_cli_refuses_mixed_runner_options(tree, tmp_path):
+    src, _ = tree
+    out = str(tmp_path / "out")
+    r = CliRunner().invoke(cli, ["pack", str(src), out, "--beam-option", "project=p"])
+    assert r.exit_code == 2 and "--runner beam" in r.output
+    r = CliRunner().invoke(cli, ["pack", str(src), out, "--runner", "beam", "--workers", "2"])
+    assert r.exit_code == 2 and "direct_num_workers" in r.output
+    pytest.importorskip("apache_beam")
+    r = CliRunner().invoke(cli, ["pack", "gs://bucket/photos", out, "--runner", "beam"])
+    assert r.exit_code == 1 and "SRC is a URL" in r.output
+    assert not Path(out).exists()
+
+
+def test_help_and_local_pack_do_not_import_apache_beam(tree, tmp_path):
+    src, _ = tree
+    code = (
+        "import sys\n"
+        "from imgrec.cli import cli\n"
+        "cli(['pack', '--help'], standalone_mode=False)\n"
+        f"cli(['pack', {str(src)!r}, {str(tmp_path / 'o')!r}, '-q'], standalone_mode=False)\n"
+        f"cli(['inspect', {str(tmp_path / 'o')!r}], standalone_mode=False)\n"
+        "import imgrec.beam\n"
+        "assert 'apache_beam' not in sys.modules, 'apache_beam was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
