@@ -230,16 +230,32 @@ def pack(
         for item in part.items[slice(*part.plan[index])]
     ]
 
+    jobs = [
+        (out / name, part.split, part.items[slice(*part.plan[index])], opts.image_options())
+        for part, index, name in shard_names
+        if name not in kept
+    ]
     try:
-        tasks = [(item, opts.image_options()) for item in todo]
-        with contextlib.closing(_in_order(_pack_one, tasks, opts.workers)) as loaded:
-            results = _counted(loaded, lambda n: note("pack", n, len(todo)))
-            for part, index, name in shard_names:
-                if name in kept:
-                    continue
-                items = part.items[slice(*part.plan[index])]
-                done[name] = _write_shard(out / name, part.split, items, results, skip)
-                _write_json(out / JOURNAL, journal)
+        if opts.workers > 1 and opts.on_error == "skip" and len(jobs) >= 2 * opts.workers:
+            # Enough shards to keep every worker busy: each worker loads, encodes and
+            # writes whole shards, so no image crosses between processes.
+            written = 0
+            shards = _in_order(_write_shard_job, jobs, opts.workers, batch=1)
+            with contextlib.closing(shards) as finished:
+                for (path, _, items, _), result in zip(jobs, finished, strict=True):
+                    done[path.name] = result
+                    _write_json(out / JOURNAL, journal)
+                    written += len(items)
+                    note("pack", written, len(todo))
+        else:
+            # Few shards: images are loaded and encoded in the workers, in batches, and
+            # written here in plan order.
+            tasks = [(item, opts.image_options()) for item in todo]
+            with contextlib.closing(_in_order(_pack_one, tasks, opts.workers)) as loaded:
+                results = _counted(loaded, lambda n: note("pack", n, len(todo)))
+                for path, split, items, _ in jobs:
+                    done[path.name] = _write_shard(path, split, items, results, skip)
+                    _write_json(out / JOURNAL, journal)
         manifest = _manifest(
             src, opts, found.found.labels, ignored, skipped, parts, shard_names, done
         )
@@ -247,13 +263,28 @@ def pack(
         _remove_stale(out, listed)
         manifest_io.write(out, manifest)
     except OSError as e:
+        _remove_incomplete(out)
         raise OutputError(
             f"{out}: cannot write ({e.strerror or e}); finished shards are kept,"
             " free some space (or fix the folder) and run again with --resume"
         ) from None
+    except BaseException:
+        _remove_incomplete(out)  # what stopped workers left behind (Ctrl-C, errors)
+        raise
     with contextlib.suppress(FileNotFoundError):
         (out / JOURNAL).unlink()
     return manifest
+
+
+def _write_shard_job(job: tuple[Path, str | None, list[Item], images.Options]) -> dict[str, Any]:
+    """In a worker: load, encode and write one whole shard (skipped images are recorded)."""
+    path, split, items, opts = job
+
+    def record(item: Item, reason: str, into: list[dict[str, str]]) -> None:
+        into.append({"path": item.rel, "reason": reason})
+
+    results = (_pack_one((item, opts)) for item in items)
+    return _write_shard(path, split, items, results, record)
 
 
 def _write_shard(
@@ -646,33 +677,43 @@ def _pack_one(task: tuple[Item, images.Options]) -> Packed | str:
     return Packed(serialize(rec), replace(rec, data=b""), len(result.data), result.note)
 
 
-def _in_order(fn: Callable[[Any], Any], tasks: list[Any], workers: int) -> Generator[Any]:
+def _in_order(
+    fn: Callable[[Any], Any], tasks: list[Any], workers: int, batch: int = 8
+) -> Generator[Any]:
     """``fn(task)`` for each task, in order, computed by ``workers`` processes.
 
-    At most a few results per worker are in flight: memory stays flat however many images
-    there are, and a slow disk holds the workers back instead of filling memory.
+    Tasks travel in ``batch``es (fewer, larger messages between processes), and at most a few
+    batches per worker are in flight: memory stays flat however many images there are, and
+    a slow disk holds the workers back instead of filling memory.
     """
     if workers == 1 or len(tasks) < 2:
         yield from map(fn, tasks)
         return
+    size = max(1, min(batch, len(tasks) // (workers * 4)))
+    batches = [(fn, tasks[i : i + size]) for i in range(0, len(tasks), size)]
     # fork is fast and does not re-import the caller's script; but once TensorFlow (and its
     # thread pools) is loaded, a forked child can deadlock, so spawn is used then. Workers
     # ignore Ctrl-C: the main process handles it, and stops them.
     method = "spawn" if "tensorflow" in sys.modules else "fork"
     pool = multiprocessing.get_context(method).Pool(workers, _worker_signals)
     try:
-        pending = iter(tasks)
+        pending = iter(batches)
         window = collections.deque(
-            pool.apply_async(fn, (task,)) for task in itertools.islice(pending, workers * 4)
+            pool.apply_async(_run_batch, (b,)) for b in itertools.islice(pending, workers * 3)
         )
         while window:
-            result = window.popleft().get()
-            for task in itertools.islice(pending, 1):
-                window.append(pool.apply_async(fn, (task,)))
-            yield result
+            results = window.popleft().get()
+            for b in itertools.islice(pending, 1):
+                window.append(pool.apply_async(_run_batch, (b,)))
+            yield from results
     finally:
         pool.terminate()
         pool.join()
+
+
+def _run_batch(batch: tuple[Callable[[Any], Any], list[Any]]) -> list[Any]:
+    fn, tasks = batch
+    return [fn(task) for task in tasks]
 
 
 def _worker_signals() -> None:
