@@ -97,6 +97,20 @@ def test_two_packs_are_byte_identical_whatever_the_workers(tree, tmp_path):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
+def test_whole_shards_in_workers_give_the_same_bytes(tree, tmp_path):
+    """With at least two shards per worker, workers write whole shards themselves."""
+    src, files = tree
+    cut = files["cat1"].read_bytes()
+    (src / "fish" / "cut.jpg").write_bytes(cut[: len(cut) * 2 // 3])  # header fine, data not
+    a, b = tmp_path / "a", tmp_path / "b"
+    ma = pack(src, a, PackOptions(shards=5, workers=1, format="raw"))
+    mb = pack(src, b, PackOptions(shards=5, workers=2, format="raw"))
+    assert ma == mb and [s["path"] for s in ma["skipped"]] == ["fish/cut.jpg"]
+    assert ma["skipped"][0]["reason"].startswith("truncated")
+    for name in sorted(p.name for p in a.iterdir()):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
 def test_seed_and_no_shuffle_change_order_only(tree, tmp_path):
     src, _ = tree
     walk = [r.filename for r in records_of(src, tmp_path / "w", shuffle=False)]
