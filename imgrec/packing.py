@@ -236,9 +236,10 @@ def pack(
         if name not in kept
     ]
     try:
-        if opts.workers > 1 and opts.on_error == "skip" and len(jobs) >= 2 * opts.workers:
-            # Enough shards to keep every worker busy: each worker loads, encodes and
-            # writes whole shards, so no image crosses between processes.
+        if opts.workers > 1 and opts.on_error == "skip" and len(jobs) >= opts.workers:
+            # A shard for every worker: each worker loads, encodes and writes whole shards,
+            # so no image crosses between processes (for raw pixels that crossing costs
+            # more than the second core gains).
             written = 0
             shards = _in_order(_write_shard_job, jobs, opts.workers, batch=1)
             with contextlib.closing(shards) as finished:
