@@ -29,7 +29,6 @@ need it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
@@ -38,7 +37,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__, images, packing
+from . import images, packing
 from . import manifest as manifest_io
 from .discover import Item
 from .errors import DependencyError, InputError, OutputError
@@ -94,14 +93,8 @@ def pack(
         shutil.rmtree(parts_dir, ignore_errors=True)  # entries of another run's plan
     candidates = found.candidates
     parts = packing.plan_parts(candidates, found.estimate, opts)
-    key = packing._plan_key(opts, found.found.labels, candidates)
-    if journal is not None and journal.get("key") != key:
-        raise InputError(packing._resume_mismatch(journal, opts, candidates), str(out))
-    done: dict[str, Any] = journal["done"] if journal is not None else {}
-    if journal is None:
-        plan_summary = packing._plan_summary(opts, candidates)
-        journal = {"imgrec": __version__, "key": key, "plan": plan_summary}
-    journal["done"] = done
+    journal = packing.open_journal(out, journal, opts, found.found.labels, candidates)
+    done: dict[str, Any] = journal["done"]
     shard_names = [
         (part, index, f"{part.name}-{index:05d}-of-{len(part.plan):05d}.tfrecord")
         for part in parts
@@ -143,8 +136,7 @@ def pack(
             f"{out}: cannot write ({e.strerror or e}); finished shards are kept,"
             " free some space (or fix the folder) and run again with --resume"
         ) from None
-    with contextlib.suppress(FileNotFoundError):
-        (out / packing.JOURNAL).unlink()
+    packing.close_journal(out)
     shutil.rmtree(parts_dir, ignore_errors=True)
     return manifest
 

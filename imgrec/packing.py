@@ -77,6 +77,7 @@ class PackOptions:
 
 
 JOURNAL = ".imgrec-journal.json"  # shards finished by a run that has not ended yet
+PLAN = ".imgrec-plan.json"  # that run's options and source files, to explain a refused resume
 
 
 @dataclass
@@ -208,13 +209,8 @@ def pack(
     skip, skipped = _skipper(opts), found.skipped
     ignored, candidates, estimate = found.ignored, found.candidates, found.estimate
     parts = plan_parts(candidates, estimate, opts)
-    key = _plan_key(opts, found.found.labels, candidates)
-    if journal is not None and journal.get("key") != key:
-        raise InputError(_resume_mismatch(journal, opts, candidates), str(out))
-    done: dict[str, Any] = journal["done"] if journal is not None else {}
-    if journal is None:
-        journal = {"imgrec": __version__, "key": key, "plan": _plan_summary(opts, candidates)}
-    journal["done"] = done
+    journal = open_journal(out, journal, opts, found.found.labels, candidates)
+    done: dict[str, Any] = journal["done"]
 
     # Which shards are still to write: a finished one is kept only if it is intact.
     shard_names = [
@@ -272,9 +268,36 @@ def pack(
     except BaseException:
         _remove_incomplete(out)  # what stopped workers left behind (Ctrl-C, errors)
         raise
-    with contextlib.suppress(FileNotFoundError):
-        (out / JOURNAL).unlink()
+    close_journal(out)
     return manifest
+
+
+def open_journal(
+    out: Path,
+    journal: dict[str, Any] | None,
+    opts: PackOptions,
+    labels: list[str],
+    candidates: list[Item],
+) -> dict[str, Any]:
+    """The interrupted run's journal to continue (refused if the plan changed), or a new one.
+
+    The journal holds only the plan's key and the finished shards: it is rewritten after
+    every shard, so the file list that explains a refusal is written once, beside it."""
+    key = _plan_key(opts, labels, candidates)
+    if journal is not None:
+        if journal.get("key") != key:
+            raise InputError(_resume_mismatch(out, journal, opts, candidates), str(out))
+        journal.setdefault("done", {})
+        return journal
+    _write_json(out / PLAN, _plan_summary(opts, candidates))
+    return {"imgrec": __version__, "key": key, "done": {}}
+
+
+def close_journal(out: Path) -> None:
+    """The run is complete (its manifest written): the journal has served."""
+    for name in (JOURNAL, PLAN):
+        with contextlib.suppress(FileNotFoundError):
+            (out / name).unlink()
 
 
 def _write_shard_job(job: tuple[Path, str | None, list[Item], images.Options]) -> dict[str, Any]:
@@ -421,8 +444,14 @@ def _plan_key(opts: PackOptions, labels: list[str], candidates: list[Item]) -> s
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _resume_mismatch(journal: dict[str, Any], opts: PackOptions, candidates: list[Item]) -> str:
-    then, now = journal.get("plan", {}), _plan_summary(opts, candidates)
+def _resume_mismatch(
+    out: Path, journal: dict[str, Any], opts: PackOptions, candidates: list[Item]
+) -> str:
+    try:
+        then = json.loads((out / PLAN).read_text())
+    except (OSError, ValueError):
+        then = journal.get("plan", {})
+    now = _plan_summary(opts, candidates)
     then = json.loads(json.dumps(then))  # tuples -> lists, as stored
     now = json.loads(json.dumps(now))
     changed = sorted(
@@ -611,7 +640,7 @@ def _prepare_out(out: Path, resuming: bool) -> None:
     """Make OUT ready to write into (after _check_out passed and the scan found images)."""
     if out.is_dir() and not resuming:
         # The old manifest goes first: from here on the folder is not a complete dataset.
-        for name in (manifest_io.MANIFEST, JOURNAL):
+        for name in (manifest_io.MANIFEST, JOURNAL, PLAN):
             with contextlib.suppress(FileNotFoundError):
                 (out / name).unlink()
     if out.is_dir():
