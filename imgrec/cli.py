@@ -113,10 +113,13 @@ def progress_bars(quiet: bool) -> Iterator[Callable[[str, int, int], None]]:
     def update(stage: str, done: int, total: int) -> None:
         bar = bars.get(stage)
         if bar is None:
+            in_bytes = stage == "verify"  # verify counts bytes checked, the others images
             bar = bars[stage] = tqdm(
                 total=total or None,
                 desc=stage,
-                unit="img",
+                unit="B" if in_bytes else "img",
+                unit_scale=in_bytes,
+                unit_divisor=1024,
                 file=sys.stderr,
                 disable=disable,
                 leave=False,

@@ -154,10 +154,11 @@ def _decode_error(e: BaseException) -> SkipImage:
 
 
 @contextlib.contextmanager
-def _pillow_limits(max_pixels: int) -> Iterator[None]:
-    """Pillow's own bomb check follows --max-pixels; its warnings are not ours to show."""
+def _pillow_limits() -> Iterator[None]:
+    """imgrec checks --max-pixels itself, from the header, before decoding anything (with a
+    message naming the limit that applies); Pillow's own check and warnings stand down."""
     saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = max_pixels
+    Image.MAX_IMAGE_PIXELS = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -460,7 +461,7 @@ def load(path: Path, opts: Options) -> Loaded:
     Raises NotAnImage (ignore it) or SkipImage (report it, with the reason).
     """
     data = read_source(path)
-    with _pillow_limits(opts.max_pixels):
+    with _pillow_limits():
         return _load(data, opts)
 
 
@@ -564,7 +565,7 @@ def probe(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int, i
     Used to plan shard counts. Raises NotAnImage or SkipImage like ``load``.
     """
     try:
-        with open(path, "rb") as f, _pillow_limits(max_pixels):
+        with open(path, "rb") as f, _pillow_limits():
             if not f.read(1):
                 raise NotAnImage()
             f.seek(0)
