@@ -117,7 +117,7 @@ def test_verify_against_catches_a_doctored_record(tmp_path):
 
 
 def test_sigkill_mid_pack_then_resume_is_byte_identical(tmp_path):
-    src = make_src(tmp_path / "src", n=240, size=96)
+    src = make_src(tmp_path / "src", n=480, size=128)
     args = ["--format", "png", "--shards", "40", "--workers", "1", "-q"]
     cmd = [sys.executable, "-m", "imgrec", "pack", str(src)]
     out = tmp_path / "out"
@@ -150,7 +150,7 @@ def test_sigkill_mid_pack_then_resume_is_byte_identical(tmp_path):
 
 
 def test_ctrl_c_stops_cleanly_with_exit_130(tmp_path):
-    src = make_src(tmp_path / "src", n=240, size=96)
+    src = make_src(tmp_path / "src", n=960, size=128)
     out = tmp_path / "out"
     proc = subprocess.Popen(
         [sys.executable, "-m", "imgrec", "pack", str(src), str(out), "--shards", "40",
@@ -159,7 +159,8 @@ def test_ctrl_c_stops_cleanly_with_exit_130(tmp_path):
         text=True,
     )  # fmt: skip
     while not (out.exists() and list(out.glob("data-*.tfrecord"))):
-        time.sleep(0.01)
+        time.sleep(0.005)
+    assert proc.poll() is None, "pack ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130
