@@ -157,6 +157,9 @@ def test_ctrl_c_stops_cleanly_with_exit_130(tmp_path):
          "--format", "png", "--workers", "2", "-q"],
         stderr=subprocess.PIPE,
         text=True,
+        # A shell runs background jobs (CI may be one) with SIGINT ignored, and a child
+        # inherits that; a user's terminal delivers Ctrl-C with the default disposition.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     while not (out.exists() and list(out.glob("data-*.tfrecord"))):
         time.sleep(0.005)
