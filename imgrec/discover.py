@@ -99,16 +99,7 @@ def walk(
         and _is_dir(e)
         and (excluded is None or Path(e.path).resolve() != excluded)
     )
-    if labels is None:
-        labels = folders
-    else:
-        unknown = [f for f in folders if f not in labels]
-        if unknown:
-            raise InputError(
-                f"class folder(s) {', '.join(unknown)} are not in the --labels file;"
-                " add them to it or move them out of SRC",
-                str(src),
-            )
+    labels = _label_order(folders, labels, "class folder(s)", str(src))
     index = {name: i for i, name in enumerate(labels)}
     items = []
     for rel, path in files:
@@ -118,6 +109,20 @@ def walk(
         else:
             items.append(Item(path, rel, -1, ""))
     return Walk(items, labels, ignored, broken)
+
+
+def _label_order(found: list[str], labels: list[str] | None, what: str, where: str) -> list[str]:
+    """Label names in index order: sorted as found, or as a --labels file fixes them (which
+    must then name every one found)."""
+    if labels is None:
+        return found
+    unknown = [name for name in found if name not in labels]
+    if unknown:
+        raise InputError(
+            f"{what} {', '.join(unknown)} are not in the --labels file; add them to it",
+            where,
+        )
+    return labels
 
 
 def _is_dir(e: os.DirEntry[str]) -> bool:
@@ -191,15 +196,7 @@ def from_list(src: Path, list_path: str, labels: list[str] | None = None) -> Wal
         rel: (label if label is not None else (rel.split("/", 1)[0] if "/" in rel else ""))
         for rel, (_, label) in entries.items()
     }
-    names = sorted({t for t in texts.values() if t})
-    if labels is None:
-        labels = names
-    else:
-        unknown = [n for n in names if n not in labels]
-        if unknown:
-            raise InputError(
-                f"label(s) {', '.join(unknown)} are not in the --labels file", list_path
-            )
+    labels = _label_order(sorted({t for t in texts.values() if t}), labels, "label(s)", list_path)
     index = {name: i for i, name in enumerate(labels)}
     items, missing = [], []
     for rel in sorted(entries, key=lambda r: r.split("/")):

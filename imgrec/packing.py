@@ -28,7 +28,7 @@ from .discover import Item, Walk, from_list, read_labels_file, walk
 from .errors import InputError, OutputError
 from .schema import Record, serialize
 from .summary import Stats, merge_stats
-from .tfrecord import ShardWriter, atomic_file, index_path_for
+from .tfrecord import ShardWriter, atomic_file, file_sha256, index_path_for
 
 SHARD_SIZE = 128 * 2**20
 FORMATS = ("encoded", "png", "jpeg", "raw")
@@ -422,11 +422,7 @@ def _finished(out: Path, result: dict[str, Any] | None) -> bool:
     path, index = out / entry["file"], out / entry["index"]
     if not (path.is_file() and index.is_file()) or path.stat().st_size != entry["bytes"]:
         return False
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return bool(h.hexdigest() == entry["sha256"])
+    return bool(file_sha256(path) == entry["sha256"])
 
 
 def _plan_summary(opts: PackOptions, candidates: list[Item]) -> dict[str, Any]:

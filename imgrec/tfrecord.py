@@ -111,6 +111,15 @@ class ShardWriter:
         return ShardInfo(self.path, len(self._index), self._offset, self._hash.hexdigest())
 
 
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def index_path_for(shard: Path) -> Path:
     """``data-00000-of-00004.tfrecord`` -> ``data-00000-of-00004.tfrecord.idx``."""
     return shard.with_name(shard.name + ".idx")

@@ -9,7 +9,6 @@ against its source file.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import warnings
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from . import images
 from . import manifest as manifest_io
 from .errors import InputError
 from .schema import Record, SchemaError, parse
-from .tfrecord import FOOTER_SIZE, HEADER_SIZE, index_path_for, read_index, scan
+from .tfrecord import FOOTER_SIZE, HEADER_SIZE, file_sha256, index_path_for, read_index, scan
 
 Progress = Callable[[str, int, int], None]
 
@@ -163,7 +162,7 @@ def _check_shard(
             problem(f"{size} bytes, the manifest says {entry['bytes']}")
         if len(framing) != entry["records"]:
             problem(f"{len(framing)} records, the manifest says {entry['records']}")
-        if _sha256(shard) != entry["sha256"]:
+        if file_sha256(shard) != entry["sha256"]:
             problem("sha256 differs from the manifest's: the file changed after packing")
     index = index_path_for(shard)
     if index.is_file():
@@ -175,14 +174,6 @@ def _check_shard(
             if listed != framing:
                 problem(f"index {index.name} does not match the records (rebuild: imgrec index)")
     return len(framing)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _check_against(
