@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ImgrecError
-from .manifest import known_dtypes, known_records, resolve
+from .manifest import describe, resolve
 from .reader import dataset, import_tf, pick_device
 from .verify import Problem
 
@@ -82,7 +82,8 @@ def run_decode(
     tf = import_tf()
     files = resolve(paths, split)
     target = pick_device(device)
-    sixteen = known_dtypes(files) == {"uint16"}
+    known = describe(files)
+    sixteen = known is not None and known.dtypes == {"uint16"}
     problems: list[Problem] = []
     ds = dataset(
         files,
@@ -92,7 +93,7 @@ def run_decode(
         limit=limit,
         on_problem=problems.append,
     )
-    total = known_records(files)
+    total = known.records if known is not None else None
     if limit is not None:
         total = min(limit, total) if total is not None else limit
     channel_stats: dict[int, ChannelStats] = {}

@@ -177,8 +177,6 @@ def open_image(source: bytes | BinaryIO, max_pixels: int) -> Image.Image:
         im = Image.open(source)
     except UnidentifiedImageError:
         raise NotAnImage() from None
-    except Image.DecompressionBombError as e:
-        raise SkipImage("too-many-pixels", _describe(e)) from None
     except Exception as e:  # Pillow plugins raise many types on malformed headers
         raise _decode_error(e) from None
     if im.width * im.height > max_pixels:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import glob
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -112,40 +113,40 @@ def _entries(files: Sequence[Path]) -> list[tuple[dict[str, Any], dict[str, Any]
     return found
 
 
-def known_dtypes(files: Sequence[Path]) -> set[str] | None:
-    """The stored dtypes of these shards, from the manifests beside them (None: unknown)."""
-    entries = _entries(files)
-    return None if entries is None else {d for m, _ in entries for d in m["stats"]["dtypes"]}
+@dataclass(frozen=True)
+class Known:
+    """What the manifests beside a set of shards say about their records."""
+
+    records: int
+    dtypes: frozenset[str]
+    formats: frozenset[str]
+    channels: frozenset[int]
+    oriented: bool  # some record may carry an EXIF orientation to apply
+    height: tuple[int, int] | None  # (min, max); None when there are no records
+    width: tuple[int, int] | None
 
 
-def known_shapes(files: Sequence[Path]) -> tuple[list[int], list[int], set[str]] | None:
-    """([min, max] height, [min, max] width, channel counts) of these shards' datasets, from
-    their manifests (None: unknown)."""
-    entries = _entries(files)
-    if entries is None:
-        return None
-    stats = [m["stats"] for m, _ in entries if m["stats"]["records"]]
-    if not stats:
-        return None
-    heights = [min(s["height"][0] for s in stats), max(s["height"][1] for s in stats)]
-    widths = [min(s["width"][0] for s in stats), max(s["width"][1] for s in stats)]
-    return heights, widths, {c for s in stats for c in s["channels"]}
-
-
-def known_layout(files: Sequence[Path]) -> tuple[set[str], set[int], bool] | None:
-    """(formats, channel counts, whether any record carries an orientation) of these shards'
-    datasets, from their manifests (None: unknown)."""
+def describe(files: Sequence[Path]) -> Known | None:
+    """What the manifests say about these shards' datasets; None if any shard has no
+    manifest listing it (then nothing is known)."""
     entries = _entries(files)
     if entries is None:
         return None
-    stats = [m["stats"] for m, _ in entries]
-    formats = {k for s in stats for k in s["formats"]}
-    channels = {int(c) for s in stats for c in s["channels"]}
-    oriented = any(s.get("oriented", 1) for s in stats)  # older manifests: assume so
-    return formats, channels, oriented
+    datasets = list({id(m): m for m, _ in entries}.values())
+    stats = [m["stats"] for m in datasets]
+    sized = [s for s in stats if s["records"]]
 
+    def span(key: str) -> tuple[int, int] | None:
+        if not sized:
+            return None
+        return min(s[key][0] for s in sized), max(s[key][1] for s in sized)
 
-def known_records(files: Sequence[Path]) -> int | None:
-    """The number of records in these shards, from the manifests beside them (None: unknown)."""
-    entries = _entries(files)
-    return None if entries is None else sum(int(e["records"]) for _, e in entries)
+    return Known(
+        records=sum(int(e["records"]) for _, e in entries),
+        dtypes=frozenset(d for s in stats for d in s["dtypes"]),
+        formats=frozenset(k for s in stats for k in s["formats"]),
+        channels=frozenset(int(c) for s in stats for c in s["channels"]),
+        oriented=any(s.get("oriented", 1) for s in stats),  # older manifests: assume so
+        height=span("height"),
+        width=span("width"),
+    )

@@ -18,7 +18,7 @@ import random
 import signal
 import sys
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,18 @@ class PackOptions:
         d = asdict(self)
         del d["workers"], d["overwrite"]
         return d
+
+    @classmethod
+    def from_recorded(cls, recorded: dict[str, Any]) -> PackOptions:
+        """The options a manifest recorded (JSON lists back into tuples; unknown keys, from
+        another imgrec version, left out)."""
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in recorded.items() if k in known}
+        if d.get("resize") is not None:
+            d["resize"] = tuple(d["resize"])
+        if d.get("split") is not None:
+            d["split"] = tuple((name, ratio) for name, ratio in d["split"])
+        return cls(**d)
 
 
 JOURNAL = ".imgrec-journal.json"  # shards finished by a run that has not ended yet

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import schema
 from .errors import DependencyError, ImgrecError
-from .manifest import known_dtypes, known_layout, known_shapes, resolve
+from .manifest import Known, describe, resolve
 from .tfrecord import scan
 from .verify import Problem, check_record
 
@@ -215,15 +215,15 @@ def _checked_records(
     return tf.data.Dataset.from_generator(records, output_signature=tf.TensorSpec([], tf.string))
 
 
-def _check_batchable(files: Sequence[Path], resize: tuple[int, int] | None) -> None:
+def _check_batchable(known: Known | None, resize: tuple[int, int] | None) -> None:
     """Refuse, up front and with the way out, a batch TensorFlow could not stack."""
-    shapes = known_shapes(files)
-    if shapes is None:
+    if known is None or known.height is None or known.width is None:
         return  # shards without a manifest: TensorFlow reports a mismatch when it meets one
-    heights, widths, channels = shapes
-    if len(channels) > 1:
+    heights, widths = known.height, known.width
+    if len(known.channels) > 1:
+        listed = " and ".join(str(c) for c in sorted(known.channels))
         raise ImgrecError(
-            f"these images have {' and '.join(sorted(channels))} channels, which cannot share"
+            f"these images have {listed} channels, which cannot share"
             " a batch; pack with --channels 1, 3 or 4, or read without batch_size"
         )
     if resize is None and (heights[0] != heights[1] or widths[0] != widths[1]):
@@ -269,17 +269,15 @@ def dataset(
     """
     tf = import_tf()
     files = resolve(paths, split)
+    known = describe(files)
     if batch_size is not None:
-        _check_batchable(files, resize)
+        _check_batchable(known, resize)
     out_dtype = tf.as_dtype(dtype)
     target = pick_device(device)
     # Without a manifest the dtypes are unknown: every one is handled, on the host.
-    kinds = sorted(known_dtypes(files) or schema.DTYPES)
+    kinds = sorted(known.dtypes if known else schema.DTYPES)
     spec = _feature_spec(tf)
-    known = known_layout(files)
-    layout = (
-        Layout() if known is None else Layout(frozenset(known[0]), frozenset(known[1]), known[2])
-    )
+    layout = Layout() if known is None else Layout(known.formats, known.channels, known.oriented)
     if len(kinds) == 1:
         stored = tf.as_dtype(kinds[0])
 
@@ -298,12 +296,11 @@ def dataset(
             return tf.switch_case(tf.cast(index, tf.int32), branches)
 
     # Static shapes where the manifest knows them, so Keras sees (H, W, C), not (?, ?, ?).
-    shapes = known_shapes(files)
     static: list[int | None] = [None, None, None]
-    if shapes is not None:
-        (h0, h1), (w0, w1), channels = shapes
+    if known is not None and known.height is not None and known.width is not None:
+        (h0, h1), (w0, w1) = known.height, known.width
         static = [h0 if h0 == h1 else None, w0 if w0 == w1 else None, None]
-        static[2] = int(next(iter(channels))) if len(channels) == 1 else None
+        static[2] = next(iter(known.channels)) if len(known.channels) == 1 else None
 
     def parse(serialized: Any) -> Any:
         f = tf.io.parse_single_example(serialized, spec)

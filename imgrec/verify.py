@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -189,10 +189,7 @@ def _check_against(
 
     folder, m = dataset
     report.checked_against = str(src)
-    known = {f.name for f in fields(PackOptions)}
-    opts = PackOptions(**{k: v for k, v in m["options"].items() if k in known})
-    if opts.resize is not None:
-        opts = PackOptions(**{**opts.__dict__, "resize": tuple(opts.resize)})
+    opts = PackOptions.from_recorded(m["options"])
     found = walk(src, None, exclude=folder)
     on_disk = {item.rel: item for item in found.items}
     skipped = {s["path"] for s in m.get("skipped", [])}
