@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import storage
 from .errors import InputError
+from .storage import Location
 
 
 @dataclass(frozen=True)
 class Item:
-    path: Path
+    path: Location
     rel: str  # relative to SRC, "/"-separated: stored as image/filename
     label: int  # -1 for files directly in SRC
     text: str
+    stat: tuple[int, int] | None = None  # (size, mtime ns) when a listing gave them
 
 
 @dataclass
@@ -42,9 +47,9 @@ def read_labels_file(path: Path) -> list[str]:
 
 
 def walk(
-    src: Path,
+    src: Location,
     labels: list[str] | None = None,
-    exclude: Path | None = None,
+    exclude: Location | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> Walk:
     """Every regular file under ``src`` in sorted order, labelled by its first-level folder.
@@ -52,13 +57,15 @@ def walk(
     Symlinked folders are followed once (a folder reached twice, as in a loop, is not walked
     again). ``exclude`` (the output folder, when it sits inside SRC) is left out.
     """
+    if isinstance(src, str):
+        return _walk_listing(src, labels, exclude)
     if not src.is_dir():
         raise InputError("not a folder (SRC must be a folder of images)", str(src))
     files: list[tuple[str, Path]] = []
     broken: list[str] = []
     ignored = 0
     seen: set[tuple[int, int]] = set()
-    excluded = exclude.resolve() if exclude is not None else None
+    excluded = exclude.resolve() if isinstance(exclude, Path) else None
 
     # An explicit stack, not recursion: very deep trees must not hit Python's recursion limit.
     stack: list[tuple[Path, str]] = [(src, "")]
@@ -99,16 +106,57 @@ def walk(
         and _is_dir(e)
         and (excluded is None or Path(e.path).resolve() != excluded)
     )
+    return _labelled(
+        src, [(rel, path, None) for rel, path in files], folders, labels, ignored, broken
+    )
+
+
+def _labelled(
+    src: Location,
+    files: list[tuple[str, Location, tuple[int, int] | None]],
+    folders: list[str],
+    labels: list[str] | None,
+    ignored: int,
+    broken: list[str],
+) -> Walk:
+    """The walk's result from its sorted files, labelled by their first-level folders."""
     labels = _label_order(folders, labels, "class folder(s)", str(src))
     index = {name: i for i, name in enumerate(labels)}
     items = []
-    for rel, path in files:
+    for rel, path, st in files:
         if "/" in rel:
             text = rel.split("/", 1)[0]
-            items.append(Item(path, rel, index[text], text))
+            items.append(Item(path, rel, index[text], text, st))
         else:
-            items.append(Item(path, rel, -1, ""))
+            items.append(Item(path, rel, -1, "", st))
     return Walk(items, labels, ignored, broken)
+
+
+def _walk_listing(src: str, labels: list[str] | None, exclude: Location | None) -> Walk:
+    """``walk`` for an object-store prefix, from one listing, by the same rules: hidden
+    entries are ignored (a hidden folder counts once, as a walk does not enter it), OUT is
+    left out, folder markers ("name/" keys) make first-level folders seen even when empty."""
+    listed = storage.list_tree(src)
+    out = f"{exclude}/"[len(src) + 1 :] if str(exclude).startswith(src + "/") else None
+    hidden: set[str] = set()
+    files: list[tuple[str, Location, tuple[int, int] | None]] = []
+    folders: set[str] = set()
+    for rel, st in listed:
+        if out is not None and rel.startswith(out):
+            continue
+        parts = rel.split("/")
+        dot = next((i for i, p in enumerate(parts) if p.startswith(".")), None)
+        if dot is not None:
+            hidden.add("/".join(parts[: dot + 1]))
+            continue
+        if len(parts) > 1:
+            folders.add(parts[0])
+        if not rel.endswith("/"):
+            files.append((rel, f"{src}/{rel}", st))
+    if not listed:
+        raise InputError("nothing found under this prefix (SRC must hold images)", src)
+    files.sort(key=lambda f: f[0].split("/"))
+    return _labelled(src, files, sorted(folders), labels, len(hidden), [])
 
 
 def _label_order(found: list[str], labels: list[str] | None, what: str, where: str) -> list[str]:
@@ -171,39 +219,64 @@ def read_list(path: str) -> list[tuple[str, str | None]]:
     return rows
 
 
-def from_list(src: Path, list_path: str, labels: list[str] | None = None) -> Walk:
+def from_list(src: Location, list_path: str, labels: list[str] | None = None) -> Walk:
     """The files a --from-list names, labelled by its label column or else by their first
     folder under SRC, in the same sorted order a walk gives. Paths are relative to SRC
-    (absolute ones must lie inside it)."""
-    if not src.is_dir():
-        raise InputError("not a folder (SRC must be a folder of images)", str(src))
-    root = src.resolve()
-    entries: dict[str, tuple[Path, str | None]] = {}
+    (absolute ones, or URLs when SRC is a URL, must lie inside it)."""
+    if isinstance(src, str):
+        listed = dict(storage.list_tree(src))  # one listing, not a request per file
+        to_rel = functools.partial(_url_rel, src)
+
+        def found(rel: str) -> tuple[bool, tuple[int, int] | None]:
+            return rel in listed and not rel.endswith("/"), listed.get(rel)
+
+    else:
+        if not src.is_dir():
+            raise InputError("not a folder (SRC must be a folder of images)", str(src))
+        to_rel = functools.partial(_local_rel, src, src.resolve())
+
+        def found(rel: str) -> tuple[bool, tuple[int, int] | None]:
+            return (src / rel).is_file(), None
+
+    entries: dict[str, str | None] = {}
     duplicates = 0
     for raw, label in read_list(list_path):
-        path = Path(raw) if Path(raw).is_absolute() else src / raw
-        try:
-            rel = Path(os.path.normpath(path.absolute())).relative_to(root).as_posix()
-        except ValueError:
-            raise InputError(
-                f"{raw!r} is outside SRC ({src}); list paths under SRC", list_path
-            ) from None
+        rel = to_rel(raw)
+        if rel is None:
+            raise InputError(f"{raw!r} is outside SRC ({src}); list paths under SRC", list_path)
         if rel in entries:
             duplicates += 1
             continue
-        entries[rel] = (src / rel, label)
+        entries[rel] = label
     texts = {
         rel: (label if label is not None else (rel.split("/", 1)[0] if "/" in rel else ""))
-        for rel, (_, label) in entries.items()
+        for rel, label in entries.items()
     }
     labels = _label_order(sorted({t for t in texts.values() if t}), labels, "label(s)", list_path)
     index = {name: i for i, name in enumerate(labels)}
     items, missing = [], []
     for rel in sorted(entries, key=lambda r: r.split("/")):
-        path, _ = entries[rel]
-        if not path.is_file():
+        exists, st = found(rel)
+        if not exists:
             missing.append(rel)
             continue
         text = texts[rel]
-        items.append(Item(path, rel, index[text] if text else -1, text))
+        items.append(Item(storage.join(src, rel), rel, index[text] if text else -1, text, st))
     return Walk(items, labels, duplicates, [], missing)
+
+
+def _local_rel(src: Path, root: Path, raw: str) -> str | None:
+    path = Path(raw) if Path(raw).is_absolute() else src / raw
+    try:
+        return Path(os.path.normpath(path.absolute())).relative_to(root).as_posix()
+    except ValueError:
+        return None
+
+
+def _url_rel(src: str, raw: str) -> str | None:
+    if storage.is_url(raw):
+        if not raw.startswith(src + "/"):
+            return None
+        raw = raw[len(src) + 1 :]
+    rel = posixpath.normpath(raw)
+    return None if rel == "." or rel.startswith(("../", "/")) or rel == ".." else rel

@@ -16,11 +16,13 @@ import warnings
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from . import storage
+from .storage import Location
 
 # Pillow's own default limit (about 89.5 megapixels), used as imgrec's default for --max-pixels.
 DEFAULT_MAX_PIXELS = 89_478_485
@@ -442,9 +444,9 @@ def encode_jpeg(arr: np.ndarray, quality: int) -> bytes | None:
     return buf.getvalue()
 
 
-def read_source(path: Path) -> bytes:
+def read_source(path: Location) -> bytes:
     try:
-        with open(path, "rb") as f:
+        with storage.open_read(path) as f:
             data = f.read()
     except OSError as e:
         raise SkipImage("unreadable", e.strerror or str(e)) from None
@@ -453,7 +455,7 @@ def read_source(path: Path) -> bytes:
     return data
 
 
-def load(path: Path, opts: Options) -> Loaded:
+def load(path: Location, opts: Options) -> Loaded:
     """Read, validate and convert one file into its stored form.
 
     Raises NotAnImage (ignore it) or SkipImage (report it, with the reason).
@@ -557,13 +559,13 @@ def _png_bit_depth(data: bytes) -> int:
     return data[24]
 
 
-def probe(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int, int]:
+def probe(path: Location, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int, int]:
     """Cheap header look: ``(width, height, dense bytes per pixel)``.
 
     Used to plan shard counts. Raises NotAnImage or SkipImage like ``load``.
     """
     try:
-        with open(path, "rb") as f, _pillow_limits():
+        with storage.open_read(path) as f, _pillow_limits():
             if not f.read(1):
                 raise NotAnImage()
             f.seek(0)

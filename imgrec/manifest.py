@@ -13,20 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
-from .tfrecord import atomic_file
+from .storage import Folder
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 
 
-def write(out: Path, manifest: dict[str, Any]) -> Path:
-    path = out / MANIFEST
-    with atomic_file(path) as f:
-        # A file name that is not valid UTF-8 (kept as lone surrogates) is written as a
-        # \udcXX escape, which is valid JSON and reads back to the same name.
-        text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
-        f.write(text.encode("utf-8", "backslashreplace"))
-    return path
+def write(out: Folder, manifest: dict[str, Any]) -> None:
+    # A file name that is not valid UTF-8 (kept as lone surrogates) is written as a
+    # \udcXX escape, which is valid JSON and reads back to the same name.
+    text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+    out.write(MANIFEST, text.encode("utf-8", "backslashreplace"))
 
 
 def read(folder: Path) -> dict[str, Any] | None:

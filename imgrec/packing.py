@@ -8,6 +8,7 @@ workers load the images. That is what makes the output byte-reproducible.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import contextlib
 import hashlib
 import itertools
@@ -22,13 +23,14 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from . import __version__, images
+from . import __version__, images, storage
 from . import manifest as manifest_io
 from .discover import Item, Walk, from_list, read_labels_file, walk
 from .errors import InputError, OutputError
 from .schema import Record, serialize
+from .storage import Folder, Location
 from .summary import Stats, merge_stats
-from .tfrecord import ShardWriter, atomic_file, file_sha256, index_path_for
+from .tfrecord import ShardWriter, index_path_for
 
 SHARD_SIZE = 128 * 2**20
 FORMATS = ("encoded", "png", "jpeg", "raw")
@@ -113,7 +115,7 @@ def _skipper(opts: PackOptions) -> Callable[[Item, str, list[dict[str, str]]], N
     return skip
 
 
-def scan(src: Path, out: Path, opts: PackOptions, note: Progress) -> Scan:
+def scan(src: Location, out: Location, opts: PackOptions, note: Progress) -> Scan:
     labels = read_labels_file(Path(opts.labels_file)) if opts.labels_file else None
     if opts.from_list:
         found = from_list(src, opts.from_list, labels)
@@ -122,36 +124,64 @@ def scan(src: Path, out: Path, opts: PackOptions, note: Progress) -> Scan:
     skip = _skipper(opts)
     result = Scan(found, [], {}, {}, found.ignored, [])
     for rel in found.missing:
-        skip(Item(src / rel, rel, -1, ""), str(images.SkipImage("missing")), result.skipped)
+        missing = str(images.SkipImage("missing"))
+        skip(Item(storage.join(src, rel), rel, -1, ""), missing, result.skipped)
     for rel in found.broken_links:
         if Path(rel).suffix.lower() in images.IMAGE_EXTENSIONS:
             reason = str(images.SkipImage("broken-symlink"))
-            skip(Item(src / rel, rel, -1, ""), reason, result.skipped)
+            skip(Item(storage.join(src, rel), rel, -1, ""), reason, result.skipped)
         else:
             result.ignored += 1
-    for n, item in enumerate(found.items, 1):
+    # Header reads from an object store wait on the network: many run at once there.
+    threads = 16 if storage.is_url(src) else 1
+    probes = _probes(found.items, opts.max_pixels, threads)
+    for n, (item, probed) in enumerate(zip(found.items, probes, strict=True), 1):
         note("scan", n, len(found.items))
-        try:
-            width, height, per_pixel = images.probe(item.path, opts.max_pixels)
-        except images.NotAnImage:
-            if item.path.suffix.lower() in images.IMAGE_EXTENSIONS:
-                code = "empty" if item.path.stat().st_size == 0 else "not-an-image"
+        if isinstance(probed, images.NotAnImage):
+            if Path(item.rel).suffix.lower() in images.IMAGE_EXTENSIONS:
+                code = "empty" if _stat(item)[0] == 0 else "not-an-image"
                 skip(item, str(images.SkipImage(code)), result.skipped)
             else:
                 result.ignored += 1
             continue
-        except images.SkipImage as e:
-            skip(item, str(e), result.skipped)
+        if isinstance(probed, images.SkipImage):
+            skip(item, str(probed), result.skipped)
             continue
+        width, height, per_pixel = probed
         result.candidates.append(item)
         result.dense[item.rel] = width * height * per_pixel
-        result.estimate[item.rel] = _estimate(opts.format, item.path, width * height * per_pixel)
+        result.estimate[item.rel] = _estimate(opts.format, item, width * height * per_pixel)
     if not result.candidates:
         raise InputError(
             f"no images to pack ({result.ignored} files ignored, {len(result.skipped)} skipped)",
             str(src),
         )
     return result
+
+
+def _probes(
+    items: list[Item], max_pixels: int, threads: int
+) -> Iterator[tuple[int, int, int] | images.NotAnImage | images.SkipImage]:
+    """``images.probe`` of each item, in order (the exception it raised, for a file that is
+    not an image or is skipped), ``threads`` at a time."""
+
+    def one(item: Item) -> tuple[int, int, int] | images.NotAnImage | images.SkipImage:
+        try:
+            return images.probe(item.path, max_pixels)
+        except (images.NotAnImage, images.SkipImage) as e:
+            return e
+
+    if threads == 1:
+        yield from map(one, items)
+        return
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        for start in range(0, len(items), 64 * threads):  # bounded: millions of items
+            yield from pool.map(one, items[start : start + 64 * threads])
+
+
+def _stat(item: Item) -> tuple[int, int]:
+    """(size, mtime ns) of the item's file, from its listing when it came from one."""
+    return item.stat if item.stat is not None else storage.stat(item.path)
 
 
 def plan(
@@ -167,7 +197,7 @@ def plan(
     """
     opts = options or PackOptions()
     _check_options(opts)
-    src, out = Path(src), Path(out)
+    src, out = storage.location(src), storage.location(out)
     found = scan(src, out, opts, progress or (lambda stage, done, total: None))
     parts = plan_parts(found.candidates, found.estimate, opts)
     step = max(1, len(found.candidates) // 24)
@@ -213,15 +243,23 @@ def pack(
     """
     opts = options or PackOptions()
     _check_options(opts)
+    for what, where in (("SRC", src), ("OUT", out)):
+        if storage.is_url(where):
+            raise InputError(
+                f"{what} is a URL: URLs are read and written through Apache Beam;"
+                " add --runner beam (or use a local path)",
+                str(where),
+            )
     src, out = Path(src), Path(out)
     note = progress or (lambda stage, done, total: None)
-    journal = _check_out(src, out, opts.overwrite, resume)
+    folder = Folder(out)
+    journal = _check_out(src, folder, opts.overwrite, resume)
     found = scan(src, out, opts, note)
-    _prepare_out(out, resuming=journal is not None)
+    _prepare_out(folder, resuming=journal is not None)
     skip, skipped = _skipper(opts), found.skipped
     ignored, candidates, estimate = found.ignored, found.candidates, found.estimate
     parts = plan_parts(candidates, estimate, opts)
-    journal = open_journal(out, journal, opts, found.found.labels, candidates)
+    journal = open_journal(folder, journal, opts, found.found.labels, candidates)
     done: dict[str, Any] = journal["done"]
 
     # Which shards are still to write: a finished one is kept only if it is intact.
@@ -230,7 +268,7 @@ def pack(
         for part in parts
         for index in range(len(part.plan))
     ]
-    kept = {name for _, _, name in shard_names if _finished(out, done.get(name))}
+    kept = {name for _, _, name in shard_names if _finished(folder, done.get(name))}
     todo = [
         item
         for part, index, name in shard_names
@@ -253,7 +291,7 @@ def pack(
             with contextlib.closing(shards) as finished:
                 for (path, _, items, _), result in zip(jobs, finished, strict=True):
                     done[path.name] = result
-                    _write_json(out / JOURNAL, journal)
+                    _write_json(folder, JOURNAL, journal)
                     written += len(items)
                     note("pack", written, len(todo))
         else:
@@ -264,28 +302,28 @@ def pack(
                 results = _counted(loaded, lambda n: note("pack", n, len(todo)))
                 for path, split, items, _ in jobs:
                     done[path.name] = _write_shard(path, split, items, results, skip)
-                    _write_json(out / JOURNAL, journal)
+                    _write_json(folder, JOURNAL, journal)
         manifest = _manifest(
             src, opts, found.found.labels, ignored, skipped, parts, shard_names, done
         )
         listed = {s["file"] for s in manifest["shards"]} | {s["index"] for s in manifest["shards"]}
-        _remove_stale(out, listed)
-        manifest_io.write(out, manifest)
+        _remove_stale(folder, listed)
+        manifest_io.write(folder, manifest)
     except OSError as e:
-        _remove_incomplete(out)
+        folder.remove_incomplete()
         raise OutputError(
             f"{out}: cannot write ({e.strerror or e}); finished shards are kept,"
             " free some space (or fix the folder) and run again with --resume"
         ) from None
     except BaseException:
-        _remove_incomplete(out)  # what stopped workers left behind (Ctrl-C, errors)
+        folder.remove_incomplete()  # what stopped workers left behind (Ctrl-C, errors)
         raise
-    close_journal(out)
+    close_journal(folder)
     return manifest
 
 
 def open_journal(
-    out: Path,
+    out: Folder,
     journal: dict[str, Any] | None,
     opts: PackOptions,
     labels: list[str],
@@ -301,15 +339,14 @@ def open_journal(
             raise InputError(_resume_mismatch(out, journal, opts, candidates), str(out))
         journal.setdefault("done", {})
         return journal
-    _write_json(out / PLAN, _plan_summary(opts, candidates))
+    _write_json(out, PLAN, _plan_summary(opts, candidates))
     return {"imgrec": __version__, "key": key, "done": {}}
 
 
-def close_journal(out: Path) -> None:
+def close_journal(out: Folder) -> None:
     """The run is complete (its manifest written): the journal has served."""
     for name in (JOURNAL, PLAN):
-        with contextlib.suppress(FileNotFoundError):
-            (out / name).unlink()
+        out.delete(name)
 
 
 def _write_shard_job(job: tuple[Path, str | None, list[Item], images.Options]) -> dict[str, Any]:
@@ -375,7 +412,7 @@ def _counted(
 
 
 def _manifest(
-    src: Path,
+    src: Location,
     opts: PackOptions,
     labels: list[str],
     ignored: int,
@@ -426,22 +463,20 @@ def _manifest(
     return manifest
 
 
-def _finished(out: Path, result: dict[str, Any] | None) -> bool:
+def _finished(out: Folder, result: dict[str, Any] | None) -> bool:
     """A shard an earlier run finished, still whole (size and sha256 as it recorded)."""
     if result is None:
         return False
     entry = result["entry"]
-    path, index = out / entry["file"], out / entry["index"]
-    if not (path.is_file() and index.is_file()) or path.stat().st_size != entry["bytes"]:
+    if out.size(entry["index"]) is None or out.size(entry["file"]) != entry["bytes"]:
         return False
-    return bool(file_sha256(path) == entry["sha256"])
+    return bool(out.sha256(entry["file"]) == entry["sha256"])
 
 
 def _plan_summary(opts: PackOptions, candidates: list[Item]) -> dict[str, Any]:
     files = {}
     for item in candidates:
-        st = item.path.stat()
-        files[item.rel] = [st.st_size, st.st_mtime_ns]
+        files[item.rel] = list(_stat(item))
     return {"options": opts.recorded(), "files": files}
 
 
@@ -453,10 +488,10 @@ def _plan_key(opts: PackOptions, labels: list[str], candidates: list[Item]) -> s
 
 
 def _resume_mismatch(
-    out: Path, journal: dict[str, Any], opts: PackOptions, candidates: list[Item]
+    out: Folder, journal: dict[str, Any], opts: PackOptions, candidates: list[Item]
 ) -> str:
     try:
-        then = json.loads((out / PLAN).read_text())
+        then = json.loads(out.read(PLAN))
     except (OSError, ValueError):
         then = journal.get("plan", {})
     now = _plan_summary(opts, candidates)
@@ -481,9 +516,8 @@ def _resume_mismatch(
     )
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    with atomic_file(path) as f:
-        f.write(json.dumps(data, ensure_ascii=True).encode())
+def _write_json(out: Folder, name: str, data: dict[str, Any]) -> None:
+    out.write(name, json.dumps(data, ensure_ascii=True).encode())
 
 
 @dataclass(frozen=True)
@@ -577,12 +611,12 @@ def plan_shards(n: int, shards: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
-def _estimate(fmt: str, path: Path, dense: int) -> int:
+def _estimate(fmt: str, item: Item, dense: int) -> int:
     """A rough stored size, only used to choose the number of shards."""
     if fmt == "raw":
         return dense
     if fmt == "encoded":
-        return path.stat().st_size
+        return _stat(item)[0]
     return dense // 2 if fmt == "png" else dense // 8
 
 
@@ -615,27 +649,27 @@ def _check_options(opts: PackOptions) -> None:
             raise InputError(f"--split ratios must add up to 1, not {total:g}")
 
 
-def _check_out(src: Path, out: Path, overwrite: bool, resume: bool) -> dict[str, Any] | None:
+def _check_out(src: Location, out: Folder, overwrite: bool, resume: bool) -> dict[str, Any] | None:
     """Refuse an unusable OUT before any work; returns the journal to resume from, if any.
-    Changes nothing on disk."""
-    if out.exists() and not out.is_dir():
+    Changes nothing."""
+    if isinstance(out.where, Path) and out.where.exists() and not out.where.is_dir():
         raise OutputError(f"{out} exists and is not a folder; choose another OUT")
-    if out.resolve() == src.resolve():
+    if storage.same_place(out.where, src):
         raise OutputError(f"{out} is SRC itself; choose another OUT folder")
     if resume and overwrite:
         raise OutputError("--resume continues a run, --overwrite starts over: choose one")
-    journal_path = out / JOURNAL
+    where = out.at(JOURNAL)
     if resume:
-        if not journal_path.is_file():
-            what = "a finished dataset" if (out / manifest_io.MANIFEST).is_file() else "no"
+        if out.size(JOURNAL) is None:
+            what = "a finished dataset" if out.size(manifest_io.MANIFEST) is not None else "no"
             raise OutputError(f"{out} holds {what} interrupted run to resume; drop --resume")
         try:
-            journal: dict[str, Any] = json.loads(journal_path.read_text())
+            journal: dict[str, Any] = json.loads(out.read(JOURNAL))
         except (OSError, ValueError) as e:
-            raise OutputError(f"{journal_path}: unreadable ({e}); use --overwrite") from None
+            raise OutputError(f"{where}: unreadable ({e}); use --overwrite") from None
         return journal
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        if journal_path.is_file():
+    if not overwrite and not out.is_empty():
+        if out.size(JOURNAL) is not None:
             raise OutputError(
                 f"{out} holds an interrupted pack; pass --resume to continue it,"
                 " or --overwrite to start over"
@@ -644,43 +678,32 @@ def _check_out(src: Path, out: Path, overwrite: bool, resume: bool) -> dict[str,
     return None
 
 
-def _prepare_out(out: Path, resuming: bool) -> None:
+def _prepare_out(out: Folder, resuming: bool) -> None:
     """Make OUT ready to write into (after _check_out passed and the scan found images)."""
-    if out.is_dir() and not resuming:
+    if not resuming:
         # The old manifest goes first: from here on the folder is not a complete dataset.
         for name in (manifest_io.MANIFEST, JOURNAL, PLAN):
-            with contextlib.suppress(FileNotFoundError):
-                (out / name).unlink()
-    if out.is_dir():
-        _remove_incomplete(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"{out}: cannot create the output folder ({e.strerror})") from None
+            out.delete(name)
+    if not isinstance(out.where, Path) or out.where.is_dir():
+        out.remove_incomplete()
+    if isinstance(out.where, Path):
+        try:
+            out.make()
+        except OSError as e:
+            raise OutputError(f"{out}: cannot create the output folder ({e.strerror})") from None
 
 
-def _remove_incomplete(out: Path) -> None:
-    """Temporary files a killed run left behind."""
-    for p in out.glob(".*.incomplete"):
-        p.unlink()
-
-
-def _remove_stale(out: Path, keep: set[str]) -> None:
+def _remove_stale(out: Folder, keep: set[str]) -> None:
     """Remove shards and index files of an earlier pack that this one did not rewrite."""
-    for p in out.iterdir():
-        name = p.name
-        if (
-            name not in keep
-            and p.is_file()
-            and (manifest_io.is_shard_name(name) or name.endswith(".tfrecord.idx"))
-        ):
-            p.unlink()
+    for name in out.files():
+        if name not in keep and (manifest_io.is_shard_name(name) or name.endswith(".tfrecord.idx")):
+            out.delete(name)
 
 
 LoadResult = images.Loaded | str  # a string is the reason the image was skipped
 
 
-def _load_one(args: tuple[Path, images.Options]) -> LoadResult:
+def _load_one(args: tuple[Location, images.Options]) -> LoadResult:
     path, opts = args
     try:
         return images.load(path, opts)

@@ -15,7 +15,7 @@ from fixtures import smooth_rgb
 from PIL import Image
 
 import imgrec
-from imgrec import InputError, PackOptions, images, pack
+from imgrec import InputError, PackOptions, images, pack, storage
 
 README = Path(__file__).parent.parent / "README.md"
 
@@ -41,7 +41,7 @@ def test_unreadable_file_is_skipped(tmp_path, monkeypatch):
                 raise PermissionError(13, "Permission denied")
             return real_open(path, *args, **kwargs)
 
-        monkeypatch.setattr(images, "open", guarded, raising=False)
+        monkeypatch.setattr(storage, "open", guarded, raising=False)
     manifest = pack(src, tmp_path / "out")
     assert manifest["skipped"] == [
         {"path": "a/locked.png", "reason": "unreadable: Permission denied"}

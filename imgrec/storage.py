@@ -1,0 +1,320 @@
+"""Where files live: local paths, or URLs on object stores read and written through Apache
+Beam's filesystems (``gs://``, ``s3://``, ... whichever Beam has the extras for).
+
+A location is a ``Path`` for a local file and a ``str`` for a URL; ``location()`` makes one
+from what the user typed. ``Folder`` is OUT: a local folder, or a prefix on an object store.
+Writes are atomic on both: a file is written under a temporary name (``.NAME.incomplete``)
+and renamed when complete; on an object store the rename is a copy inside the store.
+
+apache_beam is imported only when a URL is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import re
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from .errors import DependencyError, ImgrecError, InputError, OutputError
+from .tfrecord import atomic_file, stream_sha256
+
+Location = Path | str  # a str is always a URL
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+BEAM_HINT = 'Apache Beam is not installed (needed for {what}): pip install "imgrec[beam]"'
+EXTRAS = {"gs": "gcs", "s3": "s3"}  # imgrec's extras with each scheme's Beam filesystem
+
+
+def is_url(where: str | Path) -> bool:
+    return isinstance(where, str) and bool(_URL.match(where))
+
+
+def location(text: str | Path) -> Location:
+    """A URL (kept as typed, without a trailing "/") or a local Path."""
+    if not is_url(text):
+        return Path(text)
+    url = str(text).rstrip("/")
+    if any(c in url for c in "*?[]"):
+        raise InputError("URLs with * ? [ ] cannot be listed exactly; rename them", url)
+    if not url.partition("://")[2]:
+        raise InputError("name a bucket (scheme://bucket or scheme://bucket/folder)", url)
+    try:
+        _system(url)
+    except ValueError:  # Beam has no filesystem for this scheme (its extra is missing)
+        scheme = url.split(":", 1)[0]
+        extra = EXTRAS.get(scheme)
+        how = f'pip install "imgrec[{extra}]"' if extra else "install the Beam extra for it"
+        raise DependencyError(
+            f"{url}: Beam has no filesystem for {scheme}:// here; {how}"
+        ) from None
+    return url
+
+
+def join(base: Location, rel: str) -> Location:
+    return f"{base}/{rel}" if isinstance(base, str) else base / rel
+
+
+def absolute(where: Location) -> Location:
+    return where if isinstance(where, str) else where.absolute()
+
+
+def filesystems(what: str = "URLs") -> Any:
+    """Beam's FileSystems class, or a DependencyError saying how to install it."""
+    from .beam import import_beam
+
+    try:
+        import_beam()
+    except DependencyError:
+        raise DependencyError(BEAM_HINT.format(what=what)) from None
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems
+
+
+def configure(flags: Sequence[str]) -> None:
+    """Give Beam's filesystems the pipeline options (credentials, endpoints, regions) when
+    no pipeline is made to carry them (``--dry-run``)."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    filesystems().set_options(PipelineOptions(list(flags)))
+    forget_clients()
+
+
+# One Beam FileSystem per scheme and process: each one makes its own client (boto3's takes
+# about 0.2 s to make), so a new one per file would cost more than reading the file.
+_systems: dict[str, Any] = {}
+
+
+def _system(url: str) -> Any:
+    scheme = url.partition("://")[0]
+    if scheme not in _systems:
+        fs = filesystems()
+        if getattr(fs, "_pipeline_options", None) is None:  # no pipeline gave any yet
+            configure([])
+        _systems[scheme] = fs.get_filesystem(url)
+        if scheme == "s3":
+            _check_aws_credentials(getattr(_systems[scheme], "_options", None), url)
+    return _systems[scheme]
+
+
+def _check_aws_credentials(options: Any, url: str) -> None:
+    """Beam retries an S3 call that fails for want of credentials for about ten minutes:
+    say so at once instead."""
+    from apache_beam.options.pipeline_options import PipelineOptions, S3Options
+
+    if isinstance(options, PipelineOptions) and options.view_as(S3Options).s3_access_key_id:
+        return
+    import boto3
+
+    if boto3.session.Session().get_credentials() is None:
+        raise InputError(
+            "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or"
+            " AWS_PROFILE), or pass --beam-option s3_access_key_id=... and s3_secret_access_key",
+            url,
+        )
+
+
+def _open(url: str) -> BinaryIO:
+    from apache_beam.io.filesystem import CompressionTypes
+
+    fs = _system(url)
+    options = getattr(fs, "_options", None)
+    if url.startswith("s3://") and options is not None:
+        # Beam's S3 filesystem makes a new boto3 client for every call, which costs more
+        # than reading an image: image reads share one per process instead.
+        if "s3io" not in _systems:
+            from apache_beam.io.aws import s3io
+
+            _systems["s3io"] = s3io.S3IO(options=options)  # type: ignore[no-untyped-call]
+        return _systems["s3io"].open(url, "rb")  # type: ignore[no-any-return]
+    # Bytes as stored: no decompression guessed from a name ending in .gz or .bz2.
+    return fs.open(url, compression_type=CompressionTypes.UNCOMPRESSED)  # type: ignore[no-any-return]
+
+
+@contextlib.contextmanager
+def _remote(where: Location, doing: str, error: type[ImgrecError] = OutputError) -> Iterator[None]:
+    """An object store's failure (network, credentials, permissions) as one clear line; a
+    local file's errors stay OSErrors."""
+    if not isinstance(where, str):
+        yield
+        return
+    try:
+        yield
+    except (ImgrecError, FileNotFoundError):
+        raise
+    except Exception as e:
+        text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise error(f"{where}: cannot {doing} ({text})") from None
+
+
+def forget_clients() -> None:
+    """Make new FileSystems (and clients) from here on: the pipeline options changed."""
+    _systems.clear()
+
+
+def open_read(where: Location) -> BinaryIO:
+    """A file open for reading; errors are OSError (Beam's own errors are OSErrors too)."""
+    if isinstance(where, str):
+        try:
+            return _open(where)
+        except OSError:
+            raise
+        except Exception as e:  # a client library's own error (auth, network)
+            raise OSError(f"{type(e).__name__}: {e}") from None
+    return open(where, "rb")
+
+
+def stat(where: Location) -> tuple[int, int]:
+    """``(size in bytes, modification time in ns)``."""
+    if isinstance(where, str):
+        with _remote(where, "look it up"):
+            found = _system(where).match([where])[0].metadata_list
+        if not found:
+            raise FileNotFoundError(where)
+        return found[0].size_in_bytes, int(found[0].last_updated_in_seconds * 1e9)
+    st = where.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def list_tree(url: str) -> list[tuple[str, tuple[int, int]]]:
+    """Every object under the prefix ``url``: ``(path relative to url, (size, mtime ns))``.
+    Keys ending in "/" (the folder markers some tools make) come with their "/"."""
+    prefix = url + "/"
+    with _remote(url, "list the objects under it", InputError):
+        found = _system(url).match([prefix + "**"])[0].metadata_list
+    return [
+        (m.path[len(prefix) :], (m.size_in_bytes, int(m.last_updated_in_seconds * 1e9)))
+        for m in found
+        if m.path.startswith(prefix) and len(m.path) > len(prefix)
+    ]
+
+
+class Folder:
+    """OUT: a local folder or an object-store prefix, holding files by name (a name may have
+    one "/", as in ``.imgrec-journal.d/x.json``)."""
+
+    def __init__(self, where: Location) -> None:
+        self.where = where
+        self.is_url = isinstance(where, str)
+
+    def __str__(self) -> str:
+        return str(self.where)
+
+    def at(self, name: str) -> Location:
+        return join(self.where, name)
+
+    def _all(self) -> list[tuple[str, tuple[int, int]]]:
+        assert isinstance(self.where, str)
+        return list_tree(self.where)
+
+    def is_empty(self) -> bool:
+        if isinstance(self.where, Path):
+            return not (self.where.is_dir() and any(self.where.iterdir()))
+        return not self._all()
+
+    def files(self) -> list[str]:
+        """Names of the files directly inside."""
+        if isinstance(self.where, Path):
+            if not self.where.is_dir():
+                return []
+            return sorted(p.name for p in self.where.iterdir() if p.is_file())
+        return sorted(rel for rel, _ in self._all() if "/" not in rel)
+
+    def size(self, name: str) -> int | None:
+        """The file's size, None if there is no such file."""
+        where = self.at(name)
+        if isinstance(where, Path):
+            return where.stat().st_size if where.is_file() else None
+        try:
+            return stat(where)[0]
+        except FileNotFoundError:
+            return None
+
+    def read(self, name: str) -> bytes:
+        with _remote(self.at(name), "read it"), open_read(self.at(name)) as f:
+            return f.read()
+
+    def sha256(self, name: str) -> str:
+        with _remote(self.at(name), "read it"), open_read(self.at(name)) as f:
+            return stream_sha256(f)
+
+    def make(self) -> None:
+        """Create the folder (object stores have none to create)."""
+        if isinstance(self.where, Path):
+            self.where.mkdir(parents=True, exist_ok=True)
+
+    def write(self, name: str, data: bytes) -> None:
+        with self.open_write(name) as f:
+            f.write(data)
+
+    def put(self, name: str, local: Path) -> None:
+        """Copy the local file ``local`` in as ``name``."""
+        with self.open_write(name) as f, open(local, "rb") as src:
+            shutil.copyfileobj(src, f, 1 << 20)
+
+    @contextlib.contextmanager
+    def open_write(self, name: str) -> Iterator[BinaryIO]:
+        """Write the file ``name``: it appears, whole, when the block ends without error."""
+        where = self.at(name)
+        if isinstance(where, Path):
+            where.parent.mkdir(exist_ok=True)
+            with atomic_file(where) as f:
+                yield f
+            return
+        from apache_beam.io.filesystem import CompressionTypes
+
+        # Written under a temporary name and renamed (a copy inside the store), as locally:
+        # an upload cannot be cancelled, and a writer dropped on an error may still finish
+        # its upload when it is garbage-collected.
+        head, tail = posixpath.split(name)
+        tmp = str(self.at(posixpath.join(head, f".{tail}.incomplete")))
+        fs = _system(where)
+        with _remote(where, "write it"):
+            f = fs.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED)
+        yield f
+        with _remote(where, "write it"):
+            f.close()
+            fs.rename([tmp], [where])
+
+    def delete(self, name: str) -> None:
+        """Remove the file ``name`` if it is there."""
+        where = self.at(name)
+        if isinstance(where, Path):
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                where.unlink()
+        elif self.size(name) is not None:
+            with _remote(where, "delete it"):
+                _system(where).delete([where])
+
+    def remove_incomplete(self) -> None:
+        """Remove the temporary files of writes that did not finish (a killed run's)."""
+        if isinstance(self.where, Path):
+            for p in self.where.glob(".*.incomplete"):
+                p.unlink()
+            return
+        for name in self.files():
+            if name.startswith(".") and name.endswith(".incomplete"):
+                self.delete(name)
+
+    def delete_tree(self, name: str) -> None:
+        """Remove the folder ``name`` (a prefix, on object stores) and all it holds."""
+        where = self.at(name)
+        if isinstance(where, Path):
+            shutil.rmtree(where, ignore_errors=True)
+            return
+        prefix = name + "/"
+        urls = [str(self.at(rel)) for rel, _ in self._all() if rel.startswith(prefix)]
+        if urls:
+            with _remote(where, "delete what it holds"):
+                _system(urls[0]).delete(urls)
+
+
+def same_place(a: Location, b: Location) -> bool:
+    if isinstance(a, str) or isinstance(b, str):
+        return str(a) == str(b)
+    return os.path.normpath(a.resolve()) == os.path.normpath(b.resolve())
