@@ -20,8 +20,9 @@ is byte-identical to a local pack's with the same options (shards, index files, 
 Workers hand their results back through files in OUT (``.imgrec-journal.d/``): one journal
 entry per finished shard, what the local pack keeps in its journal. They make
 ``--resume`` work after an interrupted pipeline, and are removed with the journal when the
-manifest is written. SRC and OUT must therefore be paths that the driver and every worker
-see alike (a local disk for the DirectRunner; a shared or mounted filesystem otherwise).
+manifest is written. SRC and OUT must therefore be places that the driver and every worker
+see alike: URLs of an object store (storage.py reads and writes them through Beam's
+filesystems), a local disk for the DirectRunner, or a shared filesystem mounted alike.
 
 apache_beam is imported only when a pipeline is run: importing this module does not
 need it.
@@ -32,16 +33,15 @@ from __future__ import annotations
 import json
 import logging
 import re
-import shutil
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import images, packing
+from . import images, packing, storage
 from . import manifest as manifest_io
 from .discover import Item
 from .errors import DependencyError, InputError, OutputError
-from .tfrecord import atomic_file
 
 INSTALL_HINT = 'Apache Beam is not installed (needed by --runner beam): pip install "imgrec[beam]"'
 RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner")
@@ -71,50 +71,43 @@ def pack(
     used (the runner decides the parallelism).
     """
     beam = import_beam()
+    # Made first: it checks the options, and gives Beam's filesystems theirs (credentials).
     pipeline = _pipeline(beam, pipeline_flags(runner, beam_options))
     opts = options or packing.PackOptions()
     packing._check_options(opts)
-    src, out = Path(src), Path(out)
-    for what, path in (("SRC", src), ("OUT", out)):
-        if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:/", str(path)):
-            raise InputError(
-                f"{what} is a URL: Beam runs read SRC and write OUT as files, so use a path"
-                " that every worker sees (a shared or mounted filesystem)",
-                str(path),
-            )
+    src, out = storage.location(src), storage.location(out)
     note = progress or (lambda stage, done, total: None)
+    folder = storage.Folder(out)
 
     # What packing.pack does before loading images, step for step.
-    journal = packing._check_out(src, out, opts.overwrite, resume)
+    journal = packing._check_out(src, folder, opts.overwrite, resume)
     found = packing.scan(src, out, opts, note)
-    packing._prepare_out(out, resuming=journal is not None)
-    parts_dir = out / PARTS
+    packing._prepare_out(folder, resuming=journal is not None)
     if journal is None:
-        shutil.rmtree(parts_dir, ignore_errors=True)  # entries of another run's plan
+        folder.delete_tree(PARTS)  # entries of another run's plan
     candidates = found.candidates
     parts = packing.plan_parts(candidates, found.estimate, opts)
-    journal = packing.open_journal(out, journal, opts, found.found.labels, candidates)
+    journal = packing.open_journal(folder, journal, opts, found.found.labels, candidates)
     done: dict[str, Any] = journal["done"]
     shard_names = [
         (part, index, f"{part.name}-{index:05d}-of-{len(part.plan):05d}.tfrecord")
         for part in parts
         for index in range(len(part.plan))
     ]
-    done.update(_read_entries(parts_dir, [name for _, _, name in shard_names]))
-    todo = [s for s in shard_names if not packing._finished(out, done.get(s[2]))]
+    done.update(_read_entries(folder, [name for _, _, name in shard_names]))
+    todo = [s for s in shard_names if not packing._finished(folder, done.get(s[2]))]
 
     try:
-        parts_dir.mkdir(exist_ok=True)
-        packing._write_json(out / packing.JOURNAL, journal)
+        packing._write_json(folder, packing.JOURNAL, journal)
         if todo:
             images_todo = sum(part.plan[i][1] - part.plan[i][0] for part, i, _ in todo)
             note("pack", 0, images_todo)
             for _, _, name in todo:  # an entry must come from this run's shard
-                (parts_dir / f"{name}.json").unlink(missing_ok=True)
-            tasks = _write_plan(parts_dir / PLAN, todo)
+                folder.delete(_entry_name(name))
+            tasks = _write_plan(folder, todo)
             splits = {name: part.split for part, _, name in todo}
-            _run(beam, pipeline, tasks, out, splits, opts.image_options())
-            entries = _read_entries(parts_dir, [name for _, _, name in todo])
+            _run(beam, pipeline, tasks, folder, splits, opts.image_options())
+            entries = _read_entries(folder, [name for _, _, name in todo])
             missing = [name for _, _, name in todo if name not in entries]
             if missing:
                 raise OutputError(
@@ -122,22 +115,22 @@ def pack(
                     f" ({missing[0]}, ...); run again with --resume"
                 )
             done.update(entries)
-            packing._write_json(out / packing.JOURNAL, journal)
+            packing._write_json(folder, packing.JOURNAL, journal)
             note("pack", images_todo, images_todo)
         _fail_on_skips(opts, parts, shard_names, done)
         manifest = packing._manifest(
             src, opts, found.found.labels, found.ignored, found.skipped, parts, shard_names, done
         )
         listed = {s["file"] for s in manifest["shards"]} | {s["index"] for s in manifest["shards"]}
-        packing._remove_stale(out, listed)
-        manifest_io.write(out, manifest)
+        packing._remove_stale(folder, listed)
+        manifest_io.write(folder, manifest)
     except OSError as e:
         raise OutputError(
             f"{out}: cannot write ({e.strerror or e}); finished shards are kept,"
             " free some space (or fix the folder) and run again with --resume"
         ) from None
-    packing.close_journal(out)
-    shutil.rmtree(parts_dir, ignore_errors=True)
+    packing.close_journal(folder)
+    folder.delete_tree(PARTS)
     return manifest
 
 
@@ -169,6 +162,9 @@ def import_beam() -> Any:
         raise DependencyError(INSTALL_HINT) from None
     finally:
         logging.getLogger().removeFilter(quiet)
+    retries = logging.getLogger("apache_beam.utils.retry")
+    if not any(isinstance(f, _FirstLine) for f in retries.filters):
+        retries.addFilter(_FirstLine())
     return apache_beam
 
 
@@ -181,27 +177,40 @@ class _DropMessage(logging.Filter):
         return self.text not in str(record.msg)
 
 
+class _FirstLine(logging.Filter):
+    """Beam logs each retry of an object-store call with the whole traceback; one line is
+    kept ("Retry with exponential backoff: waiting ... because we caught exception: ...")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = (record.getMessage().strip().splitlines() or [""])[0]
+        record.args = ()
+        record.exc_info = record.exc_text = None
+        return True
+
+
 def _pipeline(beam: Any, flags: list[str]) -> Any:
     """An empty pipeline: made first, so that bad options stop the run before OUT changes."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
     try:
-        return beam.Pipeline(options=PipelineOptions(flags))
+        pipeline = beam.Pipeline(options=PipelineOptions(flags))
     except ValueError as e:  # an unknown runner, a malformed option
         raise InputError(f"Beam cannot make the pipeline: {e}") from None
+    storage.forget_clients()  # the pipeline gave Beam's filesystems its options
+    return pipeline
 
 
 def _run(
     beam: Any,
     pipeline: Any,
     tasks: list[ShardTask],
-    out: Path,
+    out: storage.Folder,
     splits: dict[str, str | None],
     image_options: images.Options,
 ) -> None:
     from apache_beam.runners.runner import PipelineState
 
-    plan = str((out / PARTS / PLAN).absolute())
+    plan = str(storage.absolute(out.at(f"{PARTS}/{PLAN}")))
     _ = (
         pipeline
         | "Shards" >> beam.Create(tasks)
@@ -209,7 +218,7 @@ def _run(
         | "Spread" >> beam.Reshuffle()
         | "PackImage" >> beam.Map(_pack_task, image_options)
         | "ByShard" >> beam.GroupByKey()
-        | "WriteShard" >> beam.Map(_write_group, str(out.absolute()), splits)
+        | "WriteShard" >> beam.Map(_write_group, str(storage.absolute(out.where)), splits)
     )
     try:
         state = pipeline.run().wait_until_finish()
@@ -223,18 +232,19 @@ def _run(
         raise OutputError(f"{out}: the Beam pipeline ended as {state}; run again with --resume")
 
 
-def _write_plan(path: Path, todo: list[tuple[packing.Part, int, str]]) -> list[ShardTask]:
+def _write_plan(out: storage.Folder, todo: list[tuple[packing.Part, int, str]]) -> list[ShardTask]:
     """Write each shard's images, in plan order, as JSON lines; returns where each shard's
     lines are. Only these few numbers go into the pipeline, however many images there are."""
     tasks = []
-    with atomic_file(path) as f:
+    with out.open_write(f"{PARTS}/{PLAN}") as f:
         offset = 0
         for part, index, name in todo:
             start = offset
             for position, item in enumerate(part.items[slice(*part.plan[index])]):
                 # Absolute: workers need not share the driver's working folder. The path is
                 # only used to read the image; what is stored comes from rel, label, text.
-                fields = [position, str(item.path.absolute()), item.rel, item.label, item.text]
+                path = str(storage.absolute(item.path))
+                fields = [position, path, item.rel, item.label, item.text]
                 line = json.dumps(fields, ensure_ascii=True).encode() + b"\n"
                 f.write(line)
                 offset += len(line)
@@ -244,12 +254,12 @@ def _write_plan(path: Path, todo: list[tuple[packing.Part, int, str]]) -> list[S
 
 def _read_plan(task: ShardTask, plan: str) -> Iterator[tuple[str, int, Item]]:
     name, start, stop = task
-    with open(plan, "rb") as f:
+    with storage.open_read(storage.location(plan)) as f:
         f.seek(start)
         lines = f.read(stop - start).splitlines()
     for line in lines:
         position, path, rel, label, text = json.loads(line)
-        yield name, position, Item(Path(path), rel, label, text)
+        yield name, position, Item(storage.location(path), rel, label, text)
 
 
 def _pack_task(
@@ -265,25 +275,36 @@ def _write_group(
     splits: dict[str, str | None],
 ) -> str:
     """Write one shard from its images' results, in plan order, and its journal entry."""
-    name, results = group
-    ordered = sorted(results, key=lambda r: r[0])
+    name, grouped = group
+    ordered = sorted(grouped, key=lambda r: r[0])
     # Skips are recorded, never raised here: with --on-error fail the driver stops the run
     # at the first one, in shard order, once the pipeline is done.
     skip = packing._skipper(packing.PackOptions(on_error="skip"))
     items = [item for _, item, _ in ordered]
-    entry = packing._write_shard(
-        Path(out) / name, splits[name], items, iter([r for _, _, r in ordered]), skip
-    )
-    packing._write_json(Path(out) / PARTS / f"{name}.json", entry)
+    results = iter([r for _, _, r in ordered])
+    folder = storage.Folder(storage.location(out))
+    if isinstance(folder.where, Path):
+        entry = packing._write_shard(folder.where / name, splits[name], items, results, skip)
+    else:  # written on the worker's disk, then copied up: the index first, as locally
+        with tempfile.TemporaryDirectory(prefix="imgrec-") as tmp:
+            entry = packing._write_shard(Path(tmp) / name, splits[name], items, results, skip)
+            folder.put(entry["entry"]["index"], Path(tmp) / entry["entry"]["index"])
+            folder.put(name, Path(tmp) / name)
+    packing._write_json(folder, _entry_name(name), entry)
     return name
 
 
-def _read_entries(parts_dir: Path, names: list[str]) -> dict[str, Any]:
+def _entry_name(shard: str) -> str:
+    """Where a worker leaves the journal entry of the shard it wrote."""
+    return f"{PARTS}/{shard}.json"
+
+
+def _read_entries(out: storage.Folder, names: list[str]) -> dict[str, Any]:
     """The journal entries that workers wrote for these shards."""
     entries = {}
     for name in names:
         try:
-            entries[name] = json.loads((parts_dir / f"{name}.json").read_text())
+            entries[name] = json.loads(out.read(_entry_name(name)))
         except (OSError, ValueError):
             continue  # not finished (or unreadable): the shard is written again
     return entries
@@ -303,4 +324,4 @@ def _fail_on_skips(
     skip = packing._skipper(opts)
     for _, _, name in shard_names:
         for s in done[name]["skipped"]:
-            skip(Item(paths.get(s["path"], Path(s["path"])), s["path"], -1, ""), s["reason"], [])
+            skip(Item(paths.get(s["path"], s["path"]), s["path"], -1, ""), s["reason"], [])

@@ -155,8 +155,8 @@ def cli() -> None:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("src", type=click.Path(file_okay=False, path_type=Path))
-@click.argument("out", type=click.Path(path_type=Path))
+@click.argument("src", type=click.Path(file_okay=False))
+@click.argument("out", type=click.Path())
 @click.option(
     "--format",
     "fmt",
@@ -285,14 +285,15 @@ def cli() -> None:
 @quiet_option
 @errors_to_click
 def pack(
-    src: Path, out: Path, resume: bool, dry_run: bool, as_json: bool, quiet: bool, **options: Any
+    src: str, out: str, resume: bool, dry_run: bool, as_json: bool, quiet: bool, **options: Any
 ) -> None:
     """Pack the images under SRC into TFRecord shards in OUT.
 
     Each first-level folder of SRC is a class (labels 0..K-1 in sorted name order); files
     directly in SRC get label -1. Files are recognised as images by content, not extension.
     OUT gets NAME-00000-of-0000N.tfrecord shards, an .idx index beside each, and
-    manifest.json, written last.
+    manifest.json, written last. With a Beam runner, SRC and OUT may be URLs (gs://, s3://)
+    read and written through Beam's filesystems.
 
     \b
     Example:
@@ -300,6 +301,7 @@ def pack(
       imgrec pack photos/ shards/ --format raw --shards 8 --overwrite
       imgrec pack photos/ shards/ --split train=0.9,val=0.1 --dry-run
     """
+    from . import storage
     from .images import DEFAULT_MAX_PIXELS
     from .packing import PackOptions
     from .packing import pack as run_pack
@@ -322,6 +324,11 @@ def pack(
     if dry_run:
         from .packing import plan
 
+        if runner != "local" and (storage.is_url(src) or storage.is_url(out)):
+            from .beam import pipeline_flags  # no pipeline to carry the options here
+
+            storage.configure(pipeline_flags(runner, beam_options))
+
         with progress_bars(quiet) as progress:
             planned = plan(src, out, opts, progress)
         emit_json(planned) if as_json else _print_plan(planned)
@@ -335,8 +342,9 @@ def pack(
 
             manifest = beam_pack(src, out, opts, progress, resume, runner, beam_options)
     seconds = time.perf_counter() - start
+    where = storage.join(storage.location(out), "manifest.json")
     if as_json:
-        emit_json({"out": str(out), "manifest": str(out / "manifest.json"),
+        emit_json({"out": str(storage.location(out)), "manifest": str(where),
                    "seconds": round(seconds, 3), **manifest})  # fmt: skip
         return
     stats = manifest["stats"]
@@ -357,7 +365,7 @@ def pack(
     _print_skipped(manifest["skipped"])
     if manifest["transcoded"]:
         click.echo(f"Transcoded {len(manifest['transcoded'])} image(s) (see the manifest).")
-    click.echo(f"Manifest: {out / 'manifest.json'}")
+    click.echo(f"Manifest: {where}")
 
 
 def _print_skipped(skipped: list[dict[str, str]]) -> None:

@@ -169,8 +169,14 @@ def test_cli_refuses_mixed_runner_options(tree, tmp_path):
     r = CliRunner().invoke(cli, ["pack", str(src), out, "--runner", "beam", "--workers", "2"])
     assert r.exit_code == 2 and "direct_num_workers" in r.output
     pytest.importorskip("apache_beam")
-    r = CliRunner().invoke(cli, ["pack", "gs://bucket/photos", out, "--runner", "beam"])
-    assert r.exit_code == 1 and "SRC is a URL" in r.output
+    r = CliRunner().invoke(cli, ["pack", "s3://bucket/photos", out])
+    assert r.exit_code == 1 and "SRC is a URL" in r.output and "add --runner beam" in r.output
+    r = CliRunner().invoke(cli, ["pack", "nofs://bucket/photos", out, "--runner", "beam"])
+    assert r.output == (
+        "Error: nofs://bucket/photos: Beam has no filesystem for nofs:// here;"
+        " install the Beam extra for it\n"
+    )
+    assert r.exit_code == 1
     assert not Path(out).exists()
 
 

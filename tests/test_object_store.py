@@ -1,0 +1,242 @@
+"""SRC and OUT on an object store (s3://, through Beam's filesystems), against moto's
+in-process S3: the Beam pack reads the images from the bucket, writes the shards into it,
+and the result is byte for byte the local pack of the same files."""
+
+from __future__ import annotations
+
+import gc
+import json
+from pathlib import Path
+
+import boto3
+import moto
+import pytest
+from click.testing import CliRunner
+
+from imgrec import beam, discover, packing, storage
+from imgrec.cli import cli
+from imgrec.errors import InputError, OutputError
+from imgrec.packing import PackOptions
+
+BUCKET = "imgrec-test"
+DIRECT = ["direct_num_workers=1", "direct_running_mode=in_memory", "s3_region_name=us-east-1"]
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    with moto.mock_aws():
+        storage.forget_clients()  # no client made outside this mock
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+@pytest.fixture
+def photos(tree, s3):
+    """The test tree locally and under s3://imgrec-test/photos, plus what a bucket may hold
+    besides images: a hidden folder, a folder marker for an empty class, and a skipped file."""
+    root, files = tree
+    data = files["cat0"].read_bytes()
+    (root / "dog" / "cut.png").write_bytes(data[: len(data) // 2])  # fails in the worker
+    (root / ".cache").mkdir()
+    (root / ".cache" / "a.png").write_bytes(data)
+    (root / ".cache" / "b.png").write_bytes(data)
+    (root / "empty").mkdir()
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            s3.put_object(
+                Bucket=BUCKET, Key=f"photos/{path.relative_to(root)}", Body=path.read_bytes()
+            )
+    s3.put_object(Bucket=BUCKET, Key="photos/empty/", Body=b"")
+    return root, f"s3://{BUCKET}/photos"
+
+
+def objects(s3, prefix: str) -> dict[str, bytes]:
+    """Every object under the prefix, by name relative to it."""
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix + "/").get("Contents", [])
+    return {
+        o["Key"][len(prefix) + 1 :]: s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()
+        for o in listed
+    }
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def beam_pack(src, out, opts, **kwargs):
+    return beam.pack(src, out, opts, runner="DirectRunner", beam_options=DIRECT, **kwargs)
+
+
+def without_source(manifest: dict) -> dict:
+    return {k: v for k, v in manifest.items() if k != "source"}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"shards": 3}, {"split": (("train", 0.7), ("val", 0.3)), "format": "raw", "seed": 5}],
+    ids=["encoded", "raw-split"],
+)
+def test_bucket_to_bucket_is_byte_identical_to_the_local_pack(photos, s3, tmp_path, options):
+    root, url = photos
+    opts = PackOptions(**options)
+    local = packing.pack(root, tmp_path / "local", opts)
+    manifest = beam_pack(url, f"s3://{BUCKET}/out", opts)
+    assert without_source(manifest) == without_source(local)
+    assert manifest["source"] == url
+    assert manifest["labels"] == ["cat", "dog", "empty", "fish"]  # the folder marker counts
+    assert manifest["ignored"] == local["ignored"] == 2  # notes.txt, the hidden folder once
+    assert any(s["path"] == "dog/cut.png" for s in manifest["skipped"])
+    stored = objects(s3, "out")
+    expected = files_of(tmp_path / "local")
+    assert stored.keys() == expected.keys()  # no journal, plan or entries left behind
+    assert {k: v for k, v in stored.items() if k != "manifest.json"} == {
+        k: v for k, v in expected.items() if k != "manifest.json"
+    }
+    assert json.loads(stored["manifest.json"]) == json.loads(json.dumps(manifest))
+
+
+def test_local_source_into_a_bucket_and_back(photos, s3, tmp_path):
+    root, url = photos
+    opts = PackOptions(shards=2)
+    packing.pack(root, tmp_path / "local", opts)
+    beam_pack(root, f"s3://{BUCKET}/fromlocal", opts)
+    assert objects(s3, "fromlocal") == files_of(tmp_path / "local")
+    local = beam_pack(url, tmp_path / "tolocal", opts)
+    assert without_source(local) == without_source(
+        json.loads(objects(s3, "fromlocal")["manifest.json"])
+    )
+
+
+def test_listing_walk_follows_the_local_walk_rules(photos, tmp_path):
+    root, url = photos
+    (root / "out").mkdir()  # OUT inside SRC is left out of both
+    from_bucket = discover.walk(url, exclude=f"{url}/out")
+    local = discover.walk(root, exclude=root / "out")
+    assert from_bucket.labels == local.labels
+    assert [i.rel for i in from_bucket.items] == [i.rel for i in local.items]
+    assert [i.label for i in from_bucket.items] == [i.label for i in local.items]
+    assert from_bucket.ignored == local.ignored
+    assert all(i.path == f"{url}/{i.rel}" and i.stat is not None for i in from_bucket.items)
+
+
+def test_from_list_of_urls(photos, s3, tmp_path):
+    root, url = photos
+    rows = (
+        "path,label\n{0}cat/cat1.jpg,cat\nloose.png,misc\n{0}dog/gone.png,dog\n"
+        "fish/./anim.gif,misc\n"
+    )
+    listing, local_listing = tmp_path / "list.csv", tmp_path / "local.csv"
+    listing.write_text(rows.format(url + "/"))  # URLs and paths relative to SRC, mixed
+    local_listing.write_text(rows.format(""))
+    opts = PackOptions(from_list=str(listing), shards=2)
+    packing.pack(root, tmp_path / "local", PackOptions(from_list=str(local_listing), shards=2))
+    manifest = beam_pack(url, f"s3://{BUCKET}/listed", opts)
+    assert manifest["records"] == 3 and manifest["labels"] == ["cat", "dog", "misc"]
+    assert manifest["skipped"] == [
+        {
+            "path": "dog/gone.png",
+            "reason": "missing: named by --from-list, but there is no such file",
+        }
+    ]
+    assert {k: v for k, v in objects(s3, "listed").items() if k != "manifest.json"} == {
+        k: v for k, v in files_of(tmp_path / "local").items() if k != "manifest.json"
+    }
+    listing.write_text(f"s3://{BUCKET}/elsewhere/x.png\n")
+    with pytest.raises(InputError, match="outside SRC"):
+        beam_pack(url, f"s3://{BUCKET}/listed2", opts)
+
+
+def test_interrupted_bucket_run_resumes_to_the_same_bytes(photos, s3, tmp_path, monkeypatch):
+    root, url = photos
+    opts = PackOptions(shards=4)
+    packing.pack(root, tmp_path / "local", opts)
+    out = f"s3://{BUCKET}/resumed"
+    real = packing._write_shard
+
+    def disk_full_on_shard_2(path, *args):
+        if path.name == "data-00002-of-00004.tfrecord":
+            raise OSError(28, "No space left on device")
+        return real(path, *args)
+
+    monkeypatch.setattr(packing, "_write_shard", disk_full_on_shard_2)
+    with pytest.raises(OutputError, match="Beam pipeline failed.*--resume"):
+        beam_pack(url, out, opts)
+    stored = objects(s3, "resumed")
+    assert "manifest.json" not in stored and packing.JOURNAL in stored
+    assert "data-00002-of-00004.tfrecord" not in stored
+    with pytest.raises(OutputError, match="interrupted pack; pass --resume"):
+        beam_pack(url, out, opts)
+    monkeypatch.setattr(packing, "_write_shard", real)
+    beam_pack(url, out, opts, resume=True)
+    stored = objects(s3, "resumed")
+    expected = files_of(tmp_path / "local")
+    assert stored.keys() == expected.keys()
+    assert {k: v for k, v in stored.items() if k != "manifest.json"} == {
+        k: v for k, v in expected.items() if k != "manifest.json"
+    }
+
+
+def test_a_non_empty_bucket_prefix_is_refused_and_overwrite_replaces(photos, s3):
+    _, url = photos
+    out = f"s3://{BUCKET}/out"
+    s3.put_object(Bucket=BUCKET, Key="out/data-00000-of-00009.tfrecord", Body=b"old")
+    with pytest.raises(OutputError, match="is not empty; pass --overwrite"):
+        beam_pack(url, out, PackOptions(shards=1))
+    beam_pack(url, out, PackOptions(shards=1, overwrite=True))
+    assert sorted(objects(s3, "out")) == [
+        "data-00000-of-00001.tfrecord",
+        "data-00000-of-00001.tfrecord.idx",
+        "manifest.json",
+    ]  # the stale shard of the earlier pack is gone
+
+
+def test_cli_dry_run_and_pack_with_urls(photos, s3):
+    _, url = photos
+    options = [x for option in DIRECT for x in ("--beam-option", option)]
+    out = f"s3://{BUCKET}/cli"
+    r = CliRunner().invoke(cli, ["pack", url, out, "--runner", "beam", *options, "--dry-run"])
+    assert r.exit_code == 0, r.output
+    assert f"images would go to {out}" in r.output
+    assert objects(s3, "cli") == {}
+    r = CliRunner().invoke(cli, ["pack", url + "/", out, "--runner", "beam", *options, "--json"])
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.stdout)
+    assert result["manifest"] == f"{out}/manifest.json" and result["records"] == 13
+    assert json.loads(objects(s3, "cli")["manifest.json"])["records"] == 13
+
+
+def test_storage_folder_writes_are_whole_or_absent(s3):
+    folder = storage.Folder(storage.location(f"s3://{BUCKET}/f/"))
+    folder.write("a.json", b"{}")
+    assert folder.files() == ["a.json"] and folder.read("a.json") == b"{}"
+    with pytest.raises(RuntimeError), folder.open_write("b.bin") as f:
+        f.write(b"half")
+        raise RuntimeError("the network went away")
+    del f
+    gc.collect()  # a dropped writer may finish its upload now: under the temporary name only
+    assert folder.size("b.bin") is None
+    folder.remove_incomplete()
+    assert folder.files() == ["a.json"]
+    folder.delete("a.json")
+    folder.delete("a.json")  # deleting what is gone is not an error
+    assert folder.is_empty()
+
+
+def test_missing_aws_credentials_fail_at_once(tmp_path, monkeypatch):
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["pack", "s3://bucket/photos", str(out), "--runner", "beam"])
+    assert r.exit_code == 1
+    assert r.output.startswith("Error: s3://bucket/photos: no AWS credentials found")
+    assert "s3_access_key_id" in r.output and not out.exists()
