@@ -16,6 +16,7 @@ import os
 import posixpath
 import re
 import shutil
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -88,6 +89,7 @@ def configure(flags: Sequence[str]) -> None:
 # One Beam FileSystem per scheme and process: each one makes its own client (boto3's takes
 # about 0.2 s to make), so a new one per file would cost more than reading the file.
 _systems: dict[str, Any] = {}
+_per_thread = threading.local()
 
 
 def _system(url: str) -> Any:
@@ -126,12 +128,15 @@ def _open(url: str) -> BinaryIO:
     options = getattr(fs, "_options", None)
     if url.startswith("s3://") and options is not None:
         # Beam's S3 filesystem makes a new boto3 client for every call, which costs more
-        # than reading an image: image reads share one per process instead.
-        if "s3io" not in _systems:
+        # than reading an image: image reads share one per thread instead (not one per
+        # process: Beam's client keeps the state of its current download).
+        s3 = getattr(_per_thread, "s3io", None)
+        if s3 is None or _per_thread.options is not options:
             from apache_beam.io.aws import s3io
 
-            _systems["s3io"] = s3io.S3IO(options=options)  # type: ignore[no-untyped-call]
-        return _systems["s3io"].open(url, "rb")  # type: ignore[no-any-return]
+            s3 = _per_thread.s3io = s3io.S3IO(options=options)  # type: ignore[no-untyped-call]
+            _per_thread.options = options
+        return s3.open(url, "rb")  # type: ignore[no-any-return]
     # Bytes as stored: no decompression guessed from a name ending in .gz or .bz2.
     return fs.open(url, compression_type=CompressionTypes.UNCOMPRESSED)  # type: ignore[no-any-return]
 
