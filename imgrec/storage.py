@@ -86,8 +86,8 @@ def configure(flags: Sequence[str]) -> None:
     forget_clients()
 
 
-# One Beam FileSystem per scheme and process: each one makes its own client (boto3's takes
-# about 0.2 s to make), so a new one per file would cost more than reading the file.
+# One Beam FileSystem per scheme and process, made (and, for s3://, its credentials
+# checked) on first use; forget_clients() drops them when the pipeline options change.
 _systems: dict[str, Any] = {}
 _per_thread = threading.local()
 
