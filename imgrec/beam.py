@@ -254,12 +254,12 @@ def _write_plan(out: storage.Folder, todo: list[tuple[packing.Part, int, str]]) 
 
 def _read_plan(task: ShardTask, plan: str) -> Iterator[tuple[str, int, Item]]:
     name, start, stop = task
-    with storage.open_read(storage.location(plan)) as f:
+    with storage.open_read(storage.parse(plan)) as f:
         f.seek(start)
         lines = f.read(stop - start).splitlines()
     for line in lines:
         position, path, rel, label, text = json.loads(line)
-        yield name, position, Item(storage.location(path), rel, label, text)
+        yield name, position, Item(storage.parse(path), rel, label, text)
 
 
 def _pack_task(
@@ -282,7 +282,7 @@ def _write_group(
     skip = packing._skipper(packing.PackOptions(on_error="skip"))
     items = [item for _, item, _ in ordered]
     results = iter([r for _, _, r in ordered])
-    folder = storage.Folder(storage.location(out))
+    folder = storage.Folder(storage.parse(out))
     if isinstance(folder.where, Path):
         entry = packing._write_shard(folder.where / name, splits[name], items, results, skip)
     else:  # written on the worker's disk, then copied up: the index first, as locally

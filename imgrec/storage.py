@@ -56,6 +56,12 @@ def location(text: str | Path) -> Location:
     return url
 
 
+def parse(text: str) -> Location:
+    """A location imgrec wrote out itself (a plan line): checked when it was made, and an
+    object's own name may hold characters that ``location`` refuses in what users type."""
+    return text if is_url(text) else Path(text)
+
+
 def join(base: Location, rel: str) -> Location:
     return f"{base}/{rel}" if isinstance(base, str) else base / rel
 

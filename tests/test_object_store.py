@@ -12,6 +12,8 @@ import boto3
 import moto
 import pytest
 from click.testing import CliRunner
+from fixtures import smooth_rgb
+from PIL import Image
 
 from imgrec import beam, discover, packing, storage
 from imgrec.cli import cli
@@ -240,3 +242,14 @@ def test_missing_aws_credentials_fail_at_once(tmp_path, monkeypatch):
     assert r.exit_code == 1
     assert r.output.startswith("Error: s3://bucket/photos: no AWS credentials found")
     assert "s3_access_key_id" in r.output and not out.exists()
+
+
+def test_object_names_with_pattern_characters_are_packed(s3, tmp_path):
+    # Only the SRC and OUT that users type are refused with * ? [ ]; the objects listed
+    # under SRC may have any name.
+    data = (tmp_path / "a.png").as_posix()
+    Image.fromarray(smooth_rgb(12, 10, 1)).save(data)
+    for key in ("odd/cat/a [1].png", "odd/cat/b*?.png"):
+        s3.put_object(Bucket=BUCKET, Key=key, Body=Path(data).read_bytes())
+    manifest = beam_pack(f"s3://{BUCKET}/odd", f"s3://{BUCKET}/oddout", PackOptions())
+    assert manifest["records"] == 2 and manifest["skipped"] == []
