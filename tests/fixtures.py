@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import io
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -79,6 +81,17 @@ def make_tree(root: Path, per_class: int = 3) -> dict[str, Path]:
     files["text"] = root / "notes.txt"
     files["text"].write_text("not an image\n")
     return files
+
+
+def disk_full_on(shard: str, write_shard: Callable[..., Any]) -> Callable[..., Any]:
+    """``packing._write_shard``, but writing the shard named ``shard`` fails as a full disk."""
+
+    def failing(path: Path, *args: Any) -> Any:
+        if path.name == shard:
+            raise OSError(28, "No space left on device")
+        return write_shard(path, *args)
+
+    return failing
 
 
 if __name__ == "__main__":

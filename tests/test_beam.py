@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fixtures import disk_full_on
 
 from imgrec import beam, packing
 from imgrec.cli import cli
@@ -103,13 +104,8 @@ def test_interrupted_beam_run_resumes_to_the_same_bytes(src, tmp_path, monkeypat
     packing.pack(src, tmp_path / "local", opts)
     out = tmp_path / "beam"
     real = packing._write_shard
-
-    def disk_full_on_shard_2(path, *args):
-        if path.name == "data-00002-of-00004.tfrecord":
-            raise OSError(28, "No space left on device")
-        return real(path, *args)
-
-    monkeypatch.setattr(packing, "_write_shard", disk_full_on_shard_2)
+    disk_full = disk_full_on("data-00002-of-00004.tfrecord", real)
+    monkeypatch.setattr(packing, "_write_shard", disk_full)
     with pytest.raises(OutputError, match="Beam pipeline failed.*No space left.*--resume"):
         beam_pack(src, out, opts)
     assert not (out / "manifest.json").exists() and (out / packing.JOURNAL).is_file()

@@ -12,7 +12,7 @@ import boto3
 import moto
 import pytest
 from click.testing import CliRunner
-from fixtures import smooth_rgb
+from fixtures import disk_full_on, smooth_rgb
 from PIL import Image
 
 from imgrec import beam, discover, packing, storage
@@ -161,13 +161,8 @@ def test_interrupted_bucket_run_resumes_to_the_same_bytes(photos, s3, tmp_path, 
     packing.pack(root, tmp_path / "local", opts)
     out = f"s3://{BUCKET}/resumed"
     real = packing._write_shard
-
-    def disk_full_on_shard_2(path, *args):
-        if path.name == "data-00002-of-00004.tfrecord":
-            raise OSError(28, "No space left on device")
-        return real(path, *args)
-
-    monkeypatch.setattr(packing, "_write_shard", disk_full_on_shard_2)
+    disk_full = disk_full_on("data-00002-of-00004.tfrecord", real)
+    monkeypatch.setattr(packing, "_write_shard", disk_full)
     with pytest.raises(OutputError, match="Beam pipeline failed.*--resume"):
         beam_pack(url, out, opts)
     stored = objects(s3, "resumed")
