@@ -117,7 +117,7 @@ def main() -> None:
         )  # fmt: skip
         for split in ("train", "val"):
             m = imgrec.pack(src / split, shards / split, opts)
-            print(f"packed {split}: {m['records']} images, {len(m['shards'])} shard(s)")
+            print(f"packed {split}: {m.records} images, {len(m.shards)} shard(s)")
         t_pack = time.perf_counter()
 
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

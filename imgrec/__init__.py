@@ -13,15 +13,27 @@ __version__ = "0.1.0"
 from .errors import DependencyError, ImgrecError, InputError, OutputError, ShardError  # noqa: E402
 
 if TYPE_CHECKING:
-    from .packing import PackOptions, pack
+    from .decoding import decode
+    from .integrity import verify
+    from .manifest import read_manifest
+    from .options import PackOptions
     from .reader import dataset
+    from .run import pack, plan
     from .summary import summarize as inspect
+    from .tfrecord import write_index
 
+# public name -> (module, attribute). No module is named like a public name: importing a
+# submodule sets it as an attribute of the package, which would hide the function.
 _LAZY = {
-    "PackOptions": ("packing", "PackOptions"),
-    "pack": ("packing", "pack"),
+    "PackOptions": ("options", "PackOptions"),
+    "pack": ("run", "pack"),
+    "plan": ("run", "plan"),
     "inspect": ("summary", "summarize"),
+    "verify": ("integrity", "verify"),
+    "decode": ("decoding", "decode"),
     "dataset": ("reader", "dataset"),
+    "write_index": ("tfrecord", "write_index"),
+    "read_manifest": ("manifest", "read_manifest"),
 }
 
 
@@ -45,6 +57,11 @@ __all__ = [
     "ShardError",
     "__version__",
     "dataset",
+    "decode",
     "inspect",
     "pack",
+    "plan",
+    "read_manifest",
+    "verify",
+    "write_index",
 ]

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
+from .checks import Problem
+from .deps import import_tf
 from .errors import ImgrecError
-from .manifest import describe, resolve
-from .reader import dataset, import_tf, pick_device
-from .verify import Problem
+from .options import Progress
+from .reader import dataset, pick_device
+from .shards import describe, resolve
 
 
 class ChannelStats:
@@ -67,9 +70,31 @@ def output_path(out: Path, filename: str, index: int, suffix: str, used: set[Pat
     return path
 
 
-def run_decode(
-    paths: list[str],
-    out: Path | None,
+@dataclass(frozen=True)
+class DecodeResult:
+    records: int
+    written: int
+    out: str | None
+    device: str
+    dtype: str
+    stats: dict[str, dict[str, Any]] | None  # per channel count: mean, std, min, max
+    problems: list[Problem]  # records left out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "records": self.records,
+            "written": self.written,
+            "out": self.out,
+            "device": self.device,
+            "dtype": self.dtype,
+            "stats": self.stats,
+            "problems": [str(p) for p in self.problems],
+        }
+
+
+def decode(
+    paths: str | Path | Sequence[str | Path],
+    out: str | Path | None = None,
     *,
     to: str = "npy",
     dtype: str = "float32",
@@ -77,9 +102,13 @@ def run_decode(
     limit: int | None = None,
     split: str | None = None,
     stats: bool = False,
-    progress: Callable[[str, int, int], None] | None = None,
-) -> dict[str, Any]:
+    progress: Progress | None = None,
+) -> DecodeResult:
+    """Decode records to float tensors in [0, 1] through ``dataset``: write one file per
+    record under ``out`` (``.npy``, or ``.png`` with ``to="png"``), and/or gather
+    per-channel statistics. Damaged records are left out and listed in ``problems``."""
     tf = import_tf()
+    out = Path(out) if out is not None else None
     files = resolve(paths, split)
     target = pick_device(device)
     known = describe(files)
@@ -129,15 +158,15 @@ def run_decode(
         else:
             path.write_bytes(_png(tf, image, sixteen))
         written += 1
-    return {
-        "records": count,
-        "written": written,
-        "out": str(out) if out is not None else None,
-        "device": target,
-        "dtype": dtype,
-        "stats": {str(c): s.to_dict() for c, s in sorted(channel_stats.items())} or None,
-        "problems": [str(p) for p in problems],
-    }
+    return DecodeResult(
+        records=count,
+        written=written,
+        out=str(out) if out is not None else None,
+        device=target,
+        dtype=dtype,
+        stats={str(c): s.to_dict() for c, s in sorted(channel_stats.items())} or None,
+        problems=problems,
+    )
 
 
 def _png(tf: Any, image: Any, sixteen: bool) -> bytes:

@@ -8,20 +8,26 @@ an image is skipped (``REASONS``, also checked against the README).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
-import struct
-import warnings
-import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from . import storage
+from .pillow import open_header, sixteen_bit_colour
+from .pixels import (
+    Resize,
+    encode_jpeg,
+    encode_png,
+    hsv_to_rgb,
+    orient,
+    plan_resize,
+    resize,
+    shape_channels,
+)
 from .storage import Location
 
 # Pillow's own default limit (about 89.5 megapixels), used as imgrec's default for --max-pixels.
@@ -99,10 +105,6 @@ PASSTHROUGH = frozenset(
     + [("PNG", m, 4) for m in ("LA", "RGB", "RGBA", "I;16")]
 )
 
-RESIZE_MODES = ("stretch", "fit", "fill", "pad")
-# Lanczos: the sharpest of Pillow's antialiasing filters for shrinking photographs.
-RESIZE_FILTER = Image.Resampling.LANCZOS
-
 
 class NotAnImage(Exception):
     """Pillow does not recognise the content as an image."""
@@ -127,6 +129,10 @@ class Options:
     resize_mode: str = "stretch"
     max_side: int | None = None
 
+    @property
+    def resizing(self) -> Resize:
+        return Resize(self.resize, self.resize_mode, self.max_side)
+
 
 @dataclass(frozen=True)
 class Loaded:
@@ -149,24 +155,13 @@ def _describe(e: BaseException) -> str:
 
 
 def _decode_error(e: BaseException) -> SkipImage:
+    if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        # Pillow's own guard, inside a loader (a GIF frame, an image embedded in ICO/ICNS)
+        return SkipImage("too-many-pixels", _describe(e))
     text = str(e).lower()
     if "truncated" in text or "premature end" in text or isinstance(e, EOFError):
         return SkipImage("truncated", _describe(e))
     return SkipImage("corrupt", _describe(e))
-
-
-@contextlib.contextmanager
-def _pillow_limits() -> Iterator[None]:
-    """imgrec checks --max-pixels itself, from the header, before decoding anything (with a
-    message naming the limit that applies); Pillow's own check and warnings stand down."""
-    saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
 
 
 def open_image(source: bytes | BinaryIO, max_pixels: int) -> Image.Image:
@@ -176,11 +171,11 @@ def open_image(source: bytes | BinaryIO, max_pixels: int) -> Image.Image:
             raise NotAnImage()
         source = io.BytesIO(source)
     try:
-        im = Image.open(source)
-    except UnidentifiedImageError:
-        raise NotAnImage() from None
+        im = open_header(source)
     except Exception as e:  # Pillow plugins raise many types on malformed headers
         raise _decode_error(e) from None
+    if im is None:
+        raise NotAnImage()
     if im.width * im.height > max_pixels:
         raise SkipImage(
             "too-many-pixels", f"{im.width}x{im.height} is over --max-pixels {max_pixels}"
@@ -195,19 +190,6 @@ def _orientation(im: Image.Image) -> int:
     except Exception:  # corrupt EXIF must not lose the image
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
-
-
-def orient(arr: np.ndarray, orientation: int) -> np.ndarray:
-    """Apply an EXIF orientation to an HWC array, as PIL.ImageOps.exif_transpose does."""
-    if orientation >= 5:
-        arr = arr.transpose(1, 0, 2)
-    flip_rows = orientation in (3, 4, 7, 8)
-    flip_cols = orientation in (2, 3, 6, 7)
-    if flip_rows:
-        arr = arr[::-1]
-    if flip_cols:
-        arr = arr[:, ::-1]
-    return np.ascontiguousarray(arr)
 
 
 def _has_real_alpha(im: Image.Image, mode: Mode) -> bool:
@@ -246,7 +228,7 @@ def natural_pixels(im: Image.Image) -> np.ndarray:
         assert converted is not None  # None only when converting in place
         im = converted
     elif im.mode == "HSV":
-        im = _hsv_to_rgb(im)
+        im = hsv_to_rgb(im)
     elif mode.convert:
         im = im.convert(mode.convert)
     arr = np.asarray(im)
@@ -255,193 +237,9 @@ def natural_pixels(im: Image.Image) -> np.ndarray:
     return arr[..., None] if arr.ndim == 2 else arr
 
 
-def shape_channels(arr: np.ndarray, base: int, channels: int) -> np.ndarray:
-    """Turn natural pixels (``base`` colour channels, maybe + alpha) into ``channels``."""
-    colour = arr[..., :base]
-    alpha = arr[..., base:] if arr.shape[2] > base else None
-    if channels == 1:
-        if base == 3:
-            # Pillow's ITU-R 601-2 luma, in its own fixed-point form, for any integer depth.
-            r, g, b = (colour[..., i].astype(np.int64) for i in range(3))
-            y = (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16
-            colour = y.astype(arr.dtype)[..., None]
-        return np.ascontiguousarray(colour)
-    if base == 1:
-        colour = np.repeat(colour, 3, axis=2)
-    if channels == 3:
-        return np.ascontiguousarray(colour)
-    if alpha is None:
-        top = np.iinfo(arr.dtype).max if arr.dtype.kind in "iu" else 1.0
-        alpha = np.full(colour.shape[:2] + (1,), top, arr.dtype)
-    return np.ascontiguousarray(np.concatenate([colour, alpha], axis=2))
-
-
 def to_array(im: Image.Image, channels: int) -> np.ndarray:
     """Pixels as a C-order HWC array with ``channels`` channels, per ``MODES``."""
     return shape_channels(natural_pixels(im), MODES[im.mode].base, channels)
-
-
-def _hsv_to_rgb(im: Image.Image) -> Image.Image:
-    hsv = np.asarray(im).astype(np.float64) / 255.0
-    h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
-    i = np.floor(h * 6.0).astype(int) % 6
-    f = h * 6.0 - np.floor(h * 6.0)
-    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    choices = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]
-    rgb = np.zeros(hsv.shape)
-    for k, (r, g, b) in enumerate(choices):
-        sel = i == k
-        rgb[sel] = np.stack([r[sel], g[sel], b[sel]], axis=-1)
-    return Image.fromarray(np.round(rgb * 255).astype(np.uint8), "RGB")
-
-
-ImageFileTile = Any  # Pillow's ImageFile._Tile, a named tuple
-_SIXTEEN_BIT_SWAP = {"RGB;16B": "RGB;16L", "RGB;16L": "RGB;16B"}
-_SIXTEEN_BIT_SWAP.update({"RGBA;16B": "RGBA;16L", "RGBA;16L": "RGBA;16B"})
-
-
-def _sixteen_bit_colour(data: bytes, tiles: list[ImageFileTile]) -> np.ndarray | None:
-    """Full 16-bit samples of a 48/64-bit colour PNG or TIFF, which Pillow reads as 8-bit.
-
-    Pillow's unpacker keeps each sample's high byte; decoding the same tiles again with the
-    byte order swapped yields the low bytes. Both passes go through Pillow's own decoders.
-    """
-    if not tiles or any(_rawmode(t) not in _SIXTEEN_BIT_SWAP for t in tiles):
-        return None
-    hi = Image.open(io.BytesIO(data))
-    lo = Image.open(io.BytesIO(data))
-    lo.tile = [_with_rawmode(t, _SIXTEEN_BIT_SWAP[_rawmode(t)]) for t in tiles]
-    hi.load()
-    lo.load()
-    full: np.ndarray = (np.asarray(hi).astype(np.uint16) << 8) | np.asarray(lo)
-    return full
-
-
-def _rawmode(tile: ImageFileTile) -> str:
-    args = tile[3]
-    if isinstance(args, str):
-        return args
-    if isinstance(args, tuple) and args and isinstance(args[0], str):
-        return args[0]
-    return ""
-
-
-def _with_rawmode(tile: ImageFileTile, rawmode: str) -> ImageFileTile:
-    args = tile[3]
-    new_args = rawmode if isinstance(args, str) else (rawmode, *args[1:])
-    return type(tile)(tile[0], tile[1], tile[2], new_args)
-
-
-def plan_resize(h: int, w: int, opts: Options) -> tuple[int, int, int, int] | None:
-    """``(scaled_h, scaled_w, final_h, final_w)`` for --resize/--max-side, or None when the
-    image keeps its size."""
-    if opts.max_side is not None:
-        scale = opts.max_side / max(h, w)
-        if scale >= 1:
-            return None
-        sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
-        return sh, sw, sh, sw
-    if opts.resize is None or (w, h) == opts.resize:
-        return None
-    tw, th = opts.resize
-    if opts.resize_mode == "stretch":
-        return th, tw, th, tw
-    cover = opts.resize_mode == "fill"
-    scale = max(tw / w, th / h) if cover else min(tw / w, th / h)
-    sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
-    if opts.resize_mode == "fit":
-        return None if (sh, sw) == (h, w) else (sh, sw, sh, sw)
-    return sh, sw, th, tw
-
-
-def resize(arr: np.ndarray, opts: Options) -> np.ndarray:
-    """Apply --resize/--resize-mode or --max-side; returns ``arr`` itself when nothing changes."""
-    plan = plan_resize(arr.shape[0], arr.shape[1], opts)
-    if plan is None:
-        return arr
-    sh, sw, th, tw = plan
-    scaled = _resample(arr, sw, sh)
-    if (sh, sw) == (th, tw):
-        return scaled
-    if opts.resize_mode == "fill":  # centre crop
-        top, left = (sh - th) // 2, (sw - tw) // 2
-        return np.ascontiguousarray(scaled[top : top + th, left : left + tw])
-    out = np.zeros((th, tw, arr.shape[2]), arr.dtype)  # pad: centred on black/transparent
-    top, left = (th - sh) // 2, (tw - sw) // 2
-    out[top : top + sh, left : left + sw] = scaled
-    return out
-
-
-def _resample(arr: np.ndarray, w: int, h: int) -> np.ndarray:
-    c = arr.shape[2]
-    if (arr.shape[1], arr.shape[0]) == (w, h):
-        return arr
-    if arr.dtype == np.uint8 and c in (1, 3, 4):
-        # Pillow premultiplies alpha while resampling RGBA, so edges do not bleed colour.
-        im = Image.fromarray(arr[..., 0] if c == 1 else arr, {1: "L", 3: "RGB", 4: "RGBA"}[c])
-        out = np.asarray(im.resize((w, h), RESIZE_FILTER))
-        return out[..., None] if out.ndim == 2 else out
-    # Other depths: each channel as a float image, alpha premultiplied by hand.
-    data = arr.astype(np.float32)
-    if c == 4:
-        top = float(np.iinfo(arr.dtype).max) if arr.dtype.kind in "iu" else 1.0
-        data[..., :3] *= data[..., 3:] / top
-    planes = [
-        np.asarray(Image.fromarray(data[..., i], "F").resize((w, h), RESIZE_FILTER))
-        for i in range(c)
-    ]
-    out = np.stack(planes, axis=-1)
-    if c == 4:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[..., :3] = np.where(out[..., 3:] > 0, out[..., :3] * top / out[..., 3:], 0)
-    if arr.dtype.kind in "iu":
-        info = np.iinfo(arr.dtype)
-        out = np.clip(np.round(out), info.min, info.max)
-    return np.ascontiguousarray(out.astype(arr.dtype))
-
-
-def encode_png(arr: np.ndarray) -> bytes | None:
-    """Lossless PNG of an HWC array, or None when PNG cannot hold it (32-bit data)."""
-    h, w, c = arr.shape
-    if arr.dtype == np.uint8 and c in (1, 3, 4):
-        im = Image.fromarray(arr[..., 0] if c == 1 else arr, {1: "L", 3: "RGB", 4: "RGBA"}[c])
-        buf = io.BytesIO()
-        im.save(buf, "PNG")
-        return buf.getvalue()
-    if arr.dtype == np.uint16 and c in (1, 2, 3, 4):
-        return _png16(arr)
-    return None
-
-
-def _png16(arr: np.ndarray) -> bytes:
-    """A 16-bit PNG (Pillow cannot write 16-bit colour): filter 0 rows, zlib level 6."""
-    h, w, c = arr.shape
-    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[c]
-    rows = arr.astype(">u2").reshape(h, w * c).view(np.uint8)
-    raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1).tobytes()
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0)
-    return b"".join(
-        [
-            b"\x89PNG\r\n\x1a\n",
-            chunk(b"IHDR", header),
-            chunk(b"IDAT", zlib.compress(raw, 6)),
-            chunk(b"IEND", b""),
-        ]
-    )
-
-
-def encode_jpeg(arr: np.ndarray, quality: int) -> bytes | None:
-    if arr.dtype != np.uint8 or arr.shape[2] not in (1, 3):
-        return None
-    im = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
 
 
 def read_source(path: Location) -> bytes:
@@ -460,9 +258,7 @@ def load(path: Location, opts: Options) -> Loaded:
 
     Raises NotAnImage (ignore it) or SkipImage (report it, with the reason).
     """
-    data = read_source(path)
-    with _pillow_limits():
-        return _load(data, opts)
+    return _load(read_source(path), opts)
 
 
 def _load(data: bytes, opts: Options) -> Loaded:
@@ -491,7 +287,7 @@ def _load(data: bytes, opts: Options) -> Loaded:
     if (
         opts.format == "encoded"
         and _passes_through(im, channels)
-        and plan_resize(*oriented, opts) is None
+        and plan_resize(*oriented, opts.resizing) is None
     ):
         height, width = oriented
         dtype = "uint16" if _png_bit_depth(data) == 16 else mode.dtype
@@ -499,11 +295,11 @@ def _load(data: bytes, opts: Options) -> Loaded:
             Loaded(data, src_format.lower(), height, width, channels, dtype, sha, orientation)
         )
 
-    natural = _sixteen_bit_colour(data, tiles) if im.mode in ("RGB", "RGBA") else None
+    natural = sixteen_bit_colour(data, tiles) if im.mode in ("RGB", "RGBA") else None
     if natural is None:
         natural = natural_pixels(im)
     arr = shape_channels(orient(natural, orientation), mode.base, channels)
-    resized = resize(arr, opts)
+    resized = resize(arr, opts.resizing)
     h, w, c = resized.shape
     dtype = str(resized.dtype)
 
@@ -565,7 +361,7 @@ def probe(path: Location, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, in
     Used to plan shard counts. Raises NotAnImage or SkipImage like ``load``.
     """
     try:
-        with storage.open_read(path) as f, _pillow_limits():
+        with storage.open_read(path) as f:
             if not f.read(1):
                 raise NotAnImage()
             f.seek(0)

@@ -13,22 +13,26 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .manifest import read, resolve
+from . import storage
+from .manifest import read
+from .reader import dataset
 from .schema import SchemaError, parse
-from .summary import UNLABELLED
+from .shards import resolve
+from .stats import UNLABELLED
+from .storage import Location
 from .tfrecord import scan
 
 TILE = 128  # pixels per side of each picture
 CAPTION = 16  # pixels of label text under it
 
 
-def pick(files: list[Path], count: int) -> list[tuple[str, bytes]]:
+def pick(files: list[Location], count: int) -> list[tuple[str, bytes]]:
     """Up to ``count`` serialized records, as evenly spread over the classes as they allow:
     round-robin over the classes, in label order, taking each class's first records."""
     known: list[str] = []
-    for folder in {f.parent for f in files}:
+    for folder in {str(storage.parent_of(f)): storage.parent_of(f) for f in files}.values():
         m = read(folder)
-        known += [n for n in (m or {}).get("labels", []) if n not in known]
+        known += [n for n in (m.labels if m else []) if n not in known]
     per_class: dict[str, list[bytes]] = {}
     for f in files:
         for frame in scan(f):
@@ -79,8 +83,6 @@ def tile_of(image: np.ndarray, size: int = TILE) -> Image.Image:
 
 def contact_sheet(paths: list[str], out: Path, count: int = 36) -> dict[str, Any]:
     """Write the contact sheet PNG; returns what it shows."""
-    from .reader import dataset
-
     files = resolve(paths)
     chosen = pick(files, count)
     images = [

@@ -8,52 +8,22 @@ crosses the bus (a quarter of the bytes of float32 for uint8).
 
 from __future__ import annotations
 
-import os
 import random
-import sys
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import schema
+from .checks import Problem, check_record
+from .deps import import_tf
 from .errors import DependencyError, ImgrecError
-from .manifest import Known, describe, resolve
+from .shards import Known, describe, resolve
+from .storage import Location
 from .tfrecord import scan
-from .verify import Problem, check_record
 
 if TYPE_CHECKING:
     import tensorflow as tf
-
-INSTALL_HINT = "TensorFlow is needed to decode: pip install 'tensorflow>=2.16'"
-
-
-def import_tf() -> Any:
-    """Import TensorFlow quietly.
-
-    TensorFlow's C++ start-up notes (oneDNN, CUDA probing on GPU-less machines) are written
-    straight to file descriptor 2 and ignore TF_CPP_MIN_LOG_LEVEL, burying imgrec's own
-    messages; they are held back during the import and shown only if the import fails.
-    """
-    if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with tempfile.TemporaryFile() as held:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        os.dup2(held.fileno(), 2)
-        try:
-            import tensorflow as tf
-        except ImportError:
-            os.dup2(saved, 2)
-            held.seek(0)
-            sys.stderr.write(held.read().decode(errors="replace"))
-            raise DependencyError(INSTALL_HINT) from None
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-    return tf
 
 
 def pick_device(device: str) -> str:
@@ -190,7 +160,7 @@ def to_float(tf: Any, image: Any, dtype: Any) -> Any:
 
 def _checked_records(
     tf: Any,
-    files: Sequence[Path],
+    files: Sequence[Location],
     shuffle: bool,
     seed: int | None,
     on_problem: Callable[[Problem], None],

@@ -12,6 +12,8 @@ apache_beam is imported only when a URL is used.
 from __future__ import annotations
 
 import contextlib
+import glob as globbing
+import hashlib
 import os
 import posixpath
 import re
@@ -21,13 +23,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from .deps import import_beam
 from .errors import DependencyError, ImgrecError, InputError, OutputError
-from .tfrecord import atomic_file, stream_sha256
 
 Location = Path | str  # a str is always a URL
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
-BEAM_HINT = 'Apache Beam is not installed (needed for {what}): pip install "imgrec[beam]"'
 EXTRAS = {"gs": "gcs", "s3": "s3"}  # imgrec's extras with each scheme's Beam filesystem
 
 
@@ -70,14 +71,68 @@ def absolute(where: Location) -> Location:
     return where if isinstance(where, str) else where.absolute()
 
 
-def filesystems(what: str = "URLs") -> Any:
-    """Beam's FileSystems class, or a DependencyError saying how to install it."""
-    from .beam import import_beam
-
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """Open a temporary file next to ``path``; rename it to ``path`` only on success."""
+    tmp = path.with_name(f".{path.name}.incomplete")
     try:
-        import_beam()
-    except DependencyError:
-        raise DependencyError(BEAM_HINT.format(what=what)) from None
+        with open(tmp, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def stream_sha256(f: BinaryIO) -> str:
+    """Hex sha256 of what is left to read in ``f``, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    for block in iter(lambda: f.read(1 << 20), b""):
+        h.update(block)
+    return h.hexdigest()
+
+
+def file_sha256(where: Location) -> str:
+    """Hex sha256 of a file (local or URL), read in 1 MiB blocks."""
+    with _remote(where, "read it", InputError), open_read(where) as f:
+        return stream_sha256(f)
+
+
+def size(where: Location) -> int | None:
+    """The file's size in bytes, None if there is no such file."""
+    if isinstance(where, Path):
+        return where.stat().st_size if where.is_file() else None
+    try:
+        return stat(where)[0]
+    except FileNotFoundError:
+        return None
+
+
+def expand(pattern: str) -> list[Location]:
+    """The files a glob pattern matches, sorted (local patterns, or URL patterns through
+    Beam's filesystems)."""
+    if not is_url(pattern):
+        return [Path(m) for m in sorted(globbing.glob(pattern)) if Path(m).is_file()]
+    with _remote(pattern, "list what matches", InputError):
+        found = _system(pattern).match([pattern])[0].metadata_list
+    return sorted(str(m.path) for m in found)
+
+
+def name_of(where: Location) -> str:
+    """The last path component of a file."""
+    return where.name if isinstance(where, Path) else posixpath.basename(where)
+
+
+def parent_of(where: Location) -> Location:
+    """The folder (or prefix) a file is in."""
+    return where.parent if isinstance(where, Path) else posixpath.dirname(where)
+
+
+def filesystems() -> Any:
+    """Beam's FileSystems class, or a DependencyError saying how to install it."""
+    import_beam("for URLs")
     from apache_beam.io.filesystems import FileSystems
 
     return FileSystems
@@ -238,11 +293,18 @@ class Folder:
 
     def size(self, name: str) -> int | None:
         """The file's size, None if there is no such file."""
+        return size(self.at(name))
+
+    def read_if_present(self, name: str) -> bytes | None:
+        """The file's bytes, None if there is no such file (or folder)."""
         where = self.at(name)
         if isinstance(where, Path):
-            return where.stat().st_size if where.is_file() else None
+            try:
+                return where.read_bytes()
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                return None
         try:
-            return stat(where)[0]
+            return self.read(name)
         except FileNotFoundError:
             return None
 

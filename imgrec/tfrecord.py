@@ -15,17 +15,19 @@ of the whole framed record, the format NVIDIA DALI and the ``tfrecord`` package 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import google_crc32c
 
+from . import storage
 from .errors import InputError, OutputError, ShardError
+from .storage import Location, atomic_file
 
 HEADER_SIZE = 12  # length + its CRC
 FOOTER_SIZE = 4
@@ -47,21 +49,6 @@ def frame(data: bytes) -> bytes:
     return b"".join(
         (length, struct.pack("<I", masked_crc(length)), data, struct.pack("<I", masked_crc(data)))
     )
-
-
-@contextlib.contextmanager
-def atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """Open a temporary file next to ``path``; rename it to ``path`` only on success."""
-    tmp = path.with_name(f".{path.name}.incomplete")
-    try:
-        with open(tmp, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 @dataclass(frozen=True)
@@ -111,23 +98,16 @@ class ShardWriter:
         return ShardInfo(self.path, len(self._index), self._offset, self._hash.hexdigest())
 
 
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    with open(path, "rb") as f:
-        return stream_sha256(f)
-
-
-def stream_sha256(f: BinaryIO) -> str:
-    """Hex sha256 of what is left to read in ``f``, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    for block in iter(lambda: f.read(1 << 20), b""):
-        h.update(block)
-    return h.hexdigest()
-
-
 def index_path_for(shard: Path) -> Path:
     """``data-00000-of-00004.tfrecord`` -> ``data-00000-of-00004.tfrecord.idx``."""
     return shard.with_name(shard.name + ".idx")
+
+
+def index_location(shard: Location) -> Location:
+    """``index_path_for`` of a local shard or a shard URL."""
+    if isinstance(shard, Path):
+        return index_path_for(shard)
+    return shard + ".idx"
 
 
 def index_line(offset: int, size: int) -> str:
@@ -135,36 +115,38 @@ def index_line(offset: int, size: int) -> str:
     return f"{offset} {size}\n"
 
 
-def write_index(shard: Path) -> Path:
-    """(Re)build the index file of an existing shard; returns its path.
+def write_index(shard: str | Location) -> Location:
+    """(Re)build the index file of an existing shard (a local file or a URL); returns where
+    it is.
 
     Walks the framing with both CRCs checked, so a damaged shard raises ShardError (naming
     the file, record and byte offset) and leaves any existing index alone. The result is
     byte-identical to the index ShardWriter writes for the same records.
     """
-    shard = Path(shard)
-    if shard.name.endswith(".idx"):
-        raise InputError("this is an index file; give the shard it belongs to", str(shard))
+    where = Path(shard) if isinstance(shard, str) and not storage.is_url(shard) else shard
+    if storage.name_of(where).endswith(".idx"):
+        raise InputError("this is an index file; give the shard it belongs to", str(where))
     try:
         lines = [
             index_line(offset, HEADER_SIZE + len(data) + FOOTER_SIZE)
-            for offset, data in read_records(shard)
+            for offset, data in read_records(where)
         ]
     except OSError as e:
-        raise InputError(f"cannot read the shard ({e.strerror or e})", str(shard)) from None
-    path = index_path_for(shard)
+        raise InputError(f"cannot read the shard ({e.strerror or e})", str(where)) from None
+    index = index_location(where)
     try:
-        with atomic_file(path) as f:
-            f.write("".join(lines).encode())
+        folder = storage.Folder(storage.parent_of(where))
+        folder.write(storage.name_of(index), "".join(lines).encode())
     except OSError as e:
-        raise OutputError(f"{path}: cannot write the index ({e.strerror or e})") from None
-    return path
+        raise OutputError(f"{index}: cannot write the index ({e.strerror or e})") from None
+    return index
 
 
-def read_index(path: Path) -> list[tuple[int, int]]:
+def read_index(path: Location) -> list[tuple[int, int]]:
     """The ``(offset, size)`` pairs of an index file."""
     entries = []
-    text = Path(path).read_bytes().decode("ascii", "replace")
+    with storage.open_read(path) as f:
+        text = f.read().decode("ascii", "replace")
     for number, line in enumerate(text.splitlines(), 1):
         fields = line.split()
         if len(fields) != 2 or not all(f.isdigit() for f in fields):
@@ -173,13 +155,20 @@ def read_index(path: Path) -> list[tuple[int, int]]:
     return entries
 
 
-def read_records(path: Path, verify: bool = True) -> Iterator[tuple[int, bytes]]:
+def _size(path: Location) -> int:
+    found = storage.size(path)
+    if found is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+    return found
+
+
+def read_records(path: Location, verify: bool = True) -> Iterator[tuple[int, bytes]]:
     """Yield ``(offset, data)`` for each record, checking both CRCs unless ``verify`` is off.
 
     Raises ShardError naming the file, record index and byte offset of the first problem.
     """
-    size = path.stat().st_size
-    with open(path, "rb") as f:
+    size = _size(path)
+    with storage.open_read(path) as f:
         index = 0
         offset = 0
         while True:
@@ -207,11 +196,11 @@ def read_records(path: Path, verify: bool = True) -> Iterator[tuple[int, bytes]]
             index += 1
 
 
-def count_records(path: Path) -> int:
+def count_records(path: Location) -> int:
     """Count records by walking the length fields only (no CRC check, no data read)."""
     n = 0
-    size = path.stat().st_size
-    with open(path, "rb") as f:
+    size = _size(path)
+    with storage.open_read(path) as f:
         offset = 0
         while offset < size:
             header = f.read(8)
@@ -236,14 +225,14 @@ class Frame:
     problem: str | None
 
 
-def scan(path: Path) -> Iterator[Frame]:
+def scan(path: Location) -> Iterator[Frame]:
     """Walk a shard's framing and report every record, damaged or not; never raises for
     damage. A record whose data CRC fails is reported and the walk goes on (its length was
     sound); a bad length or a cut-off end stops the walk, as nothing after it can be found.
     Lengths are checked against the file size before anything is allocated.
     """
-    size = path.stat().st_size
-    with open(path, "rb") as f:
+    size = _size(path)
+    with storage.open_read(path) as f:
         index = offset = 0
         while offset < size:
             header = f.read(HEADER_SIZE)

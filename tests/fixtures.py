@@ -84,14 +84,48 @@ def make_tree(root: Path, per_class: int = 3) -> dict[str, Path]:
 
 
 def disk_full_on(shard: str, write_shard: Callable[..., Any]) -> Callable[..., Any]:
-    """``packing._write_shard``, but writing the shard named ``shard`` fails as a full disk."""
+    """``encode.write_shard``, but writing the shard named ``shard`` fails as a full disk."""
 
-    def failing(path: Path, *args: Any) -> Any:
-        if path.name == shard:
+    def failing(folder: Path, spec: Any, *args: Any) -> Any:
+        if spec.name == shard:
             raise OSError(28, "No space left on device")
-        return write_shard(path, *args)
+        return write_shard(folder, spec, *args)
 
     return failing
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    """Every file in a folder, hidden ones included, by name (no journal or temporary file
+    may stay behind a finished pack)."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def names_in(folder: Path) -> list[str]:
+    """Every name in a folder, files and folders, hidden ones included."""
+    return sorted(p.name for p in folder.iterdir())
+
+
+def run(*args: object, stdin: str | None = None) -> Any:
+    """``imgrec ARGS`` in this process (click's CliRunner); stdout and stderr apart."""
+    from click.testing import CliRunner
+
+    from imgrec.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args], input=stdin, catch_exceptions=False)
+
+
+# One Beam worker, in this process: the fastest DirectRunner set-up (and Beam's default).
+DIRECT = ("direct_num_workers=1", "direct_running_mode=in_memory")
+
+
+def beam_pack(src: Any, out: Any, opts: Any, **kwargs: Any) -> dict[str, Any]:
+    """``imgrec.pack`` on Beam's DirectRunner in this process; the manifest as a dict."""
+    from dataclasses import replace
+
+    import imgrec
+
+    opts = replace(opts, runner="DirectRunner", beam_options=opts.beam_options or DIRECT)
+    return imgrec.pack(src, out, opts, **kwargs).to_dict()
 
 
 if __name__ == "__main__":

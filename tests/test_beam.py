@@ -6,19 +6,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from fixtures import disk_full_on
+from fixtures import DIRECT, beam_pack, disk_full_on, files_of, run
 
-from imgrec import beam, packing
-from imgrec.cli import cli
+from imgrec import PackOptions, pack
 from imgrec.errors import DependencyError, InputError, OutputError
-from imgrec.packing import PackOptions
+from imgrec.executors import beam
+from imgrec.executors.beam import pipeline_flags
 
-# One worker, in this process: the fastest DirectRunner set-up (and Beam's default).
-DIRECT = ["direct_num_workers=1", "direct_running_mode=in_memory"]
+pytestmark = pytest.mark.slow
+
 HINT = 'Apache Beam is not installed (needed by --runner beam): pip install "imgrec[beam]"'
 
 
@@ -33,15 +33,6 @@ def src(tree):
     return root
 
 
-def files_of(folder: Path) -> dict[str, bytes]:
-    """Every file in folder, hidden ones included (no journal or temporary file may stay)."""
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
-
-
-def beam_pack(src: Path, out: Path, opts: PackOptions, **kwargs) -> dict:
-    return beam.pack(src, out, opts, runner="DirectRunner", beam_options=DIRECT, **kwargs)
-
-
 @pytest.mark.parametrize(
     "options",
     [
@@ -53,7 +44,7 @@ def beam_pack(src: Path, out: Path, opts: PackOptions, **kwargs) -> dict:
 )
 def test_beam_output_is_byte_identical_to_the_local_pack(src, tmp_path, options):
     opts = PackOptions(**options)
-    local = packing.pack(src, tmp_path / "local", opts)
+    local = pack(src, tmp_path / "local", opts).to_dict()
     manifest = beam_pack(src, tmp_path / "beam", opts)
     assert manifest == local
     assert any(s["path"] == "dog/cut.png" for s in manifest["skipped"])  # skipped by a worker
@@ -66,9 +57,9 @@ def test_multi_processing_workers_give_the_same_bytes(src, tmp_path):
     # Workers in other processes: the functions and elements go through pickling, as on a
     # real runner's workers.
     opts = PackOptions(shards=2)
-    packing.pack(src, tmp_path / "local", opts)
-    options = ["direct_running_mode=multi_processing", "direct_num_workers=2"]
-    beam.pack(src, tmp_path / "beam", opts, runner="DirectRunner", beam_options=options)
+    pack(src, tmp_path / "local", opts)
+    options = ("direct_running_mode=multi_processing", "direct_num_workers=2")
+    beam_pack(src, tmp_path / "beam", replace(opts, beam_options=options))
     assert files_of(tmp_path / "beam") == files_of(tmp_path / "local")
 
 
@@ -76,7 +67,7 @@ def test_beam_packs_a_from_list(src, tmp_path):
     listing = tmp_path / "list.csv"
     listing.write_text("loose.png,misc\ncat/cat1.jpg,cat\nfish/anim.gif,misc\ndog/cut.png,dog\n")
     opts = PackOptions(from_list=str(listing), shards=2)
-    packing.pack(src, tmp_path / "local", opts)
+    pack(src, tmp_path / "local", opts)
     manifest = beam_pack(src, tmp_path / "beam", opts)
     assert manifest["records"] == 3 and manifest["labels"] == ["cat", "dog", "misc"]
     assert files_of(tmp_path / "beam") == files_of(tmp_path / "local")
@@ -84,35 +75,33 @@ def test_beam_packs_a_from_list(src, tmp_path):
 
 def test_cli_runner_beam_gives_the_local_output(src, tmp_path):
     args = ["pack", str(src), "--split", "train=0.75,val=0.25", "--json"]
-    runner = CliRunner()
-    r = runner.invoke(cli, [*args[:2], str(tmp_path / "local"), *args[2:]])
+    r = run(*args[:2], tmp_path / "local", *args[2:])
     assert r.exit_code == 0, r.output
     options = [x for option in DIRECT for x in ("--beam-option", option)]
-    r = runner.invoke(cli, [*args[:2], str(tmp_path / "beam"), *args[2:], "--runner", "beam"])
+    r = run(*args[:2], tmp_path / "beam", *args[2:], "--runner", "beam")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["records"] == 13
     assert files_of(tmp_path / "beam") == files_of(tmp_path / "local")
-    r = runner.invoke(
-        cli, [*args[:2], str(tmp_path / "beam2"), *args[2:], "--runner", "DirectRunner", *options]
-    )
+    r = run(*args[:2], tmp_path / "beam2", *args[2:], "--runner", "DirectRunner", *options)
     assert r.exit_code == 0, r.output
     assert files_of(tmp_path / "beam2") == files_of(tmp_path / "local")
 
 
 def test_interrupted_beam_run_resumes_to_the_same_bytes(src, tmp_path, monkeypatch):
     opts = PackOptions(shards=4)
-    packing.pack(src, tmp_path / "local", opts)
+    pack(src, tmp_path / "local", opts)
     out = tmp_path / "beam"
-    real = packing._write_shard
+    real = beam.write_shard
     disk_full = disk_full_on("data-00002-of-00004.tfrecord", real)
-    monkeypatch.setattr(packing, "_write_shard", disk_full)
+    monkeypatch.setattr(beam, "write_shard", disk_full)
     with pytest.raises(OutputError, match="Beam pipeline failed.*No space left.*--resume"):
         beam_pack(src, out, opts)
-    assert not (out / "manifest.json").exists() and (out / packing.JOURNAL).is_file()
+    assert not (out / "manifest.json").exists()
+    assert (out / ".imgrec-journal.d" / "plan.json").is_file()
     assert not (out / "data-00002-of-00004.tfrecord").exists()
     with pytest.raises(OutputError, match="interrupted pack; pass --resume"):
         beam_pack(src, out, opts)
-    monkeypatch.setattr(packing, "_write_shard", real)
+    monkeypatch.setattr(beam, "write_shard", real)
     finished = {p.name: p.stat().st_mtime_ns for p in out.glob("data-*.tfrecord")}
     beam_pack(src, out, opts, resume=True)
     assert files_of(out) == files_of(tmp_path / "local")
@@ -131,16 +120,16 @@ def test_missing_apache_beam_is_a_one_line_error(tree, tmp_path, monkeypatch):
     src, _ = tree
     monkeypatch.setitem(sys.modules, "apache_beam", None)  # import apache_beam now fails
     with pytest.raises(DependencyError, match="pip install"):
-        beam.pack(src, tmp_path / "out")
-    r = CliRunner().invoke(cli, ["pack", str(src), str(tmp_path / "out"), "--runner", "beam"])
+        pack(src, tmp_path / "out", PackOptions(runner="beam"))
+    r = run("pack", src, tmp_path / "out", "--runner", "beam")
     assert r.exit_code == 1
     assert r.output == f"Error: {HINT}\n"
     assert not (tmp_path / "out").exists()
 
 
 def test_beam_options_become_pipeline_flags():
-    assert beam.pipeline_flags("beam", []) == []
-    flags = beam.pipeline_flags(
+    assert pipeline_flags("beam", []) == []
+    flags = pipeline_flags(
         "DataflowRunner", ["project=p", "--region=europe-west1", "save_main_session", "a=b=c"]
     )
     assert flags == [
@@ -150,24 +139,24 @@ def test_beam_options_become_pipeline_flags():
         "--save_main_session",
         "--a=b=c",
     ]
-    assert beam.pipeline_flags("beam", ["runner=FlinkRunner"]) == ["--runner=FlinkRunner"]
+    assert pipeline_flags("beam", ["runner=FlinkRunner"]) == ["--runner=FlinkRunner"]
     with pytest.raises(InputError, match="given twice"):
-        beam.pipeline_flags("SparkRunner", ["runner=FlinkRunner"])
+        pipeline_flags("SparkRunner", ["runner=FlinkRunner"])
     with pytest.raises(InputError, match="KEY=VALUE"):
-        beam.pipeline_flags("beam", ["=3"])
+        pipeline_flags("beam", ["=3"])
 
 
 def test_cli_refuses_mixed_runner_options(tree, tmp_path):
     src, _ = tree
     out = str(tmp_path / "out")
-    r = CliRunner().invoke(cli, ["pack", str(src), out, "--beam-option", "project=p"])
+    r = run("pack", src, out, "--beam-option", "project=p")
     assert r.exit_code == 2 and "--runner beam" in r.output
-    r = CliRunner().invoke(cli, ["pack", str(src), out, "--runner", "beam", "--workers", "2"])
+    r = run("pack", src, out, "--runner", "beam", "--workers", "2")
     assert r.exit_code == 2 and "direct_num_workers" in r.output
     pytest.importorskip("apache_beam")
-    r = CliRunner().invoke(cli, ["pack", "s3://bucket/photos", out])
+    r = run("pack", "s3://bucket/photos", out)
     assert r.exit_code == 1 and "SRC is a URL" in r.output and "add --runner beam" in r.output
-    r = CliRunner().invoke(cli, ["pack", "nofs://bucket/photos", out, "--runner", "beam"])
+    r = run("pack", "nofs://bucket/photos", out, "--runner", "beam")
     assert r.output == (
         "Error: nofs://bucket/photos: Beam has no filesystem for nofs:// here;"
         " install the Beam extra for it\n"
@@ -184,7 +173,7 @@ def test_help_and_local_pack_do_not_import_apache_beam(tree, tmp_path):
         "cli(['pack', '--help'], standalone_mode=False)\n"
         f"cli(['pack', {str(src)!r}, {str(tmp_path / 'o')!r}, '-q'], standalone_mode=False)\n"
         f"cli(['inspect', {str(tmp_path / 'o')!r}], standalone_mode=False)\n"
-        "import imgrec.beam\n"
+        "import imgrec.executors.beam\n"
         "assert 'apache_beam' not in sys.modules, 'apache_beam was imported'\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -11,14 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from click.testing import CliRunner
+from fixtures import run
 from PIL import Image
 
 from imgrec.cli import cli
-
-
-def run(*args: str):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 def test_pack_inspect_decode_end_to_end(tree, tmp_path):

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import json
 
-from click.testing import CliRunner
-
-from imgrec.cli import cli
-
-
-def run(*args: object, stdin: str | None = None):
-    return CliRunner().invoke(cli, [str(a) for a in args], input=stdin)
+from fixtures import run
 
 
 def test_from_list_text_and_csv_labels(tree, tmp_path):

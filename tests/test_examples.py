@@ -77,7 +77,7 @@ def test_read_without_imgrec_gives_imgrecs_pixels(tree, tmp_path, fmt):
             src / "rotated" / f"o{orientation}.jpg", quality=95, exif=exif.tobytes()
         )
     out = tmp_path / "out"
-    manifest = pack(src, out, PackOptions(format=fmt, shards=1))
+    manifest = pack(src, out, PackOptions(format=fmt, shards=1)).to_dict()
     assert manifest["records"] == 21
     example = load_example("read_without_imgrec")
 

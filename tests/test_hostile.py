@@ -42,7 +42,7 @@ def test_unreadable_file_is_skipped(tmp_path, monkeypatch):
             return real_open(path, *args, **kwargs)
 
         monkeypatch.setattr(storage, "open", guarded, raising=False)
-    manifest = pack(src, tmp_path / "out")
+    manifest = pack(src, tmp_path / "out").to_dict()
     assert manifest["skipped"] == [
         {"path": "a/locked.png", "reason": "unreadable: Permission denied"}
     ]
@@ -54,7 +54,7 @@ def test_record_over_the_protobuf_limit_is_refused_before_writing(tmp_path, monk
     one_image(src / "a", size=(8, 8))
     one_image(src / "a", "big.png", size=(40, 40))
     monkeypatch.setattr(images, "MAX_PAYLOAD_BYTES", 8 * 8 * 3)
-    manifest = pack(src, tmp_path / "out", PackOptions(format="raw"))
+    manifest = pack(src, tmp_path / "out", PackOptions(format="raw")).to_dict()
     assert [s["path"] for s in manifest["skipped"]] == ["a/big.png"]
     assert manifest["skipped"][0]["reason"].startswith("too-large: 4800 bytes")
 
@@ -63,7 +63,7 @@ def test_max_pixels_skips_without_decoding(tmp_path):
     src = tmp_path / "src"
     one_image(src / "a", size=(10, 10))
     one_image(src / "a", "wide.png", size=(30, 10))
-    manifest = pack(src, tmp_path / "out", PackOptions(max_pixels=200))
+    manifest = pack(src, tmp_path / "out", PackOptions(max_pixels=200)).to_dict()
     assert manifest["skipped"] == [
         {"path": "a/wide.png", "reason": "too-many-pixels: 30x10 is over --max-pixels 200"}
     ]
@@ -86,7 +86,7 @@ def test_symlinks_loops_and_deep_trees(tmp_path):
     linked = tmp_path / "elsewhere"
     one_image(linked, "linked.png")
     (src / "c").symlink_to(linked, target_is_directory=True)
-    manifest = pack(src, tmp_path / "out")
+    manifest = pack(src, tmp_path / "out").to_dict()
     names = sorted(r["path"] for r in manifest["skipped"])
     assert names == ["a/gone.jpg"]
     assert manifest["skipped"][0]["reason"].startswith("broken-symlink")
@@ -106,7 +106,7 @@ def test_odd_file_names_survive_pack_and_decode(tmp_path):
     raw_name = os.fsdecode(b"latin1-\xe9t\xe9.png")  # not valid UTF-8
     one_image(src / "k", raw_name)
     out = tmp_path / "out"
-    manifest = pack(src, out)
+    manifest = pack(src, out).to_dict()
     assert manifest["records"] == 5
     # The manifest is valid JSON (the non-UTF-8 name is kept as \\udcXX escapes).
     assert json.loads((out / "manifest.json").read_text())["records"] == 5
@@ -128,7 +128,7 @@ def test_wrong_extensions_are_read_by_content(tmp_path):
     Image.fromarray(smooth_rgb(8, 9, 2)).save(src / "really_png.jpg", "PNG")
     Image.fromarray(smooth_rgb(8, 9, 3)).save(src / "really_jpeg.png", "JPEG")
     Image.fromarray(smooth_rgb(8, 9, 4)).save(src / "README", "GIF")
-    manifest = pack(src.parent, tmp_path / "out")
+    manifest = pack(src.parent, tmp_path / "out").to_dict()
     assert manifest["records"] == 3 and manifest["skipped"] == []
     assert manifest["stats"]["formats"] == {"jpeg": 1, "png": 2}
 
@@ -161,7 +161,7 @@ def test_resize_modes(tmp_path, mode, size, want):
     src = tmp_path / "src"
     one_image(src / "a", size=(40, 30))  # 4:3
     out = tmp_path / "out"
-    manifest = pack(src, out, PackOptions(resize=size, resize_mode=mode))
+    manifest = pack(src, out, PackOptions(resize=size, resize_mode=mode)).to_dict()
     (image,) = list(imgrec.dataset(out, labels=False))
     assert image.shape[:2] == want
     assert manifest["transcoded"][0]["reason"] == "resized, so transcoded to PNG"
@@ -185,7 +185,7 @@ def test_resize_matches_pillow_lanczos_and_keeps_unchanged_bytes(tmp_path):
     assert np.array_equal(np.round(got["a/a.png"] * 255).astype(np.uint8), want)
     assert got["a/small.png"].shape == (12, 16, 3)  # never enlarged
     out2 = tmp_path / "out2"
-    manifest = pack(src, out2, PackOptions(max_side=20))
+    manifest = pack(src, out2, PackOptions(max_side=20)).to_dict()
     assert [t["path"] for t in manifest["transcoded"]] == ["a/a.png"]  # small.png kept as is
     assert small.read_bytes() in (out2 / manifest["shards"][0]["file"]).read_bytes()
 
@@ -197,7 +197,7 @@ def test_sixteen_bit_resize_stays_sixteen_bit(tmp_path):
     src.mkdir(parents=True)
     gray16(30, 40, 1).save(src / "deep.png")
     out = tmp_path / "out"
-    manifest = pack(src.parent, out, PackOptions(resize=(20, 15)))
+    manifest = pack(src.parent, out, PackOptions(resize=(20, 15))).to_dict()
     assert manifest["stats"]["dtypes"] == {"uint16": 1}
 
 

@@ -49,7 +49,7 @@ def test_palette_with_transparency_passes_through_as_rgba(tmp_path):
     src.mkdir()
     sample("P", "PNG").save(src / "p.png", transparency=3)
     out = tmp_path / "out"
-    manifest = pack(src, out)
+    manifest = pack(src, out).to_dict()
     assert manifest["transcoded"] == [] and manifest["stats"]["channels"] == {"4": 1}
     with Image.open(src / "p.png") as im:
         want = np.asarray(im.convert("RGBA"))
@@ -65,7 +65,7 @@ def test_channel_choice_applies_to_every_format(tmp_path, channels):
     Image.fromarray(smooth_rgb(8, 8, 2)).convert("L").save(src / "gray.jpg")
     for fmt in ("encoded", "raw", "png"):
         out = tmp_path / f"{fmt}{channels}"
-        manifest = pack(src, out, PackOptions(format=fmt, channels=channels))
+        manifest = pack(src, out, PackOptions(format=fmt, channels=channels)).to_dict()
         assert manifest["stats"]["channels"] == {channels: 2}
         shapes = {im.shape[-1] for im in imgrec.dataset(out, labels=False)}
         assert shapes == {int(channels)}
@@ -75,5 +75,5 @@ def test_opaque_alpha_is_dropped_by_auto(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     Image.fromarray(smooth_rgb(8, 8, 1)).convert("RGBA").save(src / "opaque.png")
-    manifest = pack(src, tmp_path / "out")
+    manifest = pack(src, tmp_path / "out").to_dict()
     assert manifest["stats"]["channels"] == {"3": 1}

@@ -13,15 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from click.testing import CliRunner
+from fixtures import run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import imgrec
 from imgrec import InputError, OutputError, PackOptions, ShardError, pack
-from imgrec.cli import cli
-from imgrec.manifest import resolve
 from imgrec.schema import parse
+from imgrec.shards import resolve
 from imgrec.tfrecord import (
     ShardWriter,
     index_path_for,
@@ -29,10 +28,6 @@ from imgrec.tfrecord import (
     read_records,
     write_index,
 )
-
-
-def run(*args: object):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 def check_index_against_framing(shard: Path) -> list[tuple[int, int]]:
@@ -71,7 +66,7 @@ def write_with_imgrec(path: Path, payloads: list[bytes]) -> None:
 def test_pack_writes_an_index_that_covers_each_shard_exactly(tree, tmp_path, fmt):
     src, _ = tree
     out = tmp_path / "out"
-    manifest = pack(src, out, PackOptions(format=fmt, shards=3))
+    manifest = pack(src, out, PackOptions(format=fmt, shards=3)).to_dict()
     total = 0
     for entry in manifest["shards"]:
         shard = out / entry["file"]

@@ -13,23 +13,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from fixtures import smooth_rgb
+from fixtures import files_of, run, smooth_rgb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
 import imgrec
 from imgrec import OutputError, PackOptions, pack
-from imgrec.cli import cli
+from imgrec.checks import check_record
 from imgrec.errors import InputError, ShardError
+from imgrec.integrity import verify
 from imgrec.schema import Record, SchemaError, parse, serialize
 from imgrec.tfrecord import ShardWriter, frame, read_records, scan
-from imgrec.verify import check_record, verify
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def make_src(root: Path, n: int = 12, size: int = 16) -> Path:
@@ -38,10 +33,6 @@ def make_src(root: Path, n: int = 12, size: int = 16) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(smooth_rgb(size, size + i % 5, i)).save(folder / f"{i:04d}.png")
     return root
-
-
-def files_of(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
 # --- verify -----------------------------------------------------------------------------
@@ -60,7 +51,7 @@ def test_verify_passes_a_good_dataset(tmp_path):
 def test_verify_names_shard_record_and_offset(tmp_path):
     src = make_src(tmp_path / "src")
     out = tmp_path / "out"
-    manifest = pack(src, out, PackOptions(shards=1, shuffle=False))
+    manifest = pack(src, out, PackOptions(shards=1, shuffle=False)).to_dict()
     shard = out / manifest["shards"][0]["file"]
     offsets = [o for o, _ in read_records(shard)]
     data = bytearray(shard.read_bytes())
@@ -102,7 +93,7 @@ def test_verify_against_catches_a_doctored_record(tmp_path):
     """Same source bytes (sha256 matches) but other pixels in the record."""
     src = make_src(tmp_path / "src", n=3)
     out = tmp_path / "out"
-    manifest = pack(src, out, PackOptions(format="raw", shuffle=False))
+    manifest = pack(src, out, PackOptions(format="raw", shuffle=False)).to_dict()
     shard = out / manifest["shards"][0]["file"]
     recs = [parse(d) for _, d in read_records(shard)]
     bad = Record(**{**recs[0].__dict__, "data": bytes(len(recs[0].data))})
@@ -161,7 +152,9 @@ def test_ctrl_c_stops_cleanly_with_exit_130(tmp_path):
         # inherits that; a user's terminal delivers Ctrl-C with the default disposition.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
+    deadline = time.monotonic() + 60
     while not (out.exists() and list(out.glob("data-*.tfrecord"))):
+        assert time.monotonic() < deadline, "no shard finished within a minute"
         time.sleep(0.005)
     assert proc.poll() is None, "pack ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
@@ -176,7 +169,8 @@ def test_resume_refuses_other_options_or_a_changed_source(tmp_path):
     src = make_src(tmp_path / "src")
     out = tmp_path / "out"
     out.mkdir()
-    (out / ".imgrec-journal.json").write_text("{}")
+    (out / ".imgrec-journal.d").mkdir()
+    (out / ".imgrec-journal.d" / "plan.json").write_text("{}")
     with pytest.raises(OutputError, match="interrupted pack; pass --resume"):
         pack(src, out)
 
@@ -204,7 +198,7 @@ def test_resume_refuses_other_options_or_a_changed_source(tmp_path):
     with pytest.raises(InputError, match="source changed.*1 added, 0 removed, 0 modified"):
         pack(src, out, PackOptions(shards=4), resume=True)
     (src / "c0" / "new.png").unlink()
-    manifest = pack(src, out, PackOptions(shards=4), resume=True)
+    manifest = pack(src, out, PackOptions(shards=4), resume=True).to_dict()
     assert manifest["records"] == 12
     with pytest.raises(OutputError, match="finished dataset"):
         pack(src, out, PackOptions(shards=4), resume=True)

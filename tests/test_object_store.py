@@ -6,22 +6,24 @@ from __future__ import annotations
 
 import gc
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import boto3
+import fixtures
 import moto
 import pytest
-from click.testing import CliRunner
-from fixtures import disk_full_on, smooth_rgb
+from fixtures import disk_full_on, files_of, run, smooth_rgb
 from PIL import Image
 
-from imgrec import beam, discover, packing, storage
-from imgrec.cli import cli
+from imgrec import PackOptions, discover, pack, storage
 from imgrec.errors import InputError, OutputError
-from imgrec.packing import PackOptions
+from imgrec.executors import beam
+
+pytestmark = pytest.mark.slow
 
 BUCKET = "imgrec-test"
-DIRECT = ["direct_num_workers=1", "direct_running_mode=in_memory", "s3_region_name=us-east-1"]
+DIRECT = (*fixtures.DIRECT, "s3_region_name=us-east-1")
 
 
 @pytest.fixture
@@ -68,12 +70,8 @@ def objects(s3, prefix: str) -> dict[str, bytes]:
     }
 
 
-def files_of(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
-
-
 def beam_pack(src, out, opts, **kwargs):
-    return beam.pack(src, out, opts, runner="DirectRunner", beam_options=DIRECT, **kwargs)
+    return fixtures.beam_pack(src, out, replace(opts, beam_options=DIRECT), **kwargs)
 
 
 def without_source(manifest: dict) -> dict:
@@ -88,7 +86,7 @@ def without_source(manifest: dict) -> dict:
 def test_bucket_to_bucket_is_byte_identical_to_the_local_pack(photos, s3, tmp_path, options):
     root, url = photos
     opts = PackOptions(**options)
-    local = packing.pack(root, tmp_path / "local", opts)
+    local = pack(root, tmp_path / "local", opts).to_dict()
     manifest = beam_pack(url, f"s3://{BUCKET}/out", opts)
     assert without_source(manifest) == without_source(local)
     assert manifest["source"] == url
@@ -107,7 +105,7 @@ def test_bucket_to_bucket_is_byte_identical_to_the_local_pack(photos, s3, tmp_pa
 def test_local_source_into_a_bucket_and_back(photos, s3, tmp_path):
     root, url = photos
     opts = PackOptions(shards=2)
-    packing.pack(root, tmp_path / "local", opts)
+    pack(root, tmp_path / "local", opts)
     beam_pack(root, f"s3://{BUCKET}/fromlocal", opts)
     assert objects(s3, "fromlocal") == files_of(tmp_path / "local")
     local = beam_pack(url, tmp_path / "tolocal", opts)
@@ -138,7 +136,7 @@ def test_from_list_of_urls(photos, s3, tmp_path):
     listing.write_text(rows.format(url + "/"))  # URLs and paths relative to SRC, mixed
     local_listing.write_text(rows.format(""))
     opts = PackOptions(from_list=str(listing), shards=2)
-    packing.pack(root, tmp_path / "local", PackOptions(from_list=str(local_listing), shards=2))
+    pack(root, tmp_path / "local", PackOptions(from_list=str(local_listing), shards=2))
     manifest = beam_pack(url, f"s3://{BUCKET}/listed", opts)
     assert manifest["records"] == 3 and manifest["labels"] == ["cat", "dog", "misc"]
     assert manifest["skipped"] == [
@@ -158,19 +156,19 @@ def test_from_list_of_urls(photos, s3, tmp_path):
 def test_interrupted_bucket_run_resumes_to_the_same_bytes(photos, s3, tmp_path, monkeypatch):
     root, url = photos
     opts = PackOptions(shards=4)
-    packing.pack(root, tmp_path / "local", opts)
+    pack(root, tmp_path / "local", opts)
     out = f"s3://{BUCKET}/resumed"
-    real = packing._write_shard
+    real = beam.write_shard
     disk_full = disk_full_on("data-00002-of-00004.tfrecord", real)
-    monkeypatch.setattr(packing, "_write_shard", disk_full)
+    monkeypatch.setattr(beam, "write_shard", disk_full)
     with pytest.raises(OutputError, match="Beam pipeline failed.*--resume"):
         beam_pack(url, out, opts)
     stored = objects(s3, "resumed")
-    assert "manifest.json" not in stored and packing.JOURNAL in stored
+    assert "manifest.json" not in stored and ".imgrec-journal.d/plan.json" in stored
     assert "data-00002-of-00004.tfrecord" not in stored
     with pytest.raises(OutputError, match="interrupted pack; pass --resume"):
         beam_pack(url, out, opts)
-    monkeypatch.setattr(packing, "_write_shard", real)
+    monkeypatch.setattr(beam, "write_shard", real)
     beam_pack(url, out, opts, resume=True)
     stored = objects(s3, "resumed")
     expected = files_of(tmp_path / "local")
@@ -198,11 +196,11 @@ def test_cli_dry_run_and_pack_with_urls(photos, s3):
     _, url = photos
     options = [x for option in DIRECT for x in ("--beam-option", option)]
     out = f"s3://{BUCKET}/cli"
-    r = CliRunner().invoke(cli, ["pack", url, out, "--runner", "beam", *options, "--dry-run"])
+    r = run("pack", url, out, "--runner", "beam", *options, "--dry-run")
     assert r.exit_code == 0, r.output
     assert f"images would go to {out}" in r.output
     assert objects(s3, "cli") == {}
-    r = CliRunner().invoke(cli, ["pack", url + "/", out, "--runner", "beam", *options, "--json"])
+    r = run("pack", url + "/", out, "--runner", "beam", *options, "--json")
     assert r.exit_code == 0, r.output
     result = json.loads(r.stdout)
     assert result["manifest"] == f"{out}/manifest.json" and result["records"] == 13
@@ -233,7 +231,7 @@ def test_missing_aws_credentials_fail_at_once(tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     out = tmp_path / "out"
-    r = CliRunner().invoke(cli, ["pack", "s3://bucket/photos", str(out), "--runner", "beam"])
+    r = run("pack", "s3://bucket/photos", out, "--runner", "beam")
     assert r.exit_code == 1
     assert r.output.startswith("Error: s3://bucket/photos: no AWS credentials found")
     assert "s3_access_key_id" in r.output and not out.exists()

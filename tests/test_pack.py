@@ -54,7 +54,7 @@ def test_encoded_keeps_jpeg_and_png_bytes(tree, tmp_path):
 def test_labels_filenames_and_hashes(tree, tmp_path):
     src, files = tree
     out = tmp_path / "out"
-    manifest = pack(src, out)
+    manifest = pack(src, out).to_dict()
     assert manifest["labels"] == ["cat", "dog", "fish"]
     recs = by_name(out)
     assert recs["dog/dog1.jpg"].label == 1 and recs["dog/dog1.jpg"].text == "dog"
@@ -103,8 +103,8 @@ def test_whole_shards_in_workers_give_the_same_bytes(tree, tmp_path):
     cut = files["cat1"].read_bytes()
     (src / "fish" / "cut.jpg").write_bytes(cut[: len(cut) * 2 // 3])  # header fine, data not
     a, b = tmp_path / "a", tmp_path / "b"
-    ma = pack(src, a, PackOptions(shards=5, workers=1, format="raw"))
-    mb = pack(src, b, PackOptions(shards=5, workers=2, format="raw"))
+    ma = pack(src, a, PackOptions(shards=5, workers=1, format="raw")).to_dict()
+    mb = pack(src, b, PackOptions(shards=5, workers=2, format="raw")).to_dict()
     assert ma == mb and [s["path"] for s in ma["skipped"]] == ["fish/cut.jpg"]
     assert ma["skipped"][0]["reason"].startswith("truncated")
     for name in sorted(p.name for p in a.iterdir()):
@@ -129,7 +129,7 @@ def records_of(src: Path, out: Path, **kw) -> list[Record]:
 def test_shards_are_balanced_and_named(tree, tmp_path):
     src, _ = tree
     out = tmp_path / "out"
-    manifest = pack(src, out, PackOptions(shards=3, name="train"))
+    manifest = pack(src, out, PackOptions(shards=3, name="train")).to_dict()
     names = [s["file"] for s in manifest["shards"]]
     assert names == [f"train-0000{i}-of-00003.tfrecord" for i in range(3)]
     assert [s["records"] for s in manifest["shards"]] == [4, 5, 4]
@@ -154,7 +154,7 @@ def test_corrupt_files_are_skipped_and_reported(tree, tmp_path):
     (src / "cat" / "fake.jpg").write_text("<html>404</html>")
     (src / "dog" / "empty.png").write_bytes(b"")
     out = tmp_path / "out"
-    manifest = pack(src, out)
+    manifest = pack(src, out).to_dict()
     reasons = {s["path"]: s["reason"] for s in manifest["skipped"]}
     assert set(reasons) == {"cat/truncated.jpg", "cat/fake.jpg", "dog/empty.png"}
     assert "truncated" in reasons["cat/truncated.jpg"].lower()
@@ -198,7 +198,7 @@ def test_labels_file_fixes_order(tree, tmp_path):
     labels = tmp_path / "labels.txt"
     labels.write_text("fish\ncat\ndog\nbird\n")
     out = tmp_path / "out"
-    manifest = pack(src, out, PackOptions(labels_file=str(labels)))
+    manifest = pack(src, out, PackOptions(labels_file=str(labels))).to_dict()
     assert manifest["labels"] == ["fish", "cat", "dog", "bird"]
     assert by_name(out)["fish/fish0.png"].label == 0
     labels.write_text("cat\ndog\n")

@@ -13,7 +13,8 @@ import imgrec
 from imgrec import InputError, PackOptions, pack
 from imgrec.cli import cli
 from imgrec.discover import Item
-from imgrec.packing import assign_splits, parse_split
+from imgrec.options import parse_split
+from imgrec.sharding import assign_splits
 
 SPLIT = (("train", 0.8), ("val", 0.1), ("test", 0.1))
 
@@ -80,7 +81,7 @@ def make_src(tmp_path, per_class=10):
 def test_pack_split_writes_named_shards_and_manifest(tmp_path):
     src = make_src(tmp_path)
     out = tmp_path / "out"
-    manifest = pack(src, out, PackOptions(split=(("train", 0.7), ("val", 0.3)), shards=4))
+    manifest = pack(src, out, PackOptions(split=(("train", 0.7), ("val", 0.3)), shards=4)).to_dict()
     files = sorted(p.name for p in out.glob("*.tfrecord"))
     assert files == [
         "train-00000-of-00003.tfrecord",

@@ -10,37 +10,24 @@ against its source file.
 from __future__ import annotations
 
 import io
-import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from . import images
-from . import manifest as manifest_io
+from . import images, storage
+from .checks import Problem, check_record
+from .discover import Item, walk
+from .encode import Skipped
 from .errors import InputError
-from .schema import Record, SchemaError, parse
-from .tfrecord import FOOTER_SIZE, HEADER_SIZE, file_sha256, index_path_for, read_index, scan
-
-Progress = Callable[[str, int, int], None]
-
-
-@dataclass(frozen=True)
-class Problem:
-    shard: str
-    record: int | None
-    offset: int | None
-    message: str
-
-    def __str__(self) -> str:
-        where = self.shard
-        if self.record is not None:
-            where += f", record {self.record}"
-        if self.offset is not None:
-            where += f" (byte offset {self.offset})"
-        return f"{where}: {self.message}"
+from .executors.local import load_in_order
+from .manifest import Manifest, ShardEntry
+from .options import PackOptions, Progress, no_progress
+from .schema import Record
+from .shards import open_dataset, resolve
+from .storage import Location
+from .tfrecord import FOOTER_SIZE, HEADER_SIZE, index_location, read_index, scan
 
 
 @dataclass
@@ -75,61 +62,36 @@ class Report:
         }
 
 
-def check_record(data: bytes) -> tuple[Record | None, str | None]:
-    """Parse and check one record: ``(record, None)`` or ``(record or None, problem)``."""
-    try:
-        rec = parse(data, strict=True)
-    except SchemaError as e:
-        return None, str(e)
-    if rec.format == "raw":
-        return rec, None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            im = Image.open(io.BytesIO(rec.data))
-            fmt, (w, h) = (im.format or "").lower(), im.size
-    except Exception:
-        return rec, f"image/encoded is not an image Pillow can read (image/format {rec.format})"
-    if fmt != rec.format:
-        return rec, f"image/format says {rec.format} but the bytes are {fmt or 'unknown'}"
-    if rec.orientation >= 5:
-        w, h = h, w
-    if (h, w) != (rec.height, rec.width):
-        return rec, f"image/shape says {rec.height}x{rec.width} but the image is {h}x{w}"
-    return rec, None
-
-
 def verify(
     paths: list[str], against: str | Path | None = None, progress: Progress | None = None
 ) -> Report:
-    note = progress or (lambda stage, done, total: None)
+    """Check every byte of these datasets, shard files or globs (see the module's text)."""
+    note = progress or no_progress
     report = Report()
-    expected: dict[Path, dict[str, Any]] = {}  # shard path -> its manifest entry
-    manifests: list[tuple[Path, dict[str, Any]]] = []
-    files: list[Path] = []
+    expected: dict[str, ShardEntry] = {}  # shard location -> its manifest entry
+    manifests: list[tuple[Location, Manifest]] = []
+    files: list[Location] = []
     for p in paths:
-        folder = Path(p)
-        m = manifest_io.read(folder) if folder.is_dir() else None
+        where, m = open_dataset(p)
         if m is None:
-            files.extend(manifest_io.resolve(p))
+            files.extend(resolve(p))
             continue
-        manifests.append((folder, m))
-        for s in m["shards"]:
-            path = folder / s["file"]
-            expected[path] = s
-            if path.is_file():
+        manifests.append((where, m))
+        for s in m.shards:
+            path = storage.join(where, s.file)
+            expected[str(path)] = s
+            if storage.size(path) is not None:
                 files.append(path)
             else:
                 report.problems.append(Problem(str(path), None, None, "missing (in the manifest)"))
     records: dict[str, Record] = {}
-    total = sum(f.stat().st_size for f in files)
+    sizes = [storage.size(f) or 0 for f in files]
     done = 0
-    for shard in files:
+    for shard, size in zip(files, sizes, strict=True):
         report.shards += 1
-        found = _check_shard(shard, expected.get(shard), report, records)
-        done += shard.stat().st_size
-        note("verify", done, total)
-        report.records += found
+        report.records += _check_shard(shard, size, expected.get(str(shard)), report, records)
+        done += size
+        note("verify", done, sum(sizes))
     if against is not None:
         if len(manifests) != 1:
             raise InputError("--against needs exactly one dataset folder with its manifest")
@@ -138,7 +100,11 @@ def verify(
 
 
 def _check_shard(
-    shard: Path, entry: dict[str, Any] | None, report: Report, records: dict[str, Record]
+    shard: Location,
+    size: int,
+    entry: ShardEntry | None,
+    report: Report,
+    records: dict[str, Record],
 ) -> int:
     def problem(message: str, record: int | None = None, offset: int | None = None) -> None:
         report.problems.append(Problem(str(shard), record, offset, message))
@@ -157,42 +123,41 @@ def _check_shard(
         if rec is not None:
             records[rec.filename] = rec
     if entry is not None:
-        size = shard.stat().st_size
-        if size != entry["bytes"]:
-            problem(f"{size} bytes, the manifest says {entry['bytes']}")
-        if len(framing) != entry["records"]:
-            problem(f"{len(framing)} records, the manifest says {entry['records']}")
-        if file_sha256(shard) != entry["sha256"]:
+        if size != entry.bytes:
+            problem(f"{size} bytes, the manifest says {entry.bytes}")
+        if len(framing) != entry.records:
+            problem(f"{len(framing)} records, the manifest says {entry.records}")
+        if storage.file_sha256(shard) != entry.sha256:
             problem("sha256 differs from the manifest's: the file changed after packing")
-    index = index_path_for(shard)
-    if index.is_file():
+    index = index_location(shard)
+    if storage.size(index) is not None:
         try:
             listed = read_index(index)
         except InputError as e:
-            problem(f"index {index.name}: {e}")
+            problem(f"index {storage.name_of(index)}: {e}")
         else:
             if listed != framing:
-                problem(f"index {index.name} does not match the records (rebuild: imgrec index)")
+                problem(
+                    f"index {storage.name_of(index)} does not match the records"
+                    " (rebuild: imgrec index)"
+                )
     return len(framing)
 
 
 def _check_against(
     src: Path,
-    dataset: tuple[Path, dict[str, Any]],
+    dataset: tuple[Location, Manifest],
     records: dict[str, Record],
     report: Report,
     note: Progress,
 ) -> None:
     """Each record against its source file; sources added or removed since packing."""
-    from .discover import Item, walk
-    from .packing import PackOptions, load_in_order
-
     folder, m = dataset
     report.checked_against = str(src)
-    opts = PackOptions.from_recorded(m["options"])
+    opts: PackOptions = m.options
     found = walk(src, None, exclude=folder)
     on_disk = {item.rel: item for item in found.items}
-    skipped = {s["path"] for s in m.get("skipped", [])}
+    skipped = {s.path for s in m.skipped}
     report.removed = sorted(rel for rel in records if rel not in on_disk)
     for rel, item in on_disk.items():
         if rel in records or rel in skipped:
@@ -203,11 +168,12 @@ def _check_against(
             continue
         report.added.append(rel)
     present: list[Item] = [on_disk[rel] for rel in records if rel in on_disk]
-    for n, (item, result) in enumerate(load_in_order(opts, present), 1):
+    loaded = load_in_order(present, opts.image_options(), opts.workers)
+    for n, (item, result) in enumerate(loaded, 1):
         note("against", n, len(present))
         rec = records[item.rel]
-        if isinstance(result, str):
-            report.changed.append(f"{item.rel}: the source now fails to load ({result})")
+        if isinstance(result, Skipped):
+            report.changed.append(f"{item.rel}: the source now fails to load ({result.reason})")
         elif result.sha256 != rec.sha256:
             report.changed.append(f"{item.rel}: the source file changed (sha256 differs)")
         else:

@@ -1,0 +1,108 @@
+"""Encode and write: one image into its serialized record, and one shard (plus its index)
+from its images' records in plan order. Every executor writes shards with these."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from . import images
+from .discover import Item
+from .manifest import Note, ShardEntry
+from .schema import Record, serialize
+from .sharding import ShardSpec
+from .stats import Stats
+from .tfrecord import ShardWriter
+
+
+@dataclass(frozen=True)
+class Packed:
+    """One image ready for its shard: the serialized Example, and its fields (image bytes
+    left out) for the statistics."""
+
+    example: bytes
+    record: Record
+    stored: int  # bytes of the image payload
+    note: str | None  # why the stored form differs from the source, if it does
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An image that could not be packed, and why ("<code>: <detail>")."""
+
+    reason: str
+
+
+def load(path: Any, opts: images.Options) -> images.Loaded | Skipped:
+    """``images.load``, with every way it can fail turned into a Skipped reason."""
+    try:
+        return images.load(path, opts)
+    except images.NotAnImage:
+        return Skipped(str(images.SkipImage("not-an-image")))
+    except images.SkipImage as e:
+        return Skipped(str(e))
+    except Exception as e:  # a bug must cost one image, not the whole run
+        return Skipped(str(images.SkipImage("failed", f"{type(e).__name__}: {e}")))
+
+
+def pack_one(item: Item, opts: images.Options) -> Packed | Skipped:
+    """Load one image and serialize its record."""
+    result = load(item.path, opts)
+    if isinstance(result, Skipped):
+        return result
+    rec = Record(
+        result.data, result.format, result.height, result.width, result.channels,
+        result.dtype, item.label, item.text, item.rel, result.sha256, result.orientation,
+    )  # fmt: skip
+    return Packed(serialize(rec), replace(rec, data=b""), len(result.data), result.note)
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """A finished shard: what the journal and the manifest keep about it."""
+
+    entry: ShardEntry
+    skipped: list[Note]
+    transcoded: list[Note]
+    stats: Stats
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "entry": self.entry.to_dict(),
+            "skipped": [n.to_dict() for n in self.skipped],
+            "transcoded": [n.to_dict() for n in self.transcoded],
+            "stats": self.stats.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ShardResult:
+        """Read back ``to_dict``'s output (raises KeyError/TypeError/ValueError if it is not)."""
+        return cls(
+            ShardEntry(**d["entry"]),
+            [Note(**n) for n in d["skipped"]],
+            [Note(**n) for n in d["transcoded"]],
+            Stats.from_dict(d["stats"]),
+        )
+
+
+def write_shard(folder: Path, spec: ShardSpec, results: Iterable[Packed | Skipped]) -> ShardResult:
+    """Write the shard ``spec`` (and its index) into the local ``folder``, atomically: the
+    images' results come in plan order, one per item."""
+    skipped: list[Note] = []
+    transcoded: list[Note] = []
+    stats = Stats()
+    with ShardWriter(folder / spec.name) as writer:
+        # items first: zip stops at their end without taking a result of the next shard
+        for item, result in zip(spec.items, results, strict=False):
+            if isinstance(result, Skipped):
+                skipped.append(Note(item.rel, result.reason))
+                continue
+            writer.write(result.example)
+            stats.add(result.record, result.stored)
+            if result.note:
+                transcoded.append(Note(item.rel, result.note))
+    info = writer.info
+    entry = ShardEntry(spec.name, info.records, info.bytes, info.sha256, spec.index, spec.split)
+    return ShardResult(entry, skipped, transcoded, stats)

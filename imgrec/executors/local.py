@@ -1,0 +1,144 @@
+"""The local executor: shards written by processes on this machine (``--workers``).
+
+With a shard for every worker, each worker loads, encodes and writes whole shards, so no
+image crosses between processes (for raw pixels that crossing costs more than the second
+core gains). With fewer shards, images are loaded and encoded in the workers, in batches,
+and written here in plan order. Either way the bytes depend only on the plan.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import itertools
+import multiprocessing
+import signal
+import sys
+import warnings
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..discover import Item
+from ..encode import Packed, ShardResult, Skipped, load, pack_one, write_shard
+from ..images import Loaded, Options
+from ..journal import Journal
+from ..options import Progress
+from ..sharding import ShardSpec
+from ..storage import Folder
+
+
+@dataclass(frozen=True)
+class LocalExecutor:
+    workers: int = 1
+
+    def check(self) -> None:
+        pass
+
+    def write(
+        self,
+        specs: list[ShardSpec],
+        out: Folder,
+        image_options: Options,
+        journal: Journal,
+        progress: Progress,
+    ) -> Iterator[ShardResult]:
+        assert isinstance(out.where, Path), "the local executor writes local folders"
+        folder = out.where
+        total = sum(len(spec.items) for spec in specs)
+        if self.workers > 1 and len(specs) >= self.workers:
+            jobs = [(folder, spec, image_options) for spec in specs]
+            written = 0
+            with contextlib.closing(in_order(_write_whole, jobs, self.workers, 1)) as results:
+                for spec, result in zip(specs, results, strict=True):
+                    journal.record(result)
+                    written += len(spec.items)
+                    progress("pack", written, total)
+                    yield result
+            return
+        tasks = [(item, image_options) for spec in specs for item in spec.items]
+        with contextlib.closing(in_order(_pack_task, tasks, self.workers)) as loaded:
+            counted = _counted(loaded, lambda n: progress("pack", n, total))
+            for spec in specs:
+                result = write_shard(folder, spec, counted)
+                journal.record(result)
+                yield result
+
+
+def _write_whole(job: tuple[Path, ShardSpec, Options]) -> ShardResult:
+    """In a worker: load, encode and write one whole shard."""
+    folder, spec, opts = job
+    return write_shard(folder, spec, (pack_one(item, opts) for item in spec.items))
+
+
+def _pack_task(task: tuple[Item, Options]) -> Packed | Skipped:
+    return pack_one(*task)
+
+
+def _counted(results: Iterator[Any], tick: Callable[[int], None]) -> Iterator[Any]:
+    """``results``, calling ``tick(n)`` as the n-th is taken (for progress)."""
+    for n, result in enumerate(results, 1):
+        tick(n)
+        yield result
+
+
+def in_order(
+    fn: Callable[[Any], Any], tasks: list[Any], workers: int, batch: int = 8
+) -> Generator[Any]:
+    """``fn(task)`` for each task, in order, computed by ``workers`` processes.
+
+    Tasks travel in ``batch``es (fewer, larger messages between processes), and at most a few
+    batches per worker are in flight: memory stays flat however many images there are, and
+    a slow disk holds the workers back instead of filling memory.
+    """
+    if workers == 1 or len(tasks) < 2:
+        yield from map(fn, tasks)
+        return
+    size = max(1, min(batch, len(tasks) // (workers * 4)))
+    batches = [(fn, tasks[i : i + size]) for i in range(0, len(tasks), size)]
+    # fork is fast and does not re-import the caller's script; but once TensorFlow (and its
+    # thread pools) is loaded, a forked child can deadlock, so spawn is used then.
+    method = "spawn" if "tensorflow" in sys.modules else "fork"
+    pool = multiprocessing.get_context(method).Pool(workers, _start_worker)
+    try:
+        pending = iter(batches)
+        window = collections.deque(
+            pool.apply_async(_run_batch, (b,)) for b in itertools.islice(pending, workers * 3)
+        )
+        while window:
+            results = window.popleft().get()
+            for b in itertools.islice(pending, 1):
+                window.append(pool.apply_async(_run_batch, (b,)))
+            yield from results
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def _run_batch(batch: tuple[Callable[[Any], Any], list[Any]]) -> list[Any]:
+    fn, tasks = batch
+    return [fn(task) for task in tasks]
+
+
+def _start_worker() -> None:
+    """Workers are imgrec's own processes: the main process handles Ctrl-C and stops them;
+    a forked worker inherits the CLI's SIGTERM handler, but the pool stops workers with
+    SIGTERM, which must simply end them; Pillow's warnings about odd files would only be
+    noise on the terminal (what matters is in the manifest)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    warnings.simplefilter("ignore")
+
+
+def _load_task(task: tuple[Item, Options]) -> Loaded | Skipped:
+    return load(task[0].path, task[1])
+
+
+def load_in_order(
+    items: list[Item], opts: Options, workers: int
+) -> Iterator[tuple[Item, Loaded | Skipped]]:
+    """``(item, loaded or skipped)`` for each item, in order, loaded in worker processes."""
+    tasks = [(item, opts) for item in items]
+    with contextlib.closing(in_order(_load_task, tasks, workers)) as results:
+        yield from zip(items, results, strict=True)

@@ -1,0 +1,221 @@
+"""The one pack driver: check OUT -> scan -> plan -> journal -> executor -> manifest ->
+clean-up, the same for every executor; and ``plan``, the dry run that stops before writing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from . import storage
+from .encode import ShardResult, Skipped, load
+from .errors import InputError, OutputError
+from .executors import Executor
+from .executors.local import LocalExecutor
+from .journal import Journal, check_out, prepare_out, remove_stale
+from .manifest import Manifest, Note, SplitInfo
+from .manifest import write as write_manifest
+from .options import PackOptions, Progress, check, no_progress
+from .scan import Scan, scan
+from .sharding import ShardSpec
+from .sharding import plan as plan_shards
+from .stats import Stats, merge_stats
+from .storage import Folder
+
+
+def executor_for(opts: PackOptions) -> Executor:
+    if not opts.on_beam:
+        return LocalExecutor(opts.workers)
+    from .executors.beam import BeamExecutor  # Beam's modules only for Beam runs
+
+    return BeamExecutor(opts.runner, opts.beam_options)
+
+
+def pack(
+    src: str | Path,
+    out: str | Path,
+    options: PackOptions | None = None,
+    progress: Progress | None = None,
+    resume: bool = False,
+) -> Manifest:
+    """Pack the images under ``src`` into shards in ``out``; returns the manifest written.
+
+    ``resume`` continues an interrupted run into the same ``out``: shards it finished are
+    kept, the rest are written, and the result is byte-identical to an uninterrupted run.
+    """
+    opts = options or PackOptions()
+    note = progress or no_progress
+    check(opts, src, out)
+    executor = executor_for(opts)
+    executor.check()
+    src_at, out_at = storage.location(src), storage.location(out)
+    folder = Folder(out_at)
+    check_out(src_at, folder, opts.overwrite, resume)
+    found = scan(src_at, out_at, opts, note)
+    prepare_out(folder, resuming=resume)
+    specs = plan_shards(found.candidates, found.estimate, opts)
+    try:
+        journal = Journal.open(folder, opts, found.found.labels, found.candidates, resume)
+        done: dict[str, ShardResult] = {}
+        if resume:
+            done = {s.name: r for s in specs if (r := journal.finished(s)) is not None}
+        todo = [s for s in specs if s.name not in done]
+        results = executor.write(todo, folder, opts.image_options(), journal, note)
+        for spec, result in zip(todo, results, strict=True):
+            if opts.on_error == "fail" and result.skipped:
+                first = result.skipped[0]
+                raise InputError(
+                    f"{first.reason} (stopped by --on-error fail)",
+                    str(storage.join(src_at, first.path)),
+                )
+            done[spec.name] = result
+        manifest = _manifest(src_at, opts, found, specs, done)
+        remove_stale(folder, {n for s in manifest.shards for n in (s.file, s.index)})
+        write_manifest(folder, manifest)
+    except OSError as e:
+        folder.remove_incomplete()
+        raise OutputError(
+            f"{out_at}: cannot write ({e.strerror or e}); finished shards are kept,"
+            " free some space (or fix the folder) and run again with --resume"
+        ) from None
+    except BaseException:
+        folder.remove_incomplete()  # what stopped workers left behind (Ctrl-C, errors)
+        raise
+    journal.close()
+    return manifest
+
+
+def _manifest(
+    src: storage.Location,
+    opts: PackOptions,
+    found: Scan,
+    specs: list[ShardSpec],
+    done: dict[str, ShardResult],
+) -> Manifest:
+    """The manifest, from the per-shard results in shard order (the same whether the shards
+    were written in one run or over several, by any executor)."""
+    stats = Stats()
+    split_stats: dict[str, Stats] = {}
+    skipped = list(found.skipped)
+    transcoded: list[Note] = []
+    for spec in specs:
+        result = done[spec.name]
+        merge_stats(stats, result.stats)
+        if spec.split is not None:
+            merge_stats(split_stats.setdefault(spec.split, Stats()), result.stats)
+        skipped.extend(result.skipped)
+        transcoded.extend(result.transcoded)
+    splits = None
+    if opts.split:
+        empty = Stats()
+        splits = {
+            name: SplitInfo(
+                ratio,
+                split_stats.get(name, empty).records,
+                dict(split_stats.get(name, empty).labels),
+            )
+            for name, ratio in opts.split
+        }
+    return Manifest(
+        source=str(src),
+        options=opts,
+        labels=found.found.labels,
+        shards=[done[spec.name].entry for spec in specs],
+        ignored=found.ignored,
+        skipped=skipped,
+        transcoded=transcoded,
+        stats=stats,
+        splits=splits,
+    )
+
+
+@dataclass(frozen=True)
+class PartPlan:
+    """One run of shards with a common name (a split, or the whole dataset)."""
+
+    name: str
+    split: str | None
+    images: int
+    shards: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "split": self.split, "images": self.images,
+                "shards": self.shards}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PackPlan:
+    """What ``pack`` would do (``--dry-run``)."""
+
+    out: str
+    images: int
+    labels: dict[str, int]
+    ignored: int
+    skipped: list[Note]
+    format: str
+    estimated_bytes: int | None
+    dense_bytes: int
+    parts: list[PartPlan]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": True,
+            "out": self.out,
+            "images": self.images,
+            "labels": dict(self.labels),
+            "ignored": self.ignored,
+            "skipped": [s.to_dict() for s in self.skipped],
+            "format": self.format,
+            "estimated_bytes": self.estimated_bytes,
+            "dense_bytes": self.dense_bytes,
+            "shards": [p.to_dict() for p in self.parts],
+        }
+
+
+def plan(
+    src: str | Path,
+    out: str | Path,
+    options: PackOptions | None = None,
+    progress: Progress | None = None,
+) -> PackPlan:
+    """What ``pack`` would do, without writing anything (``--dry-run``): it accepts and
+    refuses what ``pack`` does.
+
+    The stored size is estimated from up to 24 images, evenly drawn, loaded with the real
+    options; the shard plan is exactly the one ``pack`` would follow.
+    """
+    opts = options or PackOptions()
+    check(opts, src, out)
+    executor_for(opts).check()
+    src_at, out_at = storage.location(src), storage.location(out)
+    found = scan(src_at, out_at, opts, progress or no_progress)
+    specs = plan_shards(found.candidates, found.estimate, opts)
+    step = max(1, len(found.candidates) // 24)
+    stored = basis = 0
+    for item in found.candidates[::step][:24]:
+        result = load(item.path, opts.image_options())
+        if not isinstance(result, Skipped):
+            stored += len(result.data)
+            basis += found.dense[item.rel]
+    dense = sum(found.dense.values())
+    labels: dict[str, int] = {}
+    for item in found.candidates:
+        key = item.text or "(unlabelled)"
+        labels[key] = labels.get(key, 0) + 1
+    parts: dict[str, PartPlan] = {}
+    for spec in specs:
+        seen = parts.get(spec.prefix, PartPlan(spec.prefix, spec.split, 0, 0))
+        parts[spec.prefix] = replace(seen, images=seen.images + len(spec.items),
+                                     shards=seen.shards + 1)  # fmt: skip
+    return PackPlan(
+        out=str(out_at),
+        images=len(found.candidates),
+        labels={n: labels.get(n, 0) for n in found.found.labels} | labels,
+        ignored=found.ignored,
+        skipped=found.skipped,
+        format=opts.format,
+        estimated_bytes=round(dense * stored / basis) if basis else None,
+        dense_bytes=dense,
+        parts=list(parts.values()),
+    )

@@ -1,0 +1,112 @@
+"""Scan: which files under SRC are images to pack, which are skipped (and why), which are
+ignored; a header-only look at each image for the shard plan's size estimate."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import images, storage
+from .discover import Item, Walk, from_list, read_labels_file, walk
+from .errors import InputError
+from .manifest import Note
+from .options import PackOptions, Progress
+from .storage import Location
+
+
+@dataclass
+class Scan:
+    """What a header-only look at SRC found: the images to pack and everything else."""
+
+    found: Walk
+    candidates: list[Item]
+    estimate: dict[str, int]  # rough stored bytes per image (plans the shard count)
+    dense: dict[str, int]  # decoded bytes per image, at the source's depth
+    ignored: int
+    skipped: list[Note]
+
+
+def skip(opts: PackOptions, path: Location, note: Note, into: list[Note]) -> None:
+    """Record a skipped file, or stop the run there with ``--on-error fail``."""
+    if opts.on_error == "fail":
+        raise InputError(f"{note.reason} (stopped by --on-error fail)", str(path))
+    into.append(note)
+
+
+def scan(src: Location, out: Location, opts: PackOptions, progress: Progress) -> Scan:
+    labels = read_labels_file(Path(opts.labels_file)) if opts.labels_file else None
+    if opts.from_list:
+        found = from_list(src, opts.from_list, labels)
+    else:
+        found = walk(src, labels, exclude=out, progress=progress)
+    result = Scan(found, [], {}, {}, found.ignored, [])
+    for rel in found.missing:
+        reason = str(images.SkipImage("missing"))
+        skip(opts, storage.join(src, rel), Note(rel, reason), result.skipped)
+    for rel in found.broken_links:
+        if Path(rel).suffix.lower() in images.IMAGE_EXTENSIONS:
+            reason = str(images.SkipImage("broken-symlink"))
+            skip(opts, storage.join(src, rel), Note(rel, reason), result.skipped)
+        else:
+            result.ignored += 1
+    # Header reads from an object store wait on the network: many run at once there.
+    threads = 16 if storage.is_url(src) else 1
+    probes = _probes(found.items, opts.max_pixels, threads)
+    for n, (item, probed) in enumerate(zip(found.items, probes, strict=True), 1):
+        progress("scan", n, len(found.items))
+        if isinstance(probed, images.NotAnImage):
+            if Path(item.rel).suffix.lower() in images.IMAGE_EXTENSIONS:
+                code = "empty" if stat(item)[0] == 0 else "not-an-image"
+                skip(opts, item.path, Note(item.rel, str(images.SkipImage(code))), result.skipped)
+            else:
+                result.ignored += 1
+            continue
+        if isinstance(probed, images.SkipImage):
+            skip(opts, item.path, Note(item.rel, str(probed)), result.skipped)
+            continue
+        width, height, per_pixel = probed
+        result.candidates.append(item)
+        result.dense[item.rel] = width * height * per_pixel
+        result.estimate[item.rel] = _estimate(opts.format, item, width * height * per_pixel)
+    if not result.candidates:
+        raise InputError(
+            f"no images to pack ({result.ignored} files ignored, {len(result.skipped)} skipped)",
+            str(src),
+        )
+    return result
+
+
+def _probes(
+    items: list[Item], max_pixels: int, threads: int
+) -> Iterator[tuple[int, int, int] | images.NotAnImage | images.SkipImage]:
+    """``images.probe`` of each item, in order (the exception it raised, for a file that is
+    not an image or is skipped), ``threads`` at a time."""
+
+    def one(item: Item) -> tuple[int, int, int] | images.NotAnImage | images.SkipImage:
+        try:
+            return images.probe(item.path, max_pixels)
+        except (images.NotAnImage, images.SkipImage) as e:
+            return e
+
+    if threads == 1:
+        yield from map(one, items)
+        return
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        for start in range(0, len(items), 64 * threads):  # bounded: millions of items
+            yield from pool.map(one, items[start : start + 64 * threads])
+
+
+def stat(item: Item) -> tuple[int, int]:
+    """(size, mtime ns) of the item's file, from its listing when it came from one."""
+    return item.stat if item.stat is not None else storage.stat(item.path)
+
+
+def _estimate(fmt: str, item: Item, dense: int) -> int:
+    """A rough stored size, only used to choose the number of shards."""
+    if fmt == "raw":
+        return dense
+    if fmt == "encoded":
+        return stat(item)[0]
+    return dense // 2 if fmt == "png" else dense // 8

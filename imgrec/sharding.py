@@ -1,0 +1,104 @@
+"""The shard plan: which image goes to which split, in which order, in which shard.
+
+Made once, before any byte is written, from the sorted file list and the options only:
+never from the number of workers or the executor. That is what makes the output
+byte-reproducible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from dataclasses import dataclass
+
+from .discover import Item
+from .errors import InputError
+from .options import PackOptions
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    """One shard to write: its file name, split, and images in the order they are stored."""
+
+    name: str  # e.g. "train-00003-of-00010.tfrecord"
+    split: str | None
+    items: tuple[Item, ...]
+
+    @property
+    def index(self) -> str:
+        return self.name + ".idx"
+
+    @property
+    def prefix(self) -> str:
+        """The name the shard shares with the others of its run ("train", "data")."""
+        return self.name.rsplit("-", 3)[0]
+
+
+def plan(candidates: list[Item], estimate: dict[str, int], opts: PackOptions) -> list[ShardSpec]:
+    """Every shard of the dataset, in manifest order."""
+    named: list[tuple[str, str | None, list[Item], float]]
+    if opts.split:
+        groups = assign_splits(candidates, opts.split, opts.seed)
+        named = [(name, name, groups[name], ratio) for name, ratio in opts.split]
+    else:
+        named = [(opts.name, None, candidates, 1.0)]
+    specs = []
+    for name, split, items, ratio in named:
+        if not items:
+            continue
+        if opts.shards is None:
+            count = math.ceil(sum(estimate[i.rel] for i in items) / opts.shard_size)
+        elif split is None:
+            count = opts.shards
+        else:  # --shards is the total: each split gets its share, at least one
+            count = min(len(items), max(1, math.floor(opts.shards * ratio + 0.5)))
+        ordered = list(items)
+        if opts.shuffle:
+            random.Random(f"{opts.seed}/{name}").shuffle(ordered)
+        ranges = balanced_ranges(len(ordered), count)
+        for index, (start, stop) in enumerate(ranges):
+            shard = f"{name}-{index:05d}-of-{len(ranges):05d}.tfrecord"
+            specs.append(ShardSpec(shard, split, tuple(ordered[start:stop])))
+    return specs
+
+
+def assign_splits(
+    items: list[Item], splits: tuple[tuple[str, float], ...], seed: int
+) -> dict[str, list[Item]]:
+    """Stratified, stable split assignment.
+
+    Within each class, images are ranked by sha256(seed, relative path) and cut at the
+    rounded cumulative ratios, so every split gets its ratio of every class to within one
+    image. An image's rank depends only on its own path: adding or removing images moves
+    each cut by at most one place, so existing images keep their split except at most one
+    per cut and class.
+    """
+    out: dict[str, list[Item]] = {name: [] for name, _ in splits}
+    by_class: dict[int, list[Item]] = {}
+    for item in items:
+        by_class.setdefault(item.label, []).append(item)
+    for members in by_class.values():
+        ranked = sorted(members, key=lambda it: _split_key(seed, it.rel))
+        n, cum, start = len(ranked), 0.0, 0
+        for name, ratio in splits:
+            cum += ratio
+            stop = min(n, math.floor(n * cum + 0.5))
+            out[name].extend(ranked[start:stop])
+            start = stop
+    walk_order = {item.rel: i for i, item in enumerate(items)}
+    return {name: sorted(group, key=lambda it: walk_order[it.rel]) for name, group in out.items()}
+
+
+def _split_key(seed: int, rel: str) -> bytes:
+    return hashlib.sha256(f"{seed}\0{rel}".encode("utf-8", "surrogateescape")).digest()
+
+
+def balanced_ranges(n: int, shards: int) -> list[tuple[int, int]]:
+    """Balanced ``[start, stop)`` ranges: shard i holds items round(n*i/k) to round(n*(i+1)/k)."""
+    if shards < 1:
+        shards = 1
+    if shards > n:
+        raise InputError(f"--shards {shards} is more than the {n} images found; ask for fewer")
+    bounds = [round(n * i / shards) for i in range(shards + 1)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
