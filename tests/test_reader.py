@@ -139,8 +139,8 @@ def test_gpu_without_gpu_is_a_clear_error(tree, tmp_path):
 def test_batching_mixed_sizes_without_resize_is_a_clear_error(tree, tmp_path):
     src, _ = tree
     out = tmp_path / "out"
-    pack(src / "cat", out)  # sizes and channels differ
-    with pytest.raises(imgrec.ImgrecError, match="channels, which cannot share a batch"):
+    pack(src / "cat", out)  # sizes and channels (gray and colour) differ
+    with pytest.raises(imgrec.ImgrecError, match=r"pass resize=\(height, width\)"):
         imgrec.dataset(out, batch_size=2)
     out3 = tmp_path / "out3"
     pack(src / "cat", out3, PackOptions(channels="3"))
