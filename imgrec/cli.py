@@ -104,6 +104,10 @@ def inspect(
         )
     if summary["splits"]:
         click.echo("splits:    " + ", ".join(f"{k} {v}" for k, v in summary["splits"].items()))
+        for name, per_class in summary["split_labels"].items():
+            click.echo(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in per_class.items()))
+    for warning in summary["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
     click.echo("labels:")
     width = max((len(k) for k in summary["labels"]), default=0)
     for name, count in summary["labels"].items():

@@ -85,8 +85,17 @@ def split_option(value: str | None) -> tuple[tuple[str, float], ...] | None:
     default=None,
     callback=lambda ctx, param, value: split_option(value),
     metavar="NAME=RATIO,...",
-    help="Split into named sets, e.g. train=0.8,val=0.1,test=0.1: stratified by class,"
-    " stable per file; shards are named after each split.",
+    help="Split into named sets, e.g. train=0.8,val=0.1,test=0.1; shards are named after"
+    " each split. An image's split depends only on its path, the seed and the ratios.",
+)
+@click.option(
+    "--split-mode",
+    type=click.Choice(["stable", "exact"]),
+    default="stable",
+    show_default=True,
+    help="stable: adding or removing images never moves another between splits; ratios hold"
+    " up to chance. exact: each class cut at its ratio to within one image, but added or"
+    " removed images move others across the cuts.",
 )
 @click.option("--no-shuffle", is_flag=True, help="Keep the sorted walk order in the shards.")
 @click.option(
@@ -209,8 +218,11 @@ def pack(
         return
     start = time.perf_counter()
     with progress_bars(quiet) as progress:
-        manifest = run_pack(src, out, opts, progress, resume=resume).to_dict()
+        packed = run_pack(src, out, opts, progress, resume=resume)
     seconds = time.perf_counter() - start
+    manifest = packed.to_dict()
+    for warning in packed.split_warnings():
+        click.echo(f"warning: {warning}", err=True)
     where = storage.join(storage.location(out), "manifest.json")
     if as_json:
         emit_json({"out": str(storage.location(out)), "manifest": str(where),
@@ -227,7 +239,8 @@ def pack(
     for label in [*manifest["labels"], *[k for k in counts if k not in manifest["labels"]]]:
         click.echo(f"  {label}: {counts.get(label, 0)}")
     for name, s in manifest.get("splits", {}).items():
-        click.echo(f"  split {name}: {s['records']} images")
+        per_class = ", ".join(f"{label} {n}" for label, n in s["labels"].items())
+        click.echo(f"  split {name}: {s['records']} images ({per_class})")
     click.echo(
         f"Ignored {manifest['ignored']} non-image file(s); skipped {len(manifest['skipped'])}."
     )

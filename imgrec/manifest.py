@@ -9,6 +9,7 @@ install.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,23 @@ class Manifest:
     @property
     def records(self) -> int:
         return self.stats.records if self.stats else sum(s.records for s in self.shards)
+
+    def split_warnings(self) -> list[str]:
+        """Splits whose share of a class is further from the ratio asked for than chance
+        makes likely (three standard deviations of a binomial draw, plus one image)."""
+        if not self.splits or self.stats is None:
+            return []
+        found = []
+        for label, n in self.stats.labels.items():
+            for name, split in self.splits.items():
+                got, expected = split.labels.get(label, 0), n * split.ratio
+                slack = 3 * math.sqrt(n * split.ratio * (1 - split.ratio)) + 1
+                if abs(got - expected) > slack:
+                    found.append(
+                        f"split {name} holds {got} of the {n} {label!r} images ({got / n:.0%});"
+                        f" {split.ratio:.0%} was asked"
+                    )
+        return found
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {

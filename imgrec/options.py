@@ -12,6 +12,7 @@ from .errors import InputError
 
 SHARD_SIZE = 128 * 2**20
 FORMATS = ("encoded", "png", "jpeg", "raw")
+SPLIT_MODES = ("stable", "exact")
 RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner")
 # Options that choose how the work is done, never what is written: not in the manifest.
 NOT_RECORDED = ("workers", "overwrite", "runner", "beam_options")
@@ -42,6 +43,7 @@ class PackOptions:
     labels_file: str | None = None
     from_list: str | None = None  # a list of files (and labels) instead of walking SRC
     split: tuple[tuple[str, float], ...] | None = None  # ((name, ratio), ...)
+    split_mode: str = "stable"  # stable | exact (see sharding.assign_splits)
     workers: int = 1  # processes of the local runner
     overwrite: bool = False
     # "local" (processes on this machine), "beam" (Beam's default runner) or a Beam runner.
@@ -80,6 +82,7 @@ class PackOptions:
             d["resize"] = tuple(d["resize"])
         if d.get("split") is not None:
             d["split"] = tuple((name, ratio) for name, ratio in d["split"])
+            d.setdefault("split_mode", "exact")  # the only mode before split_mode existed
         return cls(**d)
 
 
@@ -122,6 +125,8 @@ def check(opts: PackOptions, src: str | Path, out: str | Path) -> None:
         # "manifest.json" is the manifest's own name.
         if not name or "/" in name or name.startswith(".") or name == "manifest.json":
             raise InputError(f"{name!r} must be a plain file name prefix")
+    if opts.split_mode not in SPLIT_MODES:
+        raise InputError(f"unknown split mode {opts.split_mode!r}; use stable or exact")
     if opts.split:
         if len(set(names)) != len(names):
             raise InputError("--split names must differ")

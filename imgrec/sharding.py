@@ -39,7 +39,7 @@ def plan(candidates: list[Item], estimate: dict[str, int], opts: PackOptions) ->
     """Every shard of the dataset, in manifest order."""
     named: list[tuple[str, str | None, list[Item], float]]
     if opts.split:
-        groups = assign_splits(candidates, opts.split, opts.seed)
+        groups = assign_splits(candidates, opts.split, opts.seed, opts.split_mode)
         named = [(name, name, groups[name], ratio) for name, ratio in opts.split]
     else:
         named = [(opts.name, None, candidates, 1.0)]
@@ -64,17 +64,30 @@ def plan(candidates: list[Item], estimate: dict[str, int], opts: PackOptions) ->
 
 
 def assign_splits(
-    items: list[Item], splits: tuple[tuple[str, float], ...], seed: int
+    items: list[Item], splits: tuple[tuple[str, float], ...], seed: int, mode: str = "stable"
 ) -> dict[str, list[Item]]:
-    """Stratified, stable split assignment.
+    """Which split each image goes to; each split's images in walk order.
 
-    Within each class, images are ranked by sha256(seed, relative path) and cut at the
-    rounded cumulative ratios, so every split gets its ratio of every class to within one
-    image. An image's rank depends only on its own path: adding or removing images moves
-    each cut by at most one place, so existing images keep their split except at most one
-    per cut and class.
+    ``stable`` (the default): an image's split depends only on (seed, its relative path,
+    the ratios): sha256(seed, path) read as a number in [0, 1) falls into one split's share
+    of that interval. Adding, removing or changing other images never moves it; a split's
+    share of each class is its ratio up to chance (about sqrt(n) images in n).
+
+    ``exact``: within each class, images ranked by the same hash are cut at the rounded
+    cumulative ratios, so every split gets its ratio of every class to within one image; but
+    adding or removing images moves the cuts, and with them up to one image per cut and
+    class into another split. Not stable: for one-off datasets only.
     """
     out: dict[str, list[Item]] = {name: [] for name, _ in splits}
+    if mode == "stable":
+        bounds, cum = [], 0.0
+        for name, ratio in splits:
+            cum += ratio
+            bounds.append((cum, name))
+        for item in items:
+            u = int.from_bytes(_split_key(seed, item.rel)[:8], "big") / 2**64
+            out[next((name for top, name in bounds if u < top), bounds[-1][1])].append(item)
+        return out
     by_class: dict[int, list[Item]] = {}
     for item in items:
         by_class.setdefault(item.label, []).append(item)

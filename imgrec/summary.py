@@ -26,6 +26,8 @@ class Summary:
     label_names: list[str] | None = None
     problems: list[str] = field(default_factory=list)
     splits: dict[str, int] = field(default_factory=dict)  # name -> records
+    split_labels: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> per class
+    warnings: list[str] = field(default_factory=list)  # splits far from their ratios
 
     @property
     def dtypes(self) -> list[str]:
@@ -53,6 +55,8 @@ class Summary:
                 round(s.stored_bytes / s.dense_uint8_bytes, 4) if s.dense_uint8_bytes else None
             ),
             "splits": self.splits,
+            "split_labels": self.split_labels,
+            "warnings": self.warnings,
             "source": self.source,
             "problems": self.problems,
         }
@@ -65,6 +69,8 @@ def summarize(paths: list[str]) -> Summary:
     problems: list[str] = []
     label_names: list[str] | None = None
     splits: dict[str, int] = {}
+    split_labels: dict[str, dict[str, int]] = {}
+    warnings: list[str] = []
     from_manifest = True
     for p in paths:
         where, m = open_dataset(p)
@@ -72,6 +78,10 @@ def summarize(paths: list[str]) -> Summary:
             merge_stats(stats, m.stats)
             for name, split in (m.splits or {}).items():
                 splits[name] = splits.get(name, 0) + split.records
+                into = split_labels.setdefault(name, {})
+                for label, n in split.labels.items():
+                    into[label] = into.get(label, 0) + n
+            warnings += m.split_warnings()
             label_names = (label_names or []) + [
                 n for n in m.labels if n not in (label_names or [])
             ]
@@ -96,7 +106,7 @@ def summarize(paths: list[str]) -> Summary:
                 n += 1
             shards.append({"path": str(shard), "records": n, "bytes": storage.size(shard) or 0})
     source = "manifest" if from_manifest else "records"
-    return Summary(stats, shards, source, label_names, problems, splits)
+    return Summary(stats, shards, source, label_names, problems, splits, split_labels, warnings)
 
 
 def _with_size(rec: Record) -> Record:
