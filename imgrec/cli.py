@@ -24,6 +24,7 @@ from .cli_common import (
     human_bytes,
     json_option,
     progress_bars,
+    quiet_beam_logs,
     quiet_option,
 )
 from .cli_pack import pack
@@ -40,6 +41,7 @@ def cli() -> None:
       imgrec inspect shards/
       imgrec decode shards/ -o arrays/ --limit 10
     """
+    quiet_beam_logs()  # URLs go through Beam's filesystems, which log noise on import
 
 
 cli.add_command(pack)
@@ -154,12 +156,20 @@ def inspect(
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Decode at most N records.")
 @click.option("--split", default=None, help="Only this split of a dataset packed with --split.")
 @click.option("--stats", is_flag=True, help="Print per-channel mean, std, min and max.")
+@click.option(
+    "--channels",
+    type=click.Choice(["1", "3", "4"]),
+    default=None,
+    help="Convert every image to this many channels (gray to RGB, RGB to gray by luma,"
+    " alpha dropped or added opaque) [default: as stored].",
+)
 @json_option
 @quiet_option
 @errors_to_click
 def decode(
     paths: tuple[str, ...], out: Path | None, to: str, dtype: str, device: str,
-    limit: int | None, split: str | None, stats: bool, as_json: bool, quiet: bool,
+    limit: int | None, split: str | None, stats: bool, channels: str | None, as_json: bool,
+    quiet: bool,
 ) -> None:  # fmt: skip
     """Decode shards back to float tensors in [0, 1].
 
@@ -177,7 +187,8 @@ def decode(
 
     with progress_bars(quiet) as progress:
         result = run_decode(expand(paths), out, to=to, dtype=dtype, device=device, limit=limit,
-                            split=split, stats=stats, progress=progress).to_dict()  # fmt: skip
+                            split=split, stats=stats, progress=progress,
+                            channels=int(channels) if channels else None).to_dict()  # fmt: skip
     for problem in result["problems"]:
         click.echo(f"problem: {problem} (left out)", err=True)
     if as_json:

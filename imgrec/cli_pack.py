@@ -17,7 +17,6 @@ from .cli_common import (
     human_bytes,
     json_option,
     progress_bars,
-    quiet_beam_logs,
     quiet_option,
 )
 from .errors import ImgrecError
@@ -201,8 +200,6 @@ def pack(
             "--workers is for --runner local; on Beam the runner sets the parallelism"
             " (e.g. --beam-option direct_num_workers=2)"
         )
-    if options["runner"] != "local":
-        quiet_beam_logs()
     options["format"] = options.pop("fmt")
     options["shuffle"] = not options.pop("no_shuffle")
     options["workers"] = options["workers"] or os.cpu_count() or 1

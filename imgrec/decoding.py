@@ -102,6 +102,7 @@ def decode(
     limit: int | None = None,
     split: str | None = None,
     stats: bool = False,
+    channels: int | None = None,
     progress: Progress | None = None,
 ) -> DecodeResult:
     """Decode records to float tensors in [0, 1] through ``dataset``: write one file per
@@ -119,6 +120,7 @@ def decode(
         dtype=dtype,
         device=device,
         with_filenames=True,
+        channels=channels,
         limit=limit,
         on_problem=problems.append,
     )

@@ -149,7 +149,8 @@ def _streamer(tf: Any) -> Callable[[Any], Any]:
             records, args=(name,), output_signature=tf.TensorSpec([], tf.string)
         )
 
-    return open_one
+    plain: Callable[[Any], Any] = tf.autograph.experimental.do_not_convert(open_one)
+    return plain
 
 
 def _checked_records(
