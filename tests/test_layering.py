@@ -28,8 +28,10 @@ LAYERS = [
         },
     ),  # fmt: skip
     ("pack driver", {"run"}),
-    ("read side", {"shards", "checks", "summary", "integrity", "tfdecode", "reader", "decoding",
-                   "preview"}),  # fmt: skip
+    (
+        "read side",
+        {"shards", "checks", "summary", "integrity", "tfdecode", "reader", "decoding", "preview"},
+    ),  # fmt: skip
     ("interface", {"cli", "cli_common", "cli_pack", "__main__"}),
 ]
 LAYER = {module: n for n, (_, modules) in enumerate(LAYERS) for module in modules}
