@@ -25,7 +25,7 @@ from .executors.local import load_in_order
 from .manifest import Manifest, ShardEntry
 from .options import PackOptions, Progress, no_progress
 from .schema import Record
-from .shards import open_dataset, resolve
+from .shards import Paths, as_list, open_dataset, resolve
 from .storage import Location
 from .tfrecord import FOOTER_SIZE, HEADER_SIZE, index_location, read_index, scan
 
@@ -63,7 +63,7 @@ class Report:
 
 
 def verify(
-    paths: list[str], against: str | Path | None = None, progress: Progress | None = None
+    paths: Paths, against: str | Path | None = None, progress: Progress | None = None
 ) -> Report:
     """Check every byte of these datasets, shard files or globs (see the module's text)."""
     note = progress or no_progress
@@ -71,7 +71,7 @@ def verify(
     expected: dict[str, ShardEntry] = {}  # shard location -> its manifest entry
     manifests: list[tuple[Location, Manifest]] = []
     files: list[Location] = []
-    for p in paths:
+    for p in as_list(paths):
         where, m = open_dataset(p)
         if m is None:
             files.extend(resolve(p))

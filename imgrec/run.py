@@ -119,7 +119,7 @@ def _manifest(
         }
     return Manifest(
         source=str(src),
-        options=opts,
+        options=PackOptions.from_recorded(opts.recorded()),  # what shaped the output only
         labels=found.found.labels,
         shards=[done[spec.name].entry for spec in specs],
         ignored=found.ignored,

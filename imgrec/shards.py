@@ -19,6 +19,14 @@ def _could_be_shard(name: str) -> bool:
     return not (name.startswith(".") or name.endswith((".idx", ".json")))
 
 
+Paths = str | Path | Sequence[str | Path]
+
+
+def as_list(paths: Paths) -> list[str]:
+    """One path (a str or Path) or several, as a list of strings."""
+    return [str(paths)] if isinstance(paths, (str, Path)) else [str(p) for p in paths]
+
+
 def open_dataset(p: str) -> tuple[Location, Manifest | None]:
     """Where the path, URL or glob ``p`` points, and its manifest when it is a dataset
     folder (or prefix)."""
@@ -28,15 +36,13 @@ def open_dataset(p: str) -> tuple[Location, Manifest | None]:
     return where, read(where) if folder else None
 
 
-def resolve(paths: str | Path | Sequence[str | Path], split: str | None = None) -> list[Location]:
+def resolve(paths: Paths, split: str | None = None) -> list[Location]:
     """Shard files meant by dataset folders, shard files, or glob patterns (in order).
 
     ``split`` picks one split's shards from dataset folders packed with ``--split``.
     """
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
     files: list[Location] = []
-    for p in map(str, paths):
+    for p in as_list(paths):
         pattern = any(c in p for c in "*?[")
         where, m = open_dataset(p)
         if split is not None:

@@ -13,7 +13,7 @@ from . import storage
 from .errors import ShardError
 from .pillow import identify
 from .schema import Record, SchemaError, parse
-from .shards import open_dataset, resolve
+from .shards import Paths, as_list, open_dataset, resolve
 from .stats import Stats, merge_stats
 from .tfrecord import read_records
 
@@ -62,7 +62,7 @@ class Summary:
         }
 
 
-def summarize(paths: list[str]) -> Summary:
+def summarize(paths: Paths) -> Summary:
     """Summarise datasets (folders with a manifest) and/or loose shard files."""
     stats = Stats()
     shards: list[dict[str, Any]] = []
@@ -72,7 +72,7 @@ def summarize(paths: list[str]) -> Summary:
     split_labels: dict[str, dict[str, int]] = {}
     warnings: list[str] = []
     from_manifest = True
-    for p in paths:
+    for p in as_list(paths):
         where, m = open_dataset(p)
         if m is not None and m.stats is not None:
             merge_stats(stats, m.stats)
