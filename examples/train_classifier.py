@@ -3,11 +3,13 @@
     python examples/train_classifier.py [--per-class 300] [--epochs 8] [--seed 0]
 
 1. Draws a labelled data set: circles, squares and triangles at random positions, sizes and
-   colours (64x64 RGB PNGs), split into SRC/train and SRC/val by this script (80/20 per class).
-2. Packs each split with ``imgrec.pack`` into its own shards, with one labels file so both
-   splits number the classes the same way.
-3. Trains from ``imgrec.dataset(..., batch_size=..., shuffle=True, seed=...)`` and evaluates
-   on the validation shards.
+   colours, 64x64, one folder per class; like a real photo folder it is mixed: every fourth
+   image is grayscale, and they are saved as PNG and JPEG.
+2. Packs the folder once with ``imgrec.pack``, split 80/20 (``--split train=0.8,val=0.2``):
+   an image's split depends only on its path, so adding images later never moves one.
+3. Trains from ``imgrec.dataset(SHARDS, split="train", batch_size=..., shuffle=True)`` and
+   evaluates on ``split="val"``: gray and colour images batch together as RGB with no
+   extra argument.
 
 The run is deterministic for a given --seed (data, shuffling, weights, and TensorFlow's ops).
 The last line printed is the validation accuracy.
@@ -55,16 +57,16 @@ def draw(shape: str, rng: random.Random) -> Image.Image:
     return im
 
 
-def make_images(src: Path, per_class: int, seed: int, val_fraction: float = 0.2) -> None:
-    """SRC/{train,val}/<class>/<n>.png, the split made here, the same size for each class."""
+def make_images(src: Path, per_class: int, seed: int) -> None:
+    """SRC/<class>/<n>.png or .jpg; every fourth image grayscale."""
     rng = random.Random(seed)
-    n_val = max(1, round(per_class * val_fraction))
     for name in CLASSES:
-        for split in ("train", "val"):
-            (src / split / name).mkdir(parents=True, exist_ok=True)
+        (src / name).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
-            split = "val" if i < n_val else "train"
-            draw(name, rng).save(src / split / name / f"{name}_{i:04d}.png")
+            im = draw(name, rng)
+            if i % 4 == 3:
+                im = im.convert("L")
+            im.save(src / name / f"{name}_{i:04d}.{'jpg' if i % 2 else 'png'}", quality=95)
 
 
 def build_model(tf: Any) -> Any:
@@ -107,17 +109,16 @@ def main() -> None:
         work = args.workdir or Path(tmp)
         src, shards = work / "images", work / "shards"
         make_images(src, args.per_class, args.seed)
-        labels_file = work / "labels.txt"
-        labels_file.write_text("".join(f"{name}\n" for name in CLASSES))
         t_images = time.perf_counter()
 
         opts = imgrec.PackOptions(
-            labels_file=str(labels_file), seed=args.seed, workers=os.cpu_count() or 1,
+            split=(("train", 0.8), ("val", 0.2)), seed=args.seed, workers=os.cpu_count() or 1,
             overwrite=True,
         )  # fmt: skip
-        for split in ("train", "val"):
-            m = imgrec.pack(src / split, shards / split, opts)
-            print(f"packed {split}: {m.records} images, {len(m.shards)} shard(s)")
+        m = imgrec.pack(src, shards, opts)
+        assert m.splits is not None
+        counts = ", ".join(f"{name} {s.records}" for name, s in m.splits.items())
+        print(f"packed: {m.records} images ({counts}), {len(m.shards)} shard(s)")
         t_pack = time.perf_counter()
 
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -127,15 +128,12 @@ def main() -> None:
         tf.keras.utils.set_random_seed(args.seed)
         tf.config.experimental.enable_op_determinism()
 
-        def fixed_shape(images: Any, labels: Any) -> tuple[Any, Any]:
-            # imgrec.dataset's images have unknown height and width (they may differ from
-            # record to record); these are all SIZE x SIZE RGB, which Keras wants to know.
-            return tf.ensure_shape(images, [None, SIZE, SIZE, 3]), labels
-
+        # Nothing but the batch size: the shapes (64x64x3: gray read as RGB) and the number
+        # of batches come from the manifest.
         train = imgrec.dataset(
-            shards / "train", batch_size=args.batch_size, shuffle=True, seed=args.seed
-        ).map(fixed_shape)
-        val = imgrec.dataset(shards / "val", batch_size=128).map(fixed_shape)
+            shards, split="train", batch_size=args.batch_size, shuffle=True, seed=args.seed
+        )
+        val = imgrec.dataset(shards, split="val", batch_size=128)
         model = build_model(tf)
         model.fit(train, validation_data=val, epochs=args.epochs, verbose=2)
         _, accuracy = model.evaluate(val, verbose=0)
