@@ -94,6 +94,11 @@ def inspect(
     click.echo(f"shards:    {len(summary['shards'])}, {human_bytes(summary['bytes'])}")
     for key in ("formats", "dtypes", "channels"):
         click.echo(f"{key + ':':<10} " + ", ".join(f"{k} {v}" for k, v in summary[key].items()))
+    mix = set(summary["channels"])
+    if mix == {"1", "3"}:
+        click.echo("           (gray and colour: read together as RGB)")
+    elif len(mix) > 1:
+        click.echo("           (alpha in a mix: read with channels=3 or 4 to batch them)")
     if summary["height"]:
         h, w = summary["height"], summary["width"]
         click.echo(f"height:    {h['min']}..{h['max']}")

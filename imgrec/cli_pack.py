@@ -236,7 +236,8 @@ def pack(
     for label in [*manifest["labels"], *[k for k in counts if k not in manifest["labels"]]]:
         click.echo(f"  {label}: {counts.get(label, 0)}")
     for name, s in manifest.get("splits", {}).items():
-        per_class = ", ".join(f"{label} {n}" for label, n in s["labels"].items())
+        order = [*manifest["labels"], *[k for k in s["labels"] if k not in manifest["labels"]]]
+        per_class = ", ".join(f"{label} {s['labels'].get(label, 0)}" for label in order)
         click.echo(f"  split {name}: {s['records']} images ({per_class})")
     click.echo(
         f"Ignored {manifest['ignored']} non-image file(s); skipped {len(manifest['skipped'])}."

@@ -106,6 +106,10 @@ def summarize(paths: Paths) -> Summary:
                 n += 1
             shards.append({"path": str(shard), "records": n, "bytes": storage.size(shard) or 0})
     source = "manifest" if from_manifest else "records"
+    order = label_names or []
+    for name, counts in split_labels.items():  # every class, in label order
+        rest = {k: v for k, v in counts.items() if k not in order}
+        split_labels[name] = {k: counts.get(k, 0) for k in order} | rest
     return Summary(stats, shards, source, label_names, problems, splits, split_labels, warnings)
 
 
