@@ -19,6 +19,7 @@ from . import __version__, storage
 from .discover import Item
 from .encode import ShardResult
 from .errors import InputError, OutputError
+from .lock import LOCK
 from .manifest import MANIFEST, is_shard_name
 from .options import PackOptions
 from .scan import stat
@@ -48,7 +49,7 @@ def check_out(src: Location, out: Folder, overwrite: bool, resume: bool) -> None
             )
         what = "a finished dataset" if out.size(MANIFEST) is not None else "no"
         raise OutputError(f"{out} holds {what} interrupted run to resume; drop --resume")
-    if not resume and not overwrite and not out.is_empty():
+    if not resume and not overwrite and not out.is_empty(ignore=(LOCK,)):
         if interrupted:
             raise OutputError(
                 f"{out} holds an interrupted pack; pass --resume to continue it,"
@@ -58,7 +59,9 @@ def check_out(src: Location, out: Folder, overwrite: bool, resume: bool) -> None
 
 
 def prepare_out(out: Folder, resuming: bool) -> None:
-    """Make OUT ready to write into (after check_out passed and the scan found images)."""
+    """Make OUT ready to write into (after check_out passed and the scan found images).
+    Raises OSError when OUT cannot be written (nothing of an earlier dataset is lost then:
+    the manifest is the first thing removed)."""
     if not resuming:
         # The old manifest goes first: from here on the folder is not a complete dataset.
         for name in (MANIFEST, *LEGACY):
@@ -66,11 +69,17 @@ def prepare_out(out: Folder, resuming: bool) -> None:
         out.delete_tree(JOURNAL)
     if not isinstance(out.where, Path) or out.where.is_dir():
         out.remove_incomplete()
-    if isinstance(out.where, Path):
-        try:
-            out.make()
-        except OSError as e:
-            raise OutputError(f"{out}: cannot create the output folder ({e.strerror})") from None
+        remove_orphan_indexes(out)
+    out.make()
+
+
+def remove_orphan_indexes(out: Folder) -> None:
+    """Remove index files whose shard is not there: a run stopped between renaming a
+    shard's index into place and renaming the shard itself leaves one."""
+    names = set(out.files())
+    for name in names:
+        if name.endswith(".tfrecord.idx") and name.removesuffix(".idx") not in names:
+            out.delete(name)
 
 
 def remove_stale(out: Folder, keep: set[str]) -> None:

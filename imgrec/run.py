@@ -4,16 +4,18 @@ clean-up, the same for every executor; and ``plan``, the dry run that stops befo
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from . import storage
 from .encode import ShardResult, Skipped, load
-from .errors import InputError, OutputError
+from .errors import InputError
 from .executors import Executor
 from .executors.local import LocalExecutor
-from .journal import Journal, check_out, prepare_out, remove_stale
+from .journal import Journal, check_out, prepare_out, remove_orphan_indexes, remove_stale
+from .lock import cannot_write, locked
 from .manifest import Manifest, Note, SplitInfo
 from .manifest import write as write_manifest
 from .options import PackOptions, Progress, check, no_progress
@@ -51,11 +53,24 @@ def pack(
     executor.check()
     src_at, out_at = storage.location(src), storage.location(out)
     folder = Folder(out_at)
-    check_out(src_at, folder, opts.overwrite, resume)
-    found = scan(src_at, out_at, opts, note)
-    prepare_out(folder, resuming=resume)
+    with locked(folder):
+        return _pack(src_at, folder, opts, executor, note, resume)
+
+
+def _pack(
+    src: storage.Location,
+    folder: Folder,
+    opts: PackOptions,
+    executor: Executor,
+    note: Progress,
+    resume: bool,
+) -> Manifest:
+    """``pack``, with OUT's lock held."""
+    check_out(src, folder, opts.overwrite, resume)
+    found = scan(src, folder.where, opts, note)
     specs = plan_shards(found.candidates, found.estimate, opts)
     try:
+        prepare_out(folder, resuming=resume)
         journal = Journal.open(folder, opts, found.found.labels, found.candidates, resume)
         done: dict[str, ShardResult] = {}
         if resume:
@@ -67,23 +82,28 @@ def pack(
                 first = result.skipped[0]
                 raise InputError(
                     f"{first.reason} (stopped by --on-error fail)",
-                    str(storage.join(src_at, first.path)),
+                    str(storage.join(src, first.path)),
                 )
             done[spec.name] = result
-        manifest = _manifest(src_at, opts, found, specs, done)
+        manifest = _manifest(src, opts, found, specs, done)
         remove_stale(folder, {n for s in manifest.shards for n in (s.file, s.index)})
         write_manifest(folder, manifest)
+        journal.close()
     except OSError as e:
-        folder.remove_incomplete()
-        raise OutputError(
-            f"{out_at}: cannot write ({e.strerror or e}); finished shards are kept,"
-            " free some space (or fix the folder) and run again with --resume"
-        ) from None
+        _clean_up(folder)
+        raise cannot_write(folder, e) from None
     except BaseException:
-        folder.remove_incomplete()  # what stopped workers left behind (Ctrl-C, errors)
+        _clean_up(folder)  # what stopped workers left behind (Ctrl-C, errors)
         raise
-    journal.close()
     return manifest
+
+
+def _clean_up(folder: Folder) -> None:
+    """After a failed or interrupted run: no temporary file, no index without its shard.
+    Finished shards and the journal stay, for --resume."""
+    with contextlib.suppress(OSError):
+        folder.remove_incomplete()
+        remove_orphan_indexes(folder)
 
 
 def _manifest(

@@ -278,10 +278,13 @@ class Folder:
         assert isinstance(self.where, str)
         return list_tree(self.where)
 
-    def is_empty(self) -> bool:
+    def is_empty(self, ignore: Sequence[str] = ()) -> bool:
+        """Nothing in it but the names in ``ignore``."""
         if isinstance(self.where, Path):
-            return not (self.where.is_dir() and any(self.where.iterdir()))
-        return not self._all()
+            if not self.where.is_dir():
+                return True
+            return not any(p.name not in ignore for p in self.where.iterdir())
+        return not [rel for rel, _ in self._all() if rel not in ignore]
 
     def files(self) -> list[str]:
         """Names of the files directly inside."""

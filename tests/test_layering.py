@@ -21,6 +21,7 @@ LAYERS = [
             "scan",
             "sharding",
             "encode",
+            "lock",
             "journal",
             "executors",
             "executors.local",

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import ctypes
 import itertools
 import multiprocessing
+import os
 import signal
 import sys
 import warnings
@@ -27,6 +29,8 @@ from ..journal import Journal
 from ..options import Progress
 from ..sharding import ShardSpec
 from ..storage import Folder
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h: the signal a process gets when its parent dies
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ def in_order(
     # fork is fast and does not re-import the caller's script; but once TensorFlow (and its
     # thread pools) is loaded, a forked child can deadlock, so spawn is used then.
     method = "spawn" if "tensorflow" in sys.modules else "fork"
-    pool = multiprocessing.get_context(method).Pool(workers, _start_worker)
+    pool = multiprocessing.get_context(method).Pool(workers, _start_worker, (os.getpid(),))
     try:
         pending = iter(batches)
         window = collections.deque(
@@ -121,14 +125,20 @@ def _run_batch(batch: tuple[Callable[[Any], Any], list[Any]]) -> list[Any]:
     return [fn(task) for task in tasks]
 
 
-def _start_worker() -> None:
+def _start_worker(parent: int) -> None:
     """Workers are imgrec's own processes: the main process handles Ctrl-C and stops them;
     a forked worker inherits the CLI's SIGTERM handler, but the pool stops workers with
     SIGTERM, which must simply end them; Pillow's warnings about odd files would only be
-    noise on the terminal (what matters is in the manifest)."""
+    noise on the terminal (what matters is in the manifest). And a worker dies with the
+    main process (kill -9 included): none may go on renaming shards into OUT after it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     warnings.simplefilter("ignore")
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the main process died before prctl took effect
+        os._exit(1)
 
 
 def _load_task(task: tuple[Item, Options]) -> Loaded | Skipped:
