@@ -26,8 +26,12 @@ class Problem:
         return f"{where}: {self.message}"
 
 
-def check_record(data: bytes) -> tuple[Record | None, str | None]:
-    """Parse and check one record: ``(record, None)`` or ``(record or None, problem)``."""
+def check_record(data: bytes, decode: bool = False) -> tuple[Record | None, str | None]:
+    """Parse and check one record: ``(record, None)`` or ``(record or None, problem)``.
+
+    ``decode`` also decodes an encoded image in full (with Pillow, which packing already
+    held every image to): image data damaged past a sound header (a cut-off JPEG) is found
+    here, before TensorFlow's decoder would stop a whole pipeline on it."""
     try:
         rec = parse(data, strict=True)
     except SchemaError as e:
@@ -44,4 +48,10 @@ def check_record(data: bytes) -> tuple[Record | None, str | None]:
         w, h = h, w
     if (h, w) != (rec.height, rec.width):
         return rec, f"image/shape says {rec.height}x{rec.width} but the image is {h}x{w}"
+    if decode:
+        try:
+            im.load()
+        except Exception as e:  # Pillow's decoders raise many types on damaged data
+            text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            return rec, f"the {rec.format} image data cannot be decoded ({text})"
     return rec, None

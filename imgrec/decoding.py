@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,20 +55,64 @@ class ChannelStats:
         }
 
 
-def output_path(out: Path, filename: str, index: int, suffix: str, used: set[Path]) -> Path:
-    """Where a record's file goes: OUT/<filename with the suffix replaced>, never outside OUT.
+NAME_MAX = 255  # bytes in one file name on common file systems (ext4, XFS, APFS, NTFS)
 
-    Names that are empty, absolute or climb out with '..' fall back to ``record-<index>``;
-    a name already used gets ``-<index>`` appended, so no record overwrites another.
+
+class OutputNames:
+    """Where each record's file goes: OUT/<its filename with the suffix replaced>.
+
+    Never outside OUT (names that are empty, absolute or climb out with '..' become
+    ``record-<index>``), never over another record's file, never where a record's file is
+    a folder or a folder is a file (``c/d.jpg`` beside ``c/d.npy/x.jpg``), and never a name
+    too long for the file system (cut, with a hash of the whole name to keep it unique).
     """
-    parts = [p for p in PurePosixPath(filename.replace("\\", "/")).parts if p not in ("", ".")]
-    unsafe = not parts or filename.startswith("/") or ".." in parts or "\0" in filename
-    rel = Path(*parts) if not unsafe else Path(f"record-{index:08d}")
-    path = out / rel.with_suffix(suffix)
-    if path in used:
-        path = path.with_name(f"{path.stem}-{index:08d}{suffix}")
-    used.add(path)
-    return path
+
+    def __init__(self, out: Path, suffix: str) -> None:
+        self.out, self.suffix = out, suffix
+        self.files: set[Path] = set()
+        self.folders: set[Path] = set()
+
+    def path_for(self, filename: str, index: int) -> Path:
+        parts = [p for p in PurePosixPath(filename.replace("\\", "/")).parts if p not in ("", ".")]
+        unsafe = not parts or filename.startswith("/") or ".." in parts or "\0" in filename
+        if unsafe:
+            parts = [f"record-{index:08d}"]
+        stem = PurePosixPath(parts[-1]).stem if "." in parts[-1][1:] else parts[-1]
+        folders = [_fit(p) for p in parts[:-1]]
+        candidates = [
+            self.out.joinpath(*folders, _fit(stem, self.suffix)),
+            self.out.joinpath(*folders, _fit(f"{stem}-{index:08d}", self.suffix)),
+            self.out / f"record-{index:08d}{self.suffix}",
+        ]
+        path = next((c for c in candidates if self._free(c)), None)
+        n = 0
+        while path is None:  # ends: every name below is new
+            n += 1
+            path = self.out / f"record-{index:08d}-{n}{self.suffix}"
+            path = path if self._free(path) else None
+        self.files.add(path)
+        self.folders.update(p for p in path.parents if p != self.out and self.out in p.parents)
+        return path
+
+    def _free(self, path: Path) -> bool:
+        parents = [p for p in path.parents if p != self.out and self.out in p.parents]
+        return not (
+            path in self.files
+            or path in self.folders
+            or path.is_dir()
+            or any(p in self.files or p.is_file() for p in parents)
+        )
+
+
+def _fit(name: str, suffix: str = "") -> str:
+    """``name + suffix``, its name cut to fit NAME_MAX bytes, with a hash of the whole."""
+    whole = (name + suffix).encode("utf-8", "surrogateescape")
+    if len(whole) <= NAME_MAX:
+        return name + suffix
+    tag = "~" + hashlib.sha256(whole).hexdigest()[:12]
+    room = NAME_MAX - len((tag + suffix).encode("utf-8", "surrogateescape"))
+    cut = name.encode("utf-8", "surrogateescape")[:room].decode("utf-8", "ignore")
+    return cut + tag + suffix
 
 
 @dataclass(frozen=True)
@@ -128,7 +173,7 @@ def decode(
     if limit is not None:
         total = min(limit, total) if total is not None else limit
     channel_stats: dict[int, ChannelStats] = {}
-    used: set[Path] = set()
+    names = OutputNames(out, "." + to) if out is not None else None
     written = 0
     count = 0
     last = ""
@@ -153,13 +198,19 @@ def decode(
             channel_stats.setdefault(c, ChannelStats(c)).add(tf, image)
         if out is None:
             continue
-        path = output_path(out, name, count - 1, "." + to, used)
+        assert names is not None
+        path = names.path_for(name, count - 1)
         path.parent.mkdir(parents=True, exist_ok=True)
         if to == "npy":
             np.save(path, image.numpy())
         else:
             path.write_bytes(_png(tf, image, sixteen))
         written += 1
+    if known is not None and limit is None and count + len(problems) < known.records:
+        # Passed imgrec's checks, yet TensorFlow could not decode them: dropped, not hidden.
+        missing = known.records - count - len(problems)
+        problems.append(Problem(", ".join(map(str, files)), None, None,
+                                f"{missing} record(s) TensorFlow could not decode"))  # fmt: skip
     return DecodeResult(
         records=count,
         written=written,

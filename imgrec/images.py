@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from . import storage
-from .pillow import open_header, sixteen_bit_colour
+from .pillow import embedded_sizes, open_header, sixteen_bit_colour
 from .pixels import (
     Resize,
     encode_jpeg,
@@ -271,6 +271,13 @@ def _load(data: bytes, opts: Options) -> Loaded:
         dense = im.width * im.height * (mode.base + mode.alpha) * _itemsize(mode.dtype)
         if dense > MAX_PAYLOAD_BYTES:
             raise SkipImage("too-large", f"{dense} bytes of raw pixels")
+    if im.format in ("ICO", "ICNS"):
+        for w, h in embedded_sizes(data, im.format):
+            if w * h > opts.max_pixels:
+                raise SkipImage(
+                    "too-many-pixels",
+                    f"it holds a {w}x{h} image, over --max-pixels {opts.max_pixels}",
+                )
     tiles = list(getattr(im, "tile", []))
     try:
         im.load()

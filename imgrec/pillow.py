@@ -82,3 +82,39 @@ def _with_rawmode(tile: ImageFileTile, rawmode: str) -> ImageFileTile:
     args = tile[3]
     new_args = rawmode if isinstance(args, str) else (rawmode, *args[1:])
     return type(tile)(tile[0], tile[1], tile[2], new_args)
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def embedded_sizes(data: bytes, fmt: str) -> list[tuple[int, int]]:
+    """``(width, height)`` of every image an ICO or ICNS file carries inside it, read from
+    their own headers. Pillow opens these containers at the size their directory declares
+    but decodes whatever the embedded image says: a 256x256 entry may hold a 20000x20000
+    PNG. Checking these before loading keeps --max-pixels a real limit."""
+    sizes = []
+    start = data.find(PNG_SIGNATURE)
+    while start >= 0:  # PNGs (ICNS ic07..ic14, ICO entries): IHDR width, height
+        ihdr = data[start + 16 : start + 24]
+        if len(ihdr) == 8:
+            sizes.append(struct.unpack(">II", ihdr))
+        start = data.find(PNG_SIGNATURE, start + 8)
+    start = data.find(b"\xff\x4f\xff\x51")
+    while start >= 0:  # JPEG 2000 codestreams (ICNS): SIZ Xsiz - XOsiz, Ysiz - YOsiz
+        siz = data[start + 8 : start + 24]
+        if len(siz) == 16:
+            x, y, x0, y0 = struct.unpack(">IIII", siz)
+            sizes.append((max(0, x - x0), max(0, y - y0)))
+        start = data.find(b"\xff\x4f\xff\x51", start + 4)
+    if fmt == "ICO" and len(data) >= 6:  # BMP entries: their DIB header's width and height
+        (count,) = struct.unpack("<H", data[4:6])
+        for n in range(min(count, 4096)):
+            entry = data[6 + 16 * n : 22 + 16 * n]
+            if len(entry) < 16:
+                break
+            (offset,) = struct.unpack("<I", entry[12:16])
+            dib = data[offset : offset + 12]
+            if len(dib) == 12 and not data.startswith(PNG_SIGNATURE, offset):
+                _, w, h = struct.unpack("<Iii", dib)
+                sizes.append((abs(w), abs(h) // 2))  # the height counts the mask too
+    return sizes

@@ -170,7 +170,7 @@ def _checked_records(
             for frame in scan(path):
                 issue = frame.problem
                 if issue is None and frame.data is not None:
-                    _rec, issue = check_record(frame.data)
+                    _rec, issue = check_record(frame.data, decode=True)
                 if issue is not None:
                     on_problem(Problem(str(path), frame.index, frame.offset, issue))
                     continue
@@ -217,10 +217,12 @@ def dataset(
     Together the replicas read every record once per epoch.
 
     With ``on_problem``, every record is checked before TensorFlow sees it (both CRCs, the
-    schema, the encoded header against the declared shape): a damaged or malformed record is
-    passed to ``on_problem`` (naming shard, record and offset) and left out, and the rest
-    still decode. Without it, records stream straight from the shards (fastest; a damaged
-    shard then stops iteration with TensorFlow's error).
+    schema, the encoded header against the declared shape, and a full decode of the image
+    data with Pillow): a damaged or malformed record is passed to ``on_problem`` (naming
+    shard, record and offset) and left out, and the rest still decode. Should TensorFlow
+    still fail on a record that passed, that record is dropped rather than stopping the
+    pipeline. Without ``on_problem``, records stream straight from the shards (fastest; a
+    damaged shard then stops iteration with TensorFlow's error).
 
     ``records`` decodes these serialized records (taken from ``paths``) instead of reading
     the shards: the preview uses it to show chosen records through this same path.
@@ -343,6 +345,8 @@ def host_dataset(
     # and skipping it saves about half a second per dataset built.
     plain = tf.autograph.experimental.do_not_convert
     ds = ds.map(plain(parse), num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    if on_problem is not None:
+        ds = ds.ignore_errors()
     if batch_size is not None:
         ds = ds.batch(batch_size)
     return ds

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from . import storage
 from .errors import InputError
+from .journal import JOURNAL, PLAN
+from .lock import LOCK
 from .manifest import Manifest, ShardEntry, is_shard_name, read
-from .storage import Location
+from .storage import Folder, Location
 
 
 def _could_be_shard(name: str) -> bool:
@@ -36,6 +38,19 @@ def open_dataset(p: str) -> tuple[Location, Manifest | None]:
     return where, read(where) if folder else None
 
 
+def unfinished(where: Location) -> str | None:
+    """Why the folder ``where`` (which has no manifest) is an unfinished dataset, if it is
+    one: a pack is writing it, or one was stopped before its manifest was written."""
+    folder = Folder(where)
+    if folder.size(f"{JOURNAL}/{PLAN}") is None and folder.size(LOCK) is None:
+        return None
+    return (
+        "an unfinished dataset: an imgrec pack is writing it, or was stopped before writing"
+        " manifest.json; its shards may mix two runs. Finish it with imgrec pack --resume"
+        " (or wait for the running pack)"
+    )
+
+
 def resolve(paths: Paths, split: str | None = None) -> list[Location]:
     """Shard files meant by dataset folders, shard files, or glob patterns (in order).
 
@@ -57,6 +72,8 @@ def resolve(paths: Paths, split: str | None = None) -> list[Location]:
             files.extend(storage.join(where, s.file) for s in m.shards if s.split == split)
         elif m is not None:
             files.extend(storage.join(where, s.file) for s in m.shards)
+        elif not pattern and (reason := unfinished(where)) is not None:
+            raise InputError(reason, p)
         elif isinstance(where, Path) and where.is_dir():
             found = sorted(q for q in where.iterdir() if is_shard_name(q.name) and q.is_file())
             if not found:
