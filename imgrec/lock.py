@@ -83,7 +83,12 @@ def _local(folder: Path) -> Iterator[None]:
         raise OutputError(f"{folder}: cannot create the output folder ({e.strerror})") from None
     try:
         fd = _acquire(folder / LOCK)
-    except OSError as e:
+    except (OSError, OutputError) as e:
+        if created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if isinstance(e, OutputError):
+            raise
         raise cannot_write(folder, e, resumable=False) from None
     try:
         yield
@@ -116,8 +121,13 @@ def _acquire(path: Path) -> int:
         except FileNotFoundError:
             same = False
         if same:
-            os.ftruncate(fd, 0)
-            os.write(fd, json.dumps(_holder()).encode())
+            try:
+                os.ftruncate(fd, 0)
+                os.write(fd, json.dumps(_holder()).encode())
+            except OSError:  # a full disk: leave no lock file behind
+                path.unlink()
+                os.close(fd)
+                raise
             return fd
         os.close(fd)  # the holder removed it as we opened it: take the new one
 
