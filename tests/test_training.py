@@ -174,3 +174,15 @@ def test_model_fit_with_mirrored_strategy_on_two_logical_cpus(mixed, tmp_path):
                        timeout=300)  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     assert "replicas 2 epochs 2" in r.stdout
+
+
+def test_alpha_added_to_low_bit_pngs_is_opaque(tmp_path):
+    # TensorFlow's decode_png fills an added alpha with the bit depth's top (1 for bilevel).
+    src = tmp_path / "src" / "a"
+    src.mkdir(parents=True)
+    bits = (np.indices((8, 8)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    Image.fromarray(bits).convert("1").save(src / "bilevel.png")
+    Image.fromarray(bits).convert("P").save(src / "palette.png", bits=2)
+    pack(src.parent, tmp_path / "out")
+    for image in imgrec.dataset(tmp_path / "out", labels=False, channels=4):
+        assert image.shape[-1] == 4 and float(image[..., 3].numpy().min()) == 1.0
