@@ -31,7 +31,18 @@ LAYERS = [
     ("pack driver", {"run"}),
     (
         "read side",
-        {"shards", "checks", "summary", "integrity", "tfdecode", "reader", "decoding", "preview"},
+        {
+            "shards",
+            "checks",
+            "summary",
+            "integrity",
+            "tfdecode",
+            "crops",
+            "records",
+            "reader",
+            "decoding",
+            "preview",
+        },
     ),  # fmt: skip
     ("interface", {"cli", "cli_common", "cli_pack", "__main__"}),
 ]

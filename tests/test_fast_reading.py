@@ -1,0 +1,116 @@
+"""Reading faster: JPEGs decoded at a reduced DCT scale, fused crops, the integer cache.
+Each option must give the pixels it promises, not only speed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from fixtures import smooth_rgb
+from PIL import Image
+
+import imgrec
+from imgrec import pack
+from imgrec.crops import window_function
+from imgrec.reader import host_dataset
+from imgrec.tfdecode import jpeg_ratio
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory):
+    """JPEGs of two sizes (so the DCT scale is chosen per record) and one PNG."""
+    root = tmp_path_factory.mktemp("big")
+    src = root / "src" / "a"
+    src.mkdir(parents=True)
+    for i, (h, w) in enumerate([(960, 1280), (960, 1280), (500, 700)]):
+        Image.fromarray(smooth_rgb(h, w, i)).save(src / f"p{i}.jpg", quality=92)
+    Image.fromarray(smooth_rgb(300, 400, 9)).save(src / "q.png")
+    pack(root / "src", root / "out")
+    return root
+
+
+def by_name(ds) -> dict[str, np.ndarray]:
+    return {fn.numpy().decode(): im.numpy() for im, _, fn in ds}
+
+
+def test_the_dct_scale_never_goes_below_the_size_asked_for():
+    assert jpeg_ratio((960, 1280), (224, 224)) == 4
+    assert jpeg_ratio((3000, 4000), (224, 224)) == 8
+    assert jpeg_ratio((500, 700), (224, 224)) == 2
+    assert jpeg_ratio((447, 700), (224, 224)) == 2  # libjpeg rounds up: 224 rows
+    assert jpeg_ratio((445, 700), (224, 224)) == 1  # 223 rows at 1/2: too few
+    assert jpeg_ratio((100, 100), (224, 224)) == 1  # enlarging: full scale
+
+
+def test_resized_jpegs_are_the_dct_scaled_decode_resized(big):
+    got = by_name(host_dataset(big / "out", resize=(224, 224)))
+    for name, ratio in (("a/p0.jpg", 4), ("a/p2.jpg", 2)):
+        data = tf.io.read_file(str(big / "src" / name))
+        scaled = tf.io.decode_jpeg(data, ratio=ratio, dct_method="INTEGER_ACCURATE")
+        want = tf.saturate_cast(tf.round(tf.image.resize(tf.cast(scaled, tf.float32),
+                                                         (224, 224))), tf.uint8)  # fmt: skip
+        np.testing.assert_array_equal(got[name], want.numpy())
+    assert got["a/q.png"].shape == (224, 224, 3)  # PNGs are decoded whole
+
+
+def test_a_scaled_decode_is_closer_to_an_antialiased_resize_than_plain_bilinear(big):
+    got = by_name(host_dataset(big / "out", resize=(120, 160)))["a/p0.jpg"].astype(float)
+    full = np.asarray(Image.open(big / "src" / "a" / "p0.jpg"))
+    reference = np.asarray(Image.fromarray(full).resize((160, 120), Image.Resampling.LANCZOS))
+    bilinear = tf.image.resize(full.astype(np.float32), (120, 160)).numpy()
+
+    def psnr(a: np.ndarray) -> float:
+        return float(10 * np.log10(255**2 / np.mean((a - reference.astype(float)) ** 2)))
+
+    assert psnr(got) > psnr(bilinear)
+
+
+@pytest.mark.parametrize("crop", ["random", "center"])
+def test_crop_windows_lie_inside_the_image(crop):
+    for seed in range(200):
+        fn = window_function(tf, crop, (224, 224), tf.constant([seed, 7], tf.int64))
+        for h, w in ((375, 500), (500, 375), (50, 900)):
+            y, x, ch, cw = fn(tf.constant([h, w])).numpy()
+            assert 0 <= y and 0 <= x and ch > 0 and cw > 0 and y + ch <= h and x + cw <= w
+            if crop == "center":
+                assert ch == cw == int(224 / 256 * min(h, w))
+
+
+def test_a_fused_crop_decodes_the_same_pixels_as_decode_then_crop(big):
+    got = by_name(host_dataset(big / "out", resize=(64, 64), crop="center"))
+    full = np.asarray(Image.open(big / "src" / "a" / "p2.jpg").convert("RGB"))
+    side = int(64 / 96 * 500)
+    y, x = (500 - side + 1) // 2, (700 - side + 1) // 2
+    cropped = tf.constant(full[y : y + side, x : x + side], tf.float32)
+    want = tf.saturate_cast(tf.round(tf.image.resize(cropped, (64, 64))), tf.uint8).numpy()
+    assert np.abs(got["a/p2.jpg"].astype(int) - want).max() <= 1
+
+
+def test_random_crops_repeat_with_a_seed_and_change_each_epoch(big):
+    def epoch(ds) -> dict[str, np.ndarray]:
+        return by_name(ds)
+
+    ds = host_dataset(big / "out", resize=(32, 32), crop="random", seed=3)
+    first, second = epoch(ds), epoch(ds)
+    again = epoch(host_dataset(big / "out", resize=(32, 32), crop="random", seed=3))
+    assert all(np.array_equal(first[k], again[k]) for k in first)
+    assert not all(np.array_equal(first[k], second[k]) for k in first)
+
+
+def test_the_cache_gives_the_same_integers_as_no_cache(big, tmp_path):
+    plain = list(host_dataset(big / "out", resize=(40, 40), batch_size=2))
+    for cache in (True, str(tmp_path / "cache")):
+        ds = host_dataset(big / "out", resize=(40, 40), batch_size=2, cache=cache)
+        for _ in range(2):  # the first epoch fills it, the second reads from it
+            for (a, _, fa), (b, _, fb) in zip(plain, ds, strict=True):
+                assert b.dtype == tf.uint8 and np.array_equal(a, b) and np.array_equal(fa, fb)
+    assert list(tmp_path.glob("cache*"))  # the file cache was written
+
+
+def test_crop_and_cache_options_are_checked(big):
+    with pytest.raises(imgrec.ImgrecError, match="needs resize"):
+        imgrec.dataset(big / "out", crop="center")
+    with pytest.raises(imgrec.ImgrecError, match="drawn anew each epoch"):
+        imgrec.dataset(big / "out", resize=(8, 8), crop="random", cache=True)
+    with pytest.raises(imgrec.ImgrecError, match="use one of random, center"):
+        imgrec.dataset(big / "out", resize=(8, 8), crop="middle")
