@@ -59,12 +59,12 @@ def check_out(src: Location, out: Folder, overwrite: bool, resume: bool) -> None
 
 
 def prepare_out(out: Folder, resuming: bool) -> None:
-    """Make OUT ready to write into (after check_out passed and the scan found images).
-    Raises OSError when OUT cannot be written (nothing of an earlier dataset is lost then:
-    the manifest is the first thing removed)."""
+    """Make OUT ready to write into (after check_out passed and the scan found images): no
+    earlier journal, temporary file or lone index. An earlier dataset's manifest stays:
+    ``Journal.open`` removes it once the new journal marks OUT unfinished, so a folder that
+    cannot be written loses nothing. Raises OSError when OUT cannot be written."""
     if not resuming:
-        # The old manifest goes first: from here on the folder is not a complete dataset.
-        for name in (MANIFEST, *LEGACY):
+        for name in LEGACY:
             out.delete(name)
         out.delete_tree(JOURNAL)
     if not isinstance(out.where, Path) or out.where.is_dir():
@@ -107,6 +107,8 @@ class Journal:
         if not resume:
             out.write(journal.name(PLAN), _dumps({"imgrec": __version__, "key": journal.key}
                                                 | summary))  # fmt: skip
+            # OUT is marked unfinished now: the earlier dataset (if any) ends here.
+            out.delete(MANIFEST)
             return journal
         try:
             then = json.loads(out.read(journal.name(PLAN)))

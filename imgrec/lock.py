@@ -31,7 +31,7 @@ LOCK = ".imgrec.lock"
 def cannot_write(where: object, e: OSError, resumable: bool = True) -> OutputError:
     """An OSError while writing OUT as one line saying what to do."""
     what = e.strerror or str(e)
-    again = " and run again with --resume" if resumable else ""
+    again = " and run again with --resume" if resumable else " and run again"
     if e.errno == errno.ENOSPC:
         return OutputError(f"{where}: cannot write ({what}); free some space{again}")
     if e.errno == errno.EROFS:

@@ -272,11 +272,20 @@ class _Checker:
     def stats(self, v: Any) -> Stats | None:
         if v is None:
             return None
-        try:
-            stats = Stats.from_dict(self.mapping(v, "stats"))
-        except (KeyError, TypeError, ValueError) as e:
-            raise self.fail("stats", f"cannot be read ({type(e).__name__}: {e})") from None
-        if "oriented" not in v:  # from before imgrec counted them: any record may be
+        d = self.mapping(v, "stats")
+        for key in ("records", "stored_bytes", "dense_bytes", "dense_uint8_bytes"):
+            self.count(d.get(key), f"stats.{key}")
+        if "oriented" in d:
+            self.count(d["oriented"], "stats.oriented")
+        for key in ("formats", "dtypes", "channels", "labels"):
+            for name, n in self.mapping(d.get(key), f"stats.{key}").items():
+                self.count(n, f"stats.{key}.{name}")
+        for key in ("height", "width"):
+            span = self.array(d.get(key), f"stats.{key}")
+            if span and (len(span) != 2 or not all(isinstance(x, int) for x in span)):
+                raise self.fail(f"stats.{key}", "should be [min, max] or []")
+        stats = Stats.from_dict(d)
+        if "oriented" not in d:  # from before imgrec counted them: any record may be
             stats.oriented = stats.records
         return stats
 

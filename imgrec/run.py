@@ -69,6 +69,7 @@ def _pack(
     check_out(src, folder, opts.overwrite, resume)
     found = scan(src, folder.where, opts, note)
     specs = plan_shards(found.candidates, found.estimate, opts)
+    journal: Journal | None = None
     try:
         prepare_out(folder, resuming=resume)
         journal = Journal.open(folder, opts, found.found.labels, found.candidates, resume)
@@ -91,7 +92,8 @@ def _pack(
         journal.close()
     except OSError as e:
         _clean_up(folder)
-        raise cannot_write(folder, e) from None
+        # --resume can continue only once the journal is there to say what the plan was.
+        raise cannot_write(folder, e, resumable=journal is not None) from None
     except BaseException:
         _clean_up(folder)  # what stopped workers left behind (Ctrl-C, errors)
         raise
@@ -214,7 +216,7 @@ def plan(
     step = max(1, len(found.candidates) // 24)
     stored = basis = 0
     for item in found.candidates[::step][:24]:
-        result = load(item.path, opts.image_options())
+        result = load(item, opts.image_options())
         if not isinstance(result, Skipped):
             stored += len(result.data)
             basis += found.dense[item.rel]
