@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .manifest import read_manifest
     from .options import PackOptions
     from .reader import dataset
-    from .run import pack, plan
+    from .run import convert, pack, plan
     from .summary import summarize as inspect
     from .tfrecord import write_index
 
@@ -28,6 +28,7 @@ _LAZY = {
     "PackOptions": ("options", "PackOptions"),
     "pack": ("run", "pack"),
     "plan": ("run", "plan"),
+    "convert": ("run", "convert"),
     "inspect": ("summary", "summarize"),
     "verify": ("integrity", "verify"),
     "decode": ("decoding", "decode"),
@@ -56,6 +57,7 @@ __all__ = [
     "PackOptions",
     "ShardError",
     "__version__",
+    "convert",
     "dataset",
     "decode",
     "inspect",

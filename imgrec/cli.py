@@ -27,7 +27,7 @@ from .cli_common import (
     quiet_beam_logs,
     quiet_option,
 )
-from .cli_pack import pack
+from .cli_pack import convert, pack
 
 
 @click.group(context_settings=CONTEXT)
@@ -45,6 +45,7 @@ def cli() -> None:
 
 
 cli.add_command(pack)
+cli.add_command(convert)
 
 
 @cli.command(context_settings=CONTEXT)

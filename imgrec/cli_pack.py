@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import click
 from .cli_common import (
     CONTEXT,
     SIZE,
+    F,
     emit_json,
     errors_to_click,
     human_bytes,
@@ -31,46 +33,116 @@ def split_option(value: str | None) -> tuple[tuple[str, float], ...] | None:
         raise click.BadParameter(str(e)) from None
 
 
-@click.command(context_settings=CONTEXT)
-@click.argument("src", type=click.Path(file_okay=False))
-@click.argument("out", type=click.Path())
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["encoded", "png", "jpeg", "raw"]),
-    default="encoded",
-    show_default=True,
-    help="encoded: keep JPEG/PNG bytes as they are, others become PNG; png/jpeg: re-encode"
-    " everything; raw: decoded pixels (uint8, or uint16 for 16-bit sources).",
-)
-@click.option(
-    "--quality",
-    type=click.IntRange(1, 100),
-    default=95,
-    show_default=True,
-    help="JPEG quality for --format jpeg.",
-)
-@click.option(
-    "--channels",
-    type=click.Choice(["auto", "1", "3", "4"]),
-    default="auto",
-    show_default=True,
-    help="auto keeps gray as 1, colour as 3, and alpha (4) only where it is used.",
-)
-@click.option(
-    "--shards",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Number of shards [default: as many as needed for about 128 MiB each].",
-)
-@click.option("--name", default="data", show_default=True, help="Shard file name prefix.")
-@click.option(
-    "--labels",
-    "labels_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="File with one class name per line, fixing the label order.",
-)
-@click.option(
+# The options pack and convert share, in the order --help shows them.
+SHARED = [
+    click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["encoded", "png", "jpeg", "raw"]),
+        default="encoded",
+        show_default=True,
+        help="encoded: keep JPEG/PNG bytes as they are, others become PNG; png/jpeg: re-encode"
+        " everything; raw: decoded pixels (uint8, or uint16 for 16-bit sources).",
+    ),
+    click.option(
+        "--quality",
+        type=click.IntRange(1, 100),
+        default=95,
+        show_default=True,
+        help="JPEG quality for --format jpeg.",
+    ),
+    click.option(
+        "--channels",
+        type=click.Choice(["auto", "1", "3", "4"]),
+        default="auto",
+        show_default=True,
+        help="auto keeps gray as 1, colour as 3, and alpha (4) only where it is used.",
+    ),
+    click.option(
+        "--shards",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Number of shards [default: as many as needed for about 128 MiB each].",
+    ),
+    click.option("--name", default="data", show_default=True, help="Shard file name prefix."),
+    click.option(
+        "--labels",
+        "labels_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="File with one class name per line, fixing the label order.",
+    ),
+    click.option("--seed", type=int, default=0, show_default=True, help="Shuffle seed."),
+    click.option(
+        "--split",
+        default=None,
+        callback=lambda ctx, param, value: split_option(value),
+        metavar="NAME=RATIO,...",
+        help="Split into named sets, e.g. train=0.8,val=0.1,test=0.1; shards are named after"
+        " each split. An image's split depends only on its path, the seed and the ratios.",
+    ),
+    click.option(
+        "--split-mode",
+        type=click.Choice(["stable", "exact"]),
+        default="stable",
+        show_default=True,
+        help="stable: adding or removing images never moves another between splits; ratios hold"
+        " up to chance. exact: each class cut at its ratio to within one image, but added or"
+        " removed images move others across the cuts.",
+    ),
+    click.option("--no-shuffle", is_flag=True, help="Keep the sorted walk order in the shards."),
+    click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Processes loading images [default: all cores]. Output does not depend on it.",
+    ),
+    click.option(
+        "--on-error",
+        type=click.Choice(["skip", "fail"]),
+        default="skip",
+        show_default=True,
+        help="skip: record unreadable images and go on; fail: stop.",
+    ),
+    click.option(
+        "--max-pixels",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Skip images with more pixels than this [default: 89478485, Pillow's].",
+    ),
+    click.option(
+        "--resize",
+        type=SIZE,
+        default=None,
+        help="Resize every image to WxH (e.g. 224x224), per --resize-mode.",
+    ),
+    click.option(
+        "--resize-mode",
+        type=click.Choice(["stretch", "fit", "fill", "pad"]),
+        default="stretch",
+        show_default=True,
+        help="stretch: exactly WxH; fit: inside WxH, aspect kept; fill: cover WxH and centre-crop;"
+        " pad: fit, then pad with zeros to WxH.",
+    ),
+    click.option(
+        "--max-side",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Shrink images whose longer side exceeds N, keeping the aspect (never enlarges).",
+    ),
+    click.option(
+        "--resume",
+        is_flag=True,
+        help="Continue an interrupted pack into OUT (same SRC and options): finished shards are"
+        " kept, and the result is identical to an uninterrupted run.",
+    ),
+    click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Print the plan (images per class, skipped, estimated size, shards); write nothing.",
+    ),
+    click.option("--overwrite", is_flag=True, help="Replace an earlier pack in a non-empty OUT."),
+]
+FROM_LIST = click.option(
     "--from-list",
     "from_list",
     default=None,
@@ -78,77 +150,7 @@ def split_option(value: str | None) -> tuple[tuple[str, float], ...] | None:
     help="Pack the files this list names (paths under SRC, one per line; or CSV path,label"
     " for labels that are not folder names) instead of walking SRC. - reads stdin.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Shuffle seed.")
-@click.option(
-    "--split",
-    default=None,
-    callback=lambda ctx, param, value: split_option(value),
-    metavar="NAME=RATIO,...",
-    help="Split into named sets, e.g. train=0.8,val=0.1,test=0.1; shards are named after"
-    " each split. An image's split depends only on its path, the seed and the ratios.",
-)
-@click.option(
-    "--split-mode",
-    type=click.Choice(["stable", "exact"]),
-    default="stable",
-    show_default=True,
-    help="stable: adding or removing images never moves another between splits; ratios hold"
-    " up to chance. exact: each class cut at its ratio to within one image, but added or"
-    " removed images move others across the cuts.",
-)
-@click.option("--no-shuffle", is_flag=True, help="Keep the sorted walk order in the shards.")
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Processes loading images [default: all cores]. Output does not depend on it.",
-)
-@click.option(
-    "--on-error",
-    type=click.Choice(["skip", "fail"]),
-    default="skip",
-    show_default=True,
-    help="skip: record unreadable images and go on; fail: stop.",
-)
-@click.option(
-    "--max-pixels",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Skip images with more pixels than this [default: 89478485, Pillow's].",
-)
-@click.option(
-    "--resize",
-    type=SIZE,
-    default=None,
-    help="Resize every image to WxH (e.g. 224x224), per --resize-mode.",
-)
-@click.option(
-    "--resize-mode",
-    type=click.Choice(["stretch", "fit", "fill", "pad"]),
-    default="stretch",
-    show_default=True,
-    help="stretch: exactly WxH; fit: inside WxH, aspect kept; fill: cover WxH and centre-crop;"
-    " pad: fit, then pad with zeros to WxH.",
-)
-@click.option(
-    "--max-side",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Shrink images whose longer side exceeds N, keeping the aspect (never enlarges).",
-)
-@click.option(
-    "--resume",
-    is_flag=True,
-    help="Continue an interrupted pack into OUT (same SRC and options): finished shards are"
-    " kept, and the result is identical to an uninterrupted run.",
-)
-@click.option(
-    "--dry-run",
-    is_flag=True,
-    help="Print the plan (images per class, skipped, estimated size, shards); write nothing.",
-)
-@click.option("--overwrite", is_flag=True, help="Replace an earlier pack in a non-empty OUT.")
-@click.option(
+RUNNER = click.option(
     "--runner",
     type=click.Choice(
         "local beam DirectRunner DataflowRunner FlinkRunner SparkRunner PortableRunner".split()
@@ -159,7 +161,7 @@ def split_option(value: str | None) -> tuple[tuple[str, float], ...] | None:
     " default runner (or --beam-option runner=...); or name the Beam runner. The output is"
     ' byte-identical. Beam needs pip install "imgrec[beam]".',
 )
-@click.option(
+BEAM_OPTION = click.option(
     "--beam-option",
     "beam_options",
     multiple=True,
@@ -167,6 +169,22 @@ def split_option(value: str | None) -> tuple[tuple[str, float], ...] | None:
     help="A Beam pipeline option (or a flag KEY), passed on as --KEY=VALUE; repeatable, e.g."
     " project=my-project, region=europe-west1, direct_num_workers=2.",
 )
+PACK_OPTIONS = [*SHARED[:6], FROM_LIST, *SHARED[6:], RUNNER, BEAM_OPTION]
+
+
+def with_options(options: list[Any]) -> Callable[[F], F]:
+    def apply(f: F) -> F:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return apply
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("src", type=click.Path(file_okay=False))
+@click.argument("out", type=click.Path())
+@with_options(PACK_OPTIONS)
 @json_option
 @quiet_option
 @errors_to_click
@@ -187,12 +205,6 @@ def pack(
       imgrec pack photos/ shards/ --format raw --shards 8 --overwrite
       imgrec pack photos/ shards/ --split train=0.9,val=0.1 --dry-run
     """
-    from . import storage
-    from .images import DEFAULT_MAX_PIXELS
-    from .options import PackOptions
-    from .run import pack as run_pack
-    from .run import plan
-
     if options["runner"] == "local" and options["beam_options"]:
         raise click.UsageError("--beam-option is for Beam runs: add --runner beam (or a runner)")
     if options["runner"] != "local" and options["workers"] is not None:
@@ -200,11 +212,25 @@ def pack(
             "--workers is for --runner local; on Beam the runner sets the parallelism"
             " (e.g. --beam-option direct_num_workers=2)"
         )
+    options["beam_options"] = tuple(options["beam_options"])
+    _run(src, out, options, resume=resume, dry_run=dry_run, as_json=as_json, quiet=quiet)
+
+
+def _run(
+    src: str, out: str, options: dict[str, Any], *, resume: bool, dry_run: bool, as_json: bool,
+    quiet: bool,
+) -> None:  # fmt: skip
+    """Make PackOptions from the shared options, run (or plan) the pack, print the result."""
+    from . import storage
+    from .images import DEFAULT_MAX_PIXELS
+    from .options import PackOptions
+    from .run import pack as run_pack
+    from .run import plan
+
     options["format"] = options.pop("fmt")
     options["shuffle"] = not options.pop("no_shuffle")
     options["workers"] = options["workers"] or os.cpu_count() or 1
     options["max_pixels"] = options["max_pixels"] or DEFAULT_MAX_PIXELS
-    options["beam_options"] = tuple(options["beam_options"])
     if options["labels_file"] is not None:
         options["labels_file"] = str(options["labels_file"])
     opts = PackOptions(**options)
@@ -246,6 +272,76 @@ def pack(
     if manifest["transcoded"]:
         click.echo(f"Transcoded {len(manifest['transcoded'])} image(s) (see the manifest).")
     click.echo(f"Manifest: {where}")
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("src", type=click.Path())
+@click.argument("out", type=click.Path())
+@click.option(
+    "--from",
+    "source_format",
+    type=click.Choice(["recordio", "lmdb", "tfrecord"]),
+    default=None,
+    help="What SRC is [default: recognised from its files: a .rec, a folder with data.mdb,"
+    " TFRecord files].",
+)
+@click.option(
+    "--lst",
+    "lst_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="RecordIO: the im2rec .lst file (index, labels, path): records' file names, and"
+    " class names from their folders.",
+)
+@click.option(
+    "--keys",
+    "source_keys",
+    default=None,
+    metavar="ROLE=KEY,...",
+    callback=lambda ctx, param, value: keys_option(value),
+    help="TFRecord: the feature keys to read, e.g. image=img/bytes,label=img/cls,"
+    "filename=img/name,text=img/cls_name [default: the inception/slim or TFDS keys].",
+)
+@with_options(SHARED)
+@json_option
+@quiet_option
+@errors_to_click
+def convert(
+    src: str, out: str, resume: bool, dry_run: bool, as_json: bool, quiet: bool, **options: Any
+) -> None:
+    """Convert another tool's dataset (MXNet RecordIO, Caffe LMDB, TFRecords) into shards.
+
+    SRC is a .rec file (its .idx beside it, or none), an LMDB folder (data.mdb) of Caffe
+    Datum records, or TFRecord files (a file, a folder or a glob). Every option works as in
+    pack; OUT gets the same shards, index files and manifest. Class names come from
+    --labels (one per line, in class-number order), or from what the records carry.
+
+    \b
+    Example:
+      imgrec convert train.rec shards/ --lst train.lst
+      imgrec convert caffe_lmdb/ shards/ --labels classes.txt --format png
+      imgrec convert 'old/train-*' shards/ --split train=0.9,val=0.1
+    """
+    from .converters import detect
+    from .storage import location
+
+    options["source_format"] = options["source_format"] or detect(location(src))
+    options["lst_file"] = str(options["lst_file"]) if options["lst_file"] else None
+    _run(src, out, options, resume=resume, dry_run=dry_run, as_json=as_json, quiet=quiet)
+
+
+def keys_option(value: str | None) -> tuple[tuple[str, str], ...] | None:
+    if not value:
+        return None
+    pairs = []
+    for part in value.split(","):
+        role, eq, key = part.strip().partition("=")
+        if not eq or role not in ("image", "label", "text", "filename") or not key:
+            raise click.BadParameter(
+                f"want ROLE=KEY pairs (roles: image, label, text, filename); got {part!r}"
+            )
+        pairs.append((role, key))
+    return tuple(pairs)
 
 
 def _print_skipped(skipped: list[dict[str, str]]) -> None:

@@ -15,12 +15,24 @@ from .storage import Location
 
 
 @dataclass(frozen=True)
+class Ref:
+    """Where an image lies inside another tool's dataset file (``imgrec convert``)."""
+
+    kind: str  # recordio | lmdb | tfrecord
+    offset: int = 0  # of the record in the file (recordio, tfrecord)
+    key: bytes = b""  # of the record (lmdb)
+    fields: tuple[str, ...] = ()  # the file holding it; tfrecord: also the image's keys
+    labels: tuple[float, ...] = ()  # a multi-label record's labels
+
+
+@dataclass(frozen=True)
 class Item:
-    path: Location
+    path: Location  # the image file; or, with ref, the file (or LMDB folder) holding it
     rel: str  # relative to SRC, "/"-separated: stored as image/filename
     label: int  # -1 for files directly in SRC
     text: str
     stat: tuple[int, int] | None = None  # (size, mtime ns) when a listing gave them
+    ref: Ref | None = None
 
 
 @dataclass

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from . import images
+from . import images, payloads
 from .discover import Item
 from .manifest import Note, ShardEntry
 from .schema import Record, serialize
@@ -35,10 +35,11 @@ class Skipped:
     reason: str
 
 
-def load(path: Any, opts: images.Options) -> images.Loaded | Skipped:
-    """``images.load``, with every way it can fail turned into a Skipped reason."""
+def load(item: Item, opts: images.Options) -> images.Loaded | Skipped:
+    """The item's image in its stored form, with every way that can fail turned into a
+    Skipped reason."""
     try:
-        return images.load(path, opts)
+        return payloads.load(item, opts)
     except images.NotAnImage:
         return Skipped(str(images.SkipImage("not-an-image")))
     except images.SkipImage as e:
@@ -49,12 +50,14 @@ def load(path: Any, opts: images.Options) -> images.Loaded | Skipped:
 
 def pack_one(item: Item, opts: images.Options) -> Packed | Skipped:
     """Load one image and serialize its record."""
-    result = load(item.path, opts)
+    result = load(item, opts)
     if isinstance(result, Skipped):
         return result
+    labels = item.ref.labels if item.ref is not None else ()
     rec = Record(
         result.data, result.format, result.height, result.width, result.channels,
         result.dtype, item.label, item.text, item.rel, result.sha256, result.orientation,
+        labels,
     )  # fmt: skip
     return Packed(serialize(rec), replace(rec, data=b""), len(result.data), result.note)
 

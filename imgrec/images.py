@@ -258,10 +258,11 @@ def load(path: Location, opts: Options) -> Loaded:
 
     Raises NotAnImage (ignore it) or SkipImage (report it, with the reason).
     """
-    return _load(read_source(path), opts)
+    return load_data(read_source(path), opts)
 
 
-def _load(data: bytes, opts: Options) -> Loaded:
+def load_data(data: bytes, opts: Options) -> Loaded:
+    """``load`` for an image file's bytes, wherever they came from."""
     sha = hashlib.sha256(data).hexdigest()
     im = open_image(data, opts.max_pixels)
     mode = MODES.get(im.mode)
@@ -306,6 +307,11 @@ def _load(data: bytes, opts: Options) -> Loaded:
     if natural is None:
         natural = natural_pixels(im)
     arr = shape_channels(orient(natural, orientation), mode.base, channels)
+    return store(arr, opts, sha, f"{src_format} {im.mode}", src_format in ("JPEG", "PNG"))
+
+
+def store(arr: np.ndarray, opts: Options, sha: str, what: str, tf_differs: bool) -> Loaded:
+    """Pixels (oriented, with their channels) resized and encoded as --format asks."""
     resized = resize(arr, opts.resizing)
     h, w, c = resized.shape
     dtype = str(resized.dtype)
@@ -314,12 +320,10 @@ def _load(data: bytes, opts: Options) -> Loaded:
     if opts.format == "encoded":
         if resized is not arr:
             note = "resized, so transcoded to PNG"
-        elif src_format in ("JPEG", "PNG"):
-            note = (
-                f"{src_format} {im.mode} transcoded to PNG: TensorFlow would decode it differently"
-            )
+        elif tf_differs:
+            note = f"{what} transcoded to PNG: TensorFlow would decode it differently"
         else:
-            note = f"{src_format} {im.mode} transcoded to PNG"
+            note = f"{what} transcoded to PNG"
     stored: bytes | None = None
     fmt = opts.format
     if fmt == "jpeg":
@@ -372,10 +376,17 @@ def probe(path: Location, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, in
             if not f.read(1):
                 raise NotAnImage()
             f.seek(0)
-            im = open_image(f, max_pixels)
-            mode = MODES.get(im.mode)
-            if mode is None:
-                return im.width, im.height, 3
-            return im.width, im.height, (mode.base + mode.alpha) * _itemsize(mode.dtype)
+            return probe_data(f, max_pixels)
     except OSError as e:
         raise SkipImage("unreadable", e.strerror or str(e)) from None
+
+
+def probe_data(
+    data: bytes | BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[int, int, int]:
+    """``probe`` of an image file's bytes (or an open file)."""
+    im = open_image(data, max_pixels)
+    mode = MODES.get(im.mode)
+    if mode is None:
+        return im.width, im.height, 3
+    return im.width, im.height, (mode.base + mode.alpha) * _itemsize(mode.dtype)

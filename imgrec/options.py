@@ -13,6 +13,7 @@ from .errors import InputError
 SHARD_SIZE = 128 * 2**20
 FORMATS = ("encoded", "png", "jpeg", "raw")
 SPLIT_MODES = ("stable", "exact")
+SOURCE_FORMATS = ("folder", "recordio", "lmdb", "tfrecord")
 RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner")
 # Options that choose how the work is done, never what is written: not in the manifest.
 NOT_RECORDED = ("workers", "overwrite", "runner", "beam_options")
@@ -44,6 +45,10 @@ class PackOptions:
     from_list: str | None = None  # a list of files (and labels) instead of walking SRC
     split: tuple[tuple[str, float], ...] | None = None  # ((name, ratio), ...)
     split_mode: str = "stable"  # stable | exact (see sharding.assign_splits)
+    # imgrec convert: what SRC is (folder: a folder of images, as pack reads it)
+    source_format: str = "folder"  # folder | recordio | lmdb | tfrecord
+    source_keys: tuple[tuple[str, str], ...] | None = None  # tfrecord: (role, feature key)
+    lst_file: str | None = None  # recordio: an im2rec .lst naming the records' files
     workers: int = 1  # processes of the local runner
     overwrite: bool = False
     # "local" (processes on this machine), "beam" (Beam's default runner) or a Beam runner.
@@ -83,6 +88,8 @@ class PackOptions:
         if d.get("split") is not None:
             d["split"] = tuple((name, ratio) for name, ratio in d["split"])
             d.setdefault("split_mode", "exact")  # the only mode before split_mode existed
+        if d.get("source_keys") is not None:
+            d["source_keys"] = tuple((role, key) for role, key in d["source_keys"])
         return cls(**d)
 
 
@@ -125,6 +132,14 @@ def check(opts: PackOptions, src: str | Path, out: str | Path) -> None:
         # "manifest.json" is the manifest's own name.
         if not name or "/" in name or name.startswith(".") or name == "manifest.json":
             raise InputError(f"{name!r} must be a plain file name prefix")
+    if opts.source_format not in SOURCE_FORMATS:
+        raise InputError(
+            f"unknown source format {opts.source_format!r}; use {', '.join(SOURCE_FORMATS)}"
+        )
+    if opts.source_format != "folder" and opts.on_beam:
+        raise InputError("imgrec convert runs on this machine: drop --runner")
+    if opts.source_format != "folder" and opts.from_list:
+        raise InputError("--from-list picks files of a folder; convert reads a dataset file")
     if opts.split_mode not in SPLIT_MODES:
         raise InputError(f"unknown split mode {opts.split_mode!r}; use stable or exact")
     if opts.split:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from . import storage
+from .converters import detect
 from .encode import ShardResult, Skipped, load
 from .errors import InputError
 from .executors import Executor
@@ -55,6 +56,23 @@ def pack(
     folder = Folder(out_at)
     with locked(folder):
         return _pack(src_at, folder, opts, executor, note, resume)
+
+
+def convert(
+    src: str | Path,
+    out: str | Path,
+    options: PackOptions | None = None,
+    progress: Progress | None = None,
+    resume: bool = False,
+) -> Manifest:
+    """Convert another tool's dataset (MXNet RecordIO, Caffe LMDB, TFRecord files) into an
+    imgrec dataset in ``out``, as ``pack`` packs a folder: the same options, shards, index
+    files, manifest, splits, skips and resume. ``options.source_format`` names the kind;
+    left at "folder", it is recognised from SRC's files."""
+    opts = options or PackOptions()
+    if opts.source_format == "folder":
+        opts = replace(opts, source_format=detect(storage.location(src)))
+    return pack(src, out, opts, progress, resume)
 
 
 def _pack(

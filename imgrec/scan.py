@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import images, storage
+from . import converters, images, payloads, storage
 from .discover import Item, Walk, from_list, read_labels_file, walk
 from .errors import InputError
 from .manifest import Note
@@ -36,10 +36,13 @@ def skip(opts: PackOptions, path: Location, note: Note, into: list[Note]) -> Non
 
 
 def scan(src: Location, out: Location, opts: PackOptions, progress: Progress) -> Scan:
-    labels = read_labels_file(Path(opts.labels_file)) if opts.labels_file else None
-    if opts.from_list:
+    if opts.source_format != "folder":
+        found = converters.listing(src, opts)
+    elif opts.from_list:
+        labels = read_labels_file(Path(opts.labels_file)) if opts.labels_file else None
         found = from_list(src, opts.from_list, labels)
     else:
+        labels = read_labels_file(Path(opts.labels_file)) if opts.labels_file else None
         found = walk(src, labels, exclude=out, progress=progress)
     result = Scan(found, [], {}, {}, found.ignored, [])
     for rel in found.missing:
@@ -86,7 +89,7 @@ def _probes(
 
     def one(item: Item) -> tuple[int, int, int] | images.NotAnImage | images.SkipImage:
         try:
-            return images.probe(item.path, max_pixels)
+            return payloads.probe(item, max_pixels)
         except (images.NotAnImage, images.SkipImage) as e:
             return e
 

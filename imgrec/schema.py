@@ -28,6 +28,8 @@ FILENAME = "image/filename"
 SHA256 = "image/key/sha256"
 # EXIF orientation (2..8) of passed-through JPEG bytes, applied on decode. Absent means 1.
 ORIENTATION = "image/orientation"
+# Every label of a multi-label record (converted from MXNet RecordIO). Absent: none.
+LABELS = "image/class/labels"
 
 FORMATS = ("jpeg", "png", "raw")
 DTYPES = {"uint8": 1, "uint16": 2, "int32": 4, "float32": 4}
@@ -95,6 +97,7 @@ class Record:
     filename: str
     sha256: str
     orientation: int = 1
+    labels: tuple[float, ...] = ()
 
     @property
     def dense_bytes(self) -> int:
@@ -125,6 +128,8 @@ def serialize(r: Record) -> bytes:
     b(SHA256, r.sha256.encode())
     if r.orientation != 1:
         i(ORIENTATION, r.orientation)
+    if r.labels:
+        feat[LABELS].float_list.value.extend(r.labels)
     out: bytes = ex.SerializeToString(deterministic=True)
     return out
 
@@ -185,6 +190,7 @@ def parse(data: bytes, *, strict: bool = True) -> Record:
         filename=(_first(feat, FILENAME, "bytes_list") or b"").decode("utf-8", "surrogateescape"),
         sha256=(_first(feat, SHA256, "bytes_list") or b"").decode("ascii", "replace"),
         orientation=int(_first(feat, ORIENTATION, "int64_list") or 1),
+        labels=tuple(feat[LABELS].float_list.value) if LABELS in feat else (),
     )
     if strict:
         validate(rec)

@@ -18,6 +18,12 @@ LAYERS = [
         "pack stages",
         {
             "discover",
+            "converters",
+            "converters.common",
+            "converters.recordio",
+            "converters.caffe",
+            "converters.tfrecords",
+            "payloads",
             "scan",
             "sharding",
             "encode",

@@ -142,7 +142,7 @@ def _start_worker(parent: int) -> None:
 
 
 def _load_task(task: tuple[Item, Options]) -> Loaded | Skipped:
-    return load(task[0].path, task[1])
+    return load(task[0], task[1])
 
 
 def load_in_order(

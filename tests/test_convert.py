@@ -1,0 +1,149 @@
+"""imgrec convert: other tools' datasets become imgrec datasets whose records hold the
+original images (bytes kept, or pixels equal), labels and names."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from fixtures import files_of, run
+from foreign import images, with_magic, write_inception, write_lmdb, write_rec
+from PIL import Image
+
+import imgrec
+from imgrec import InputError, PackOptions
+from imgrec.schema import parse
+from imgrec.tfrecord import read_records
+
+
+def records_of(out) -> dict[str, object]:
+    """filename -> Record, from every shard of a dataset."""
+    return {
+        rec.filename: rec
+        for shard in sorted(out.glob("*.tfrecord"))
+        for rec in (parse(data) for _, data in read_records(shard))
+    }
+
+
+def pixels(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+@pytest.mark.parametrize("idx", [True, False], ids=["with-idx", "without-idx"])
+def test_recordio_keeps_every_image_and_label(tmp_path, idx):
+    source = images() + [(with_magic(), 2, "c2/magic.png")]
+    rec = tmp_path / "train.rec"
+    write_rec(rec, [(p, [float(label)], name) for p, label, name in source], idx=idx)
+    assert (tmp_path / "train.idx").exists() == idx
+    manifest = imgrec.convert(
+        rec, tmp_path / "out", PackOptions(lst_file=str(rec.with_suffix(".lst")))
+    )
+    assert manifest.records == len(source) and manifest.labels == ["c0", "c1", "c2"]
+    got = records_of(tmp_path / "out")
+    for payload, label, name in source:
+        assert got[name].data == payload  # bytes kept, the one holding the magic too
+        assert (got[name].label, got[name].text) == (label, f"c{label}")
+
+
+def test_recordio_without_a_list_names_records_by_number(tmp_path):
+    rec = tmp_path / "data.rec"
+    write_rec(rec, [(p, [float(label)], n) for p, label, n in images(3)])
+    manifest = imgrec.convert(rec, tmp_path / "out")
+    assert manifest.labels == ["0", "1", "2"]
+    assert sorted(records_of(tmp_path / "out")) == ["00000000", "00000001", "00000002"]
+
+
+def test_multi_label_recordio_keeps_all_labels(tmp_path):
+    rec = tmp_path / "multi.rec"
+    source = images(3)
+    write_rec(rec, [(p, [float(label), 1.0, 0.5], n) for p, label, n in source])
+    imgrec.convert(rec, tmp_path / "out")
+    got = sorted(records_of(tmp_path / "out").values(), key=lambda r: r.filename)
+    for rec_, (payload, label, _) in zip(got, source, strict=True):
+        assert rec_.data == payload and rec_.label == -1
+        assert rec_.labels == (float(label), 1.0, 0.5)
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["encoded", "raw-bgr"])
+def test_caffe_lmdb_gives_the_source_pixels(tmp_path, raw):
+    source = images()
+    write_lmdb(tmp_path / "lmdb", source, raw=raw)
+    names = tmp_path / "classes.txt"
+    names.write_text("zero\none\ntwo\n")
+    manifest = imgrec.convert(tmp_path / "lmdb", tmp_path / "out",
+                              PackOptions(labels_file=str(names)))  # fmt: skip
+    assert manifest.labels == ["zero", "one", "two"]
+    got = records_of(tmp_path / "out")
+    for payload, label, name in source:
+        rec = got[name]
+        assert rec.label == label and rec.text == ["zero", "one", "two"][label]
+        if raw:  # BGR planes became RGB pixels, stored losslessly
+            assert rec.format == "png"
+            np.testing.assert_array_equal(pixels(rec.data), pixels(payload))
+        else:
+            assert rec.data == payload
+
+
+def test_caffe_float_data_becomes_float32_raw(tmp_path):
+    import lmdb
+
+    from imgrec.converters.caffe import Datum
+
+    values = np.random.default_rng(0).random((3, 4, 5), np.float32)  # C, H, W (BGR)
+    env = lmdb.open(str(tmp_path / "lmdb"), map_size=1 << 20)
+    with env.begin(write=True) as txn:
+        datum = Datum(channels=3, height=4, width=5, label=1)
+        datum.float_data.extend(values.ravel().tolist())
+        txn.put(b"00000000_x", datum.SerializeToString())
+    env.close()
+    imgrec.convert(tmp_path / "lmdb", tmp_path / "out", PackOptions(format="raw"))
+    (rec,) = records_of(tmp_path / "out").values()
+    assert (rec.format, rec.dtype, rec.filename) == ("raw", "float32", "x")
+    stored = np.frombuffer(rec.data, "<f4").reshape(4, 5, 3)
+    np.testing.assert_array_equal(stored, values.transpose(1, 2, 0)[..., ::-1])
+
+
+def test_inception_tfrecords_and_named_keys(tmp_path):
+    source = images()
+    write_inception(tmp_path / "train-00000-of-00001", source)
+    manifest = imgrec.convert(tmp_path / "train-00000-of-00001", tmp_path / "out")
+    assert manifest.labels == ["0", "c0", "c1", "c2"]  # 0 is inception's background
+    got = records_of(tmp_path / "out")
+    for payload, label, name in source:
+        rec = got[name.rsplit("/", 1)[-1]]
+        assert rec.data == payload and rec.label == label + 1 and rec.text == f"c{label}"
+    keys = (("image", "image/encoded"), ("label", "image/class/label"))
+    imgrec.convert(tmp_path / "train-00000-of-00001", tmp_path / "keyed",
+                   PackOptions(source_format="tfrecord", source_keys=keys))  # fmt: skip
+    assert len(records_of(tmp_path / "keyed")) == len(source)
+    with pytest.raises(InputError, match=r"--keys must name the image.s key \(image=\.\.\.\)"):
+        imgrec.convert(tmp_path / "train-00000-of-00001", tmp_path / "bad",
+                       PackOptions(source_keys=(("label", "image/class/label"),)))  # fmt: skip
+
+
+@pytest.mark.slow
+def test_convert_cli_is_deterministic_for_any_worker_count(tmp_path):
+    source = images(12)
+    rec = tmp_path / "train.rec"
+    write_rec(rec, [(p, [float(label)], n) for p, label, n in source])
+    args = ["convert", rec, "--lst", rec.with_suffix(".lst"), "--split", "train=0.5,val=0.5",
+            "--shards", "4", "--json", "-q"]  # fmt: skip
+    one = run(*args[:2], tmp_path / "one", *args[2:], "--workers", "1")
+    two = run(*args[:2], tmp_path / "two", *args[2:], "--workers", "2")
+    assert one.exit_code == 0 and two.exit_code == 0, one.output + two.output
+    assert json.loads(one.stdout)["records"] == 12
+    assert files_of(tmp_path / "one") == files_of(tmp_path / "two")
+    assert run("verify", tmp_path / "one").exit_code == 0
+
+
+def test_unrecognised_and_damaged_sources_are_one_line_errors(tmp_path):
+    (tmp_path / "mystery.bin").write_bytes(b"not a dataset at all")
+    r = run("convert", tmp_path / "mystery.bin", tmp_path / "out")
+    assert r.exit_code == 1 and "--from recordio, lmdb or tfrecord" in r.stderr
+    rec = tmp_path / "cut.rec"
+    write_rec(rec, [(p, [float(label)], n) for p, label, n in images(2)], idx=False)
+    rec.write_bytes(rec.read_bytes()[:-40])
+    r = run("convert", rec, tmp_path / "out2")
+    assert r.exit_code == 1 and "cut short" in r.stderr and "Traceback" not in r.stderr
