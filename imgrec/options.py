@@ -75,6 +75,9 @@ class PackOptions:
         d = asdict(self)
         for name in NOT_RECORDED:
             del d[name]
+        if self.source_format == "folder":  # what only convert uses, left out for a folder
+            for name in ("source_format", "source_keys", "lst_file"):
+                del d[name]
         return d
 
     @classmethod
