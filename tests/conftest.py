@@ -1,8 +1,14 @@
+# Development: `pytest -m "not slow"` runs the fast set (under a minute; run it while you
+# work); `pytest` runs the whole suite, slow tests included (what CI runs). Mark a test
+# `@pytest.mark.slow` when it takes seconds: subprocesses that import TensorFlow, the example
+# scripts, Beam pipelines, object stores, killed or interrupted packs.
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,3 +22,52 @@ from fixtures import make_tree  # noqa: E402
 def tree(tmp_path: Path) -> tuple[Path, dict[str, Path]]:
     src = tmp_path / "src"
     return src, make_tree(src)
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (hidden ones included) by relative path: its sha256."""
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="session")
+def shared_tree(tmp_path_factory: pytest.TempPathFactory):
+    """The ``tree`` images, made once for the session: ONLY for tests that never change them.
+
+    The files are checked at the end of the session: a test that changed one fails there."""
+    src = tmp_path_factory.mktemp("shared") / "src"
+    files = make_tree(src)
+    before = _digest(src)
+    yield src, files
+    assert _digest(src) == before, f"a test changed the shared tree {src}"
+
+
+@pytest.fixture(scope="session")
+def packed_tree(
+    shared_tree: tuple[Path, dict[str, Path]], tmp_path_factory: pytest.TempPathFactory
+):
+    """``packed_tree(**options)``: the shared tree packed with ``PackOptions(**options)``, once
+    per set of options for the whole session, as (out, the manifest ``pack`` returned, as a
+    dict). READ ONLY: a test that modifies a dataset must pack its own under ``tmp_path``.
+
+    Each dataset is checked at the end of the session: a test that changed it fails there."""
+    from imgrec import PackOptions, pack
+
+    src, _ = shared_tree
+    made: dict[PackOptions, tuple[Path, dict[str, Any]]] = {}
+    digests: dict[Path, dict[str, str]] = {}
+
+    def packed(**options: Any) -> tuple[Path, dict[str, Any]]:
+        opts = PackOptions(**options)  # format="encoded" and no format: one dataset
+        if opts not in made:
+            out = tmp_path_factory.mktemp("packed") / "out"
+            made[opts] = out, pack(src, out, opts).to_dict()
+            digests[out] = _digest(out)
+        return made[opts]
+
+    yield packed
+    changed = [str(out) for out, digest in digests.items() if _digest(out) != digest]
+    assert not changed, f"a test changed a shared packed dataset: {changed}"

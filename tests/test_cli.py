@@ -45,10 +45,8 @@ def test_pack_inspect_decode_end_to_end(tree, tmp_path):
     assert (arrays / "loose.npy").exists()
 
 
-def test_inspect_text_reports_sizes_and_labels(tree, tmp_path):
-    src, _ = tree
-    out = tmp_path / "out"
-    run("pack", src, out, "--format", "raw")
+def test_inspect_text_reports_sizes_and_labels(packed_tree):
+    out, _ = packed_tree(format="raw")
     r = run("inspect", out)
     assert r.exit_code == 0, r.output
     assert "records:   13" in r.stdout
@@ -57,10 +55,9 @@ def test_inspect_text_reports_sizes_and_labels(tree, tmp_path):
     assert "dog" in r.stdout
 
 
-def test_inspect_reads_loose_shards_and_other_tools_shards(tree, tmp_path):
-    src, files = tree
-    out = tmp_path / "out"
-    run("pack", src, out, "--shards", "2")
+def test_inspect_reads_loose_shards_and_other_tools_shards(shared_tree, packed_tree, tmp_path):
+    _, files = shared_tree
+    out, _ = packed_tree(shards=2)
     r = run("inspect", "--json", str(out / "data-*.tfrecord"))
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["records"] == 13
@@ -203,8 +200,10 @@ def test_json_stays_pure_while_progress_bars_draw_on_a_terminal(tree, tmp_path):
     """Under a pseudo-terminal (so progress is on), stdout still carries only the JSON."""
     import fcntl
     import pty
+    import select
     import struct
     import termios
+    import time
 
     src, _ = tree
     out = tmp_path / "out"
@@ -216,10 +215,16 @@ def test_json_stays_pure_while_progress_bars_draw_on_a_terminal(tree, tmp_path):
         stdout=subprocess.PIPE,
         stderr=slave,
         stdin=slave,
+        timeout=120,  # nobody reads the terminal until the pack ends: never wait for ever
     )
     os.close(slave)
     chunks = []
+    deadline = time.monotonic() + 60
     while True:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, "the terminal's output did not end within a minute"
+        if not select.select([master], [], [], remaining)[0]:
+            continue
         try:
             data = os.read(master, 65536)
         except OSError:

@@ -55,10 +55,8 @@ def test_dry_run_writes_nothing_and_matches_the_real_plan(tree, tmp_path):
     assert "Dry run: nothing written. 13 images" in r.stdout and "Estimated size" in r.stdout
 
 
-def test_paths_from_stdin(tree, tmp_path):
-    src, _ = tree
-    out = tmp_path / "out"
-    run("pack", src, out, "--shards", "2")
+def test_paths_from_stdin(packed_tree):
+    out, _ = packed_tree(shards=2)
     shards = "\n".join(str(p) for p in sorted(out.glob("*.tfrecord"))) + "\n"
     r = run("inspect", "-", "--json", stdin=shards)
     assert r.exit_code == 0, r.output

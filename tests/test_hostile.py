@@ -69,6 +69,7 @@ def test_max_pixels_skips_without_decoding(tmp_path):
     ]
 
 
+@pytest.mark.slow  # the 1100-level tree: discover.walk resolves every level, O(depth**2) lstats
 def test_symlinks_loops_and_deep_trees(tmp_path):
     src = tmp_path / "src"
     one_image(src / "a")
@@ -98,6 +99,7 @@ def test_symlinks_loops_and_deep_trees(tmp_path):
         level.rmdir()
 
 
+@pytest.mark.slow
 def test_odd_file_names_survive_pack_and_decode(tmp_path):
     src = tmp_path / "src"
     names = ["with space.png", "ünïcödé 画像.png", "new\nline.png", "tab\there.png"]

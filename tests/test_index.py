@@ -350,11 +350,10 @@ def read_with_imgrec(shard: Path) -> list[dict]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["encoded", "raw"])
-def test_tfrecord_package_reads_imgrec_shards(tree, tmp_path, fmt):
-    src, _ = tree
-    out = tmp_path / "out"
-    pack(src, out, PackOptions(format=fmt, shards=2))
+def test_tfrecord_package_reads_imgrec_shards(packed_tree, fmt):
+    out, _ = packed_tree(format=fmt, shards=2)
     payload = "image/raw" if fmt == "raw" else "image/encoded"
     theirs: list[dict] = []
     for shard in resolve(out):

@@ -107,14 +107,15 @@ def test_verify_against_catches_a_doctored_record(tmp_path):
 # --- interrupted, resumed, failing runs ---------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sigkill_mid_pack_then_resume_is_byte_identical(tmp_path):
     src = make_src(tmp_path / "src", n=480, size=128)
     args = ["--format", "png", "--shards", "40", "--workers", "1", "-q"]
     cmd = [sys.executable, "-m", "imgrec", "pack", str(src)]
     out = tmp_path / "out"
     proc = subprocess.Popen([*cmd, str(out), *args], stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
         finished = list(out.glob("data-*.tfrecord")) if out.exists() else []
         if len(finished) >= 3:
             break
@@ -140,6 +141,7 @@ def test_sigkill_mid_pack_then_resume_is_byte_identical(tmp_path):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_with_exit_130(tmp_path):
     src = make_src(tmp_path / "src", n=960, size=128)
     out = tmp_path / "out"
@@ -262,7 +264,14 @@ HOSTILE = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(HOSTILE))
+# About a second each (a TensorFlow pipeline, then decode): one case in the fast set.
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(c, marks=() if c == "shape does not match the bytes" else pytest.mark.slow)
+        for c in sorted(HOSTILE)
+    ],
+)
 def test_malformed_records_are_reported_and_the_rest_decode(tmp_path, case):
     shard = shard_of(tmp_path / "s.tfrecord", record(filename="ok1"), HOSTILE[case],
                      record(filename="ok2"))  # fmt: skip
@@ -333,6 +342,7 @@ def test_fuzz_random_bytes_never_crash_the_readers(tmp_path_factory, data):
 VALID = b"".join(frame(record(filename=f"r{i}")) for i in range(3))
 
 
+@pytest.mark.slow  # 300 examples; test_fuzz_random_bytes_never_crash_the_readers stays fast
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.integers(0, len(VALID) - 1), st.integers(0, 255)), max_size=6),
        st.integers(0, len(VALID)))  # fmt: skip

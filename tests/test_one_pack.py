@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -84,9 +85,13 @@ def test_loading_in_threads_changes_no_process_wide_state(tree):
     limit, filters = Image.MAX_IMAGE_PIXELS, list(warnings.filters)
     seen: set[object] = set()
     stop = threading.Event()
+    deadline = time.monotonic() + 300  # past it the watch ends, and the test fails
 
     def watch() -> None:
         while not stop.is_set():
+            if time.monotonic() > deadline:
+                seen.add("the loading threads were still running after 300 s")
+                return
             seen.add(Image.MAX_IMAGE_PIXELS)
             if warnings.filters != filters:
                 seen.add("warning filters changed")
@@ -113,15 +118,15 @@ def test_loading_in_threads_changes_no_process_wide_state(tree):
     assert Image.MAX_IMAGE_PIXELS == limit and warnings.filters == filters
 
 
-def test_ctrl_c_suggests_resume_only_for_pack(tree, tmp_path, monkeypatch):
-    src, _ = tree
-    pack(src, tmp_path / "out")
+def test_ctrl_c_suggests_resume_only_for_pack(shared_tree, packed_tree, tmp_path, monkeypatch):
+    src, _ = shared_tree
+    out, _ = packed_tree()
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr("imgrec.summary.summarize", interrupted)
-    r = run("inspect", tmp_path / "out")
+    r = run("inspect", out)
     assert r.exit_code == 130
     assert r.stderr == "Interrupted.\n"
     monkeypatch.setattr("imgrec.run.scan", interrupted)

@@ -29,10 +29,9 @@ def by_name(out: Path) -> dict[str, Record]:
     return {r.filename: r for r in records(out)}
 
 
-def test_encoded_keeps_jpeg_and_png_bytes(tree, tmp_path):
-    src, files = tree
-    out = tmp_path / "out"
-    pack(src, out)
+def test_encoded_keeps_jpeg_and_png_bytes(shared_tree, packed_tree):
+    src, files = shared_tree
+    out, _ = packed_tree()
     recs = by_name(out)
     for key in ("cat0", "cat1", "dog2", "gray16", "alpha"):
         rel = files[key].relative_to(src).as_posix()
@@ -51,10 +50,9 @@ def test_encoded_keeps_jpeg_and_png_bytes(tree, tmp_path):
     assert [t["path"] for t in manifest["transcoded"]] == ["fish/anim.gif"]
 
 
-def test_labels_filenames_and_hashes(tree, tmp_path):
-    src, files = tree
-    out = tmp_path / "out"
-    manifest = pack(src, out).to_dict()
+def test_labels_filenames_and_hashes(shared_tree, packed_tree):
+    src, files = shared_tree
+    out, manifest = packed_tree()
     assert manifest["labels"] == ["cat", "dog", "fish"]
     recs = by_name(out)
     assert recs["dog/dog1.jpg"].label == 1 and recs["dog/dog1.jpg"].text == "dog"
@@ -65,10 +63,9 @@ def test_labels_filenames_and_hashes(tree, tmp_path):
     assert manifest["records"] == len(recs) == 13
 
 
-def test_raw_equals_pillow_pixels(tree, tmp_path):
-    src, files = tree
-    out = tmp_path / "out"
-    pack(src, out, PackOptions(format="raw"))
+def test_raw_equals_pillow_pixels(shared_tree, packed_tree):
+    src, files = shared_tree
+    out, _ = packed_tree(format="raw")
     recs = by_name(out)
     for key in ("cat0", "cat1", "dog2", "fish0"):
         rec = recs[files[key].relative_to(src).as_posix()]
@@ -212,10 +209,8 @@ def test_more_shards_than_images_is_refused(tree, tmp_path):
         pack(src, tmp_path / "out", PackOptions(shards=50))
 
 
-def test_manifest_has_the_promised_fields(tree, tmp_path):
-    src, _ = tree
-    out = tmp_path / "out"
-    pack(src, out)
+def test_manifest_has_the_promised_fields(packed_tree):
+    out, _ = packed_tree()
     m = json.loads((out / "manifest.json").read_text())
     for key in ("imgrec", "options", "records", "labels", "shards", "ignored", "skipped"):
         assert key in m
