@@ -9,7 +9,7 @@ from fixtures import gray16, noise, smooth_rgb
 from PIL import Image
 
 import imgrec
-from imgrec import PackOptions, images, pack
+from imgrec import PackOptions, images, modes, pack
 
 
 def sample(mode: str, fmt: str) -> Image.Image:
@@ -39,7 +39,7 @@ def test_passthrough_entries_decode_exactly_like_pillow(tmp_path, fmt, mode, cha
     assert '"transcoded": []' in manifest  # really passed through
     with Image.open(path) as im:
         im.load()
-        want = images.to_array(im, channels)
+        want = modes.to_array(im, channels)
     (got,) = list(imgrec.dataset(out, labels=False))
     assert np.array_equal(got.numpy(), tf.image.convert_image_dtype(want, tf.float32).numpy())
 

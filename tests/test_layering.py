@@ -13,7 +13,7 @@ MAX_LINES = 400
 # Lowest first. A module may import modules of its own layer or of layers below it.
 LAYERS = [
     ("bottom", {"errors", "deps", "storage", "tfrecord"}),
-    ("model", {"schema", "stats", "pixels", "pillow", "images", "options", "manifest"}),
+    ("model", {"schema", "stats", "pixels", "pillow", "modes", "images", "options", "manifest"}),
     (
         "pack stages",
         {
