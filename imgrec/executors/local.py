@@ -24,11 +24,17 @@ from typing import Any
 
 from ..discover import Item
 from ..encode import Packed, ShardResult, Skipped, load, pack_one, write_shard
+from ..errors import ImgrecError
 from ..images import Loaded, Options
 from ..journal import Journal
 from ..options import Progress
 from ..sharding import ShardSpec
 from ..storage import Folder
+
+
+class WorkerDied(ImgrecError):
+    """A worker process ended before its work was done."""
+
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h: the signal a process gets when its parent dies
 
@@ -104,20 +110,40 @@ def in_order(
     # fork is fast and does not re-import the caller's script; but once TensorFlow (and its
     # thread pools) is loaded, a forked child can deadlock, so spawn is used then.
     method = "spawn" if "tensorflow" in sys.modules else "fork"
+    before = _children()
     pool = multiprocessing.get_context(method).Pool(workers, _start_worker, (os.getpid(),))
+    mine = _children() - before
     try:
         pending = iter(batches)
         window = collections.deque(
             pool.apply_async(_run_batch, (b,)) for b in itertools.islice(pending, workers * 3)
         )
         while window:
-            results = window.popleft().get()
+            results = _wait(window.popleft(), mine)
             for b in itertools.islice(pending, 1):
                 window.append(pool.apply_async(_run_batch, (b,)))
             yield from results
     finally:
         pool.terminate()
         pool.join()
+
+
+def _wait(result: Any, workers: set[int]) -> Any:
+    """A batch's results. A worker that dies (killed, or out of memory) takes its batch with
+    it and the pool never says so: a replaced worker is an error, not a wait forever."""
+    while not result.ready():
+        result.wait(0.5)
+        if not result.ready() and not workers <= _children():
+            raise WorkerDied(
+                "a worker process died (killed, or out of memory); finished shards are kept:"
+                " run again with --resume"
+            )
+    return result.get()
+
+
+def _children() -> set[int]:
+    """Pids of this process's live child processes (the dead ones are reaped on the way)."""
+    return {p.pid for p in multiprocessing.active_children() if p.pid is not None}
 
 
 def _run_batch(batch: tuple[Callable[[Any], Any], list[Any]]) -> list[Any]:
