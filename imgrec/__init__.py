@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .reader import dataset
     from .run import convert, pack, plan
     from .summary import summarize as inspect
+    from .tfds import write_metadata as write_tfds_metadata
     from .tfrecord import write_index
 
 # public name -> (module, attribute). No module is named like a public name: importing a
@@ -34,6 +35,7 @@ _LAZY = {
     "decode": ("decoding", "decode"),
     "dataset": ("reader", "dataset"),
     "write_index": ("tfrecord", "write_index"),
+    "write_tfds_metadata": ("tfds", "write_metadata"),
     "read_manifest": ("manifest", "read_manifest"),
 }
 
@@ -66,4 +68,5 @@ __all__ = [
     "read_manifest",
     "verify",
     "write_index",
+    "write_tfds_metadata",
 ]

@@ -304,6 +304,38 @@ def verify(
         sys.exit(1)
 
 
+@cli.command(context_settings=CONTEXT)
+@click.argument("out")
+@json_option
+@errors_to_click
+def tfds(out: str, as_json: bool) -> None:
+    """Write TFDS metadata into a dataset, for tfds.builder_from_directory.
+
+    Writes dataset_info.json, features.json and the class names
+    (image.class.label.labels.txt) beside OUT's shards, from its manifest; no shard is
+    read or changed. tensorflow-datasets 4.6.0 or later then loads OUT: its splits (a
+    dataset without --split is "train"), slices like "train[:10%]", as_supervised
+    (image, label) and the label names. pack writes these files itself: this adds them to
+    a dataset packed without them.
+
+    \b
+    Example:
+      imgrec tfds shards/
+      python -c "import tensorflow_datasets as tfds; print(tfds.builder_from_directory('shards'))"
+    """
+    from .manifest import read_manifest
+    from .storage import Folder, join, location
+    from .tfds import write_metadata
+
+    where = location(out)
+    written = [str(join(where, name)) for name in write_metadata(Folder(where), read_manifest(out))]
+    if as_json:
+        emit_json({"out": str(where), "written": written})
+        return
+    for path in written:
+        click.echo(f"Wrote {path}")
+
+
 def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt  # SIGTERM (a batch scheduler's stop) cleans up like Ctrl-C
 

@@ -25,6 +25,7 @@ from .sharding import ShardSpec
 from .sharding import plan as plan_shards
 from .stats import Stats, merge_stats
 from .storage import Folder
+from .tfds import write_metadata
 
 
 def executor_for(opts: PackOptions) -> Executor:
@@ -106,6 +107,8 @@ def _pack(
             done[spec.name] = result
         manifest = _manifest(src, opts, found, specs, done)
         remove_stale(folder, {n for s in manifest.shards for n in (s.file, s.index)})
+        with contextlib.suppress(InputError):  # a dataset TFDS cannot describe: none
+            write_metadata(folder, manifest)  # `imgrec tfds OUT` says why
         write_manifest(folder, manifest)
         journal.close()
     except OSError as e:

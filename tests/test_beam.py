@@ -50,7 +50,8 @@ def test_beam_output_is_byte_identical_to_the_local_pack(src, tmp_path, options)
     assert any(s["path"] == "dog/cut.png" for s in manifest["skipped"])  # skipped by a worker
     expected = files_of(tmp_path / "local")
     assert files_of(tmp_path / "beam") == expected
-    assert len(expected) == 2 * len(local["shards"]) + 1  # shards, index files, manifest
+    # shards, index files, manifest, and TFDS's dataset_info, features and label names
+    assert len(expected) == 2 * len(local["shards"]) + 4
 
 
 def test_multi_processing_workers_give_the_same_bytes(src, tmp_path):

@@ -28,6 +28,7 @@ LAYERS = [
             "sharding",
             "encode",
             "lock",
+            "tfds",
             "journal",
             "executors",
             "executors.local",

@@ -24,6 +24,8 @@ from imgrec.executors import beam
 pytestmark = pytest.mark.slow
 
 BUCKET = "imgrec-test"
+# The files that name SRC (its URL or path), so differ between a bucket and a local pack.
+NAMES_SOURCE = ("manifest.json", "dataset_info.json")
 DIRECT = (*fixtures.DIRECT, "s3_region_name=us-east-1")
 
 
@@ -97,8 +99,8 @@ def test_bucket_to_bucket_is_byte_identical_to_the_local_pack(photos, s3, tmp_pa
     stored = objects(s3, "out")
     expected = files_of(tmp_path / "local")
     assert stored.keys() == expected.keys()  # no journal, plan or entries left behind
-    assert {k: v for k, v in stored.items() if k != "manifest.json"} == {
-        k: v for k, v in expected.items() if k != "manifest.json"
+    assert {k: v for k, v in stored.items() if k not in NAMES_SOURCE} == {
+        k: v for k, v in expected.items() if k not in NAMES_SOURCE
     }
     assert json.loads(stored["manifest.json"]) == json.loads(json.dumps(manifest))
 
@@ -146,8 +148,8 @@ def test_from_list_of_urls(photos, s3, tmp_path):
             "reason": "missing: named by --from-list, but there is no such file",
         }
     ]
-    assert {k: v for k, v in objects(s3, "listed").items() if k != "manifest.json"} == {
-        k: v for k, v in files_of(tmp_path / "local").items() if k != "manifest.json"
+    assert {k: v for k, v in objects(s3, "listed").items() if k not in NAMES_SOURCE} == {
+        k: v for k, v in files_of(tmp_path / "local").items() if k not in NAMES_SOURCE
     }
     listing.write_text(f"s3://{BUCKET}/elsewhere/x.png\n")
     with pytest.raises(InputError, match="outside SRC"):
@@ -174,8 +176,8 @@ def test_interrupted_bucket_run_resumes_to_the_same_bytes(photos, s3, tmp_path, 
     stored = objects(s3, "resumed")
     expected = files_of(tmp_path / "local")
     assert stored.keys() == expected.keys()
-    assert {k: v for k, v in stored.items() if k != "manifest.json"} == {
-        k: v for k, v in expected.items() if k != "manifest.json"
+    assert {k: v for k, v in stored.items() if k not in NAMES_SOURCE} == {
+        k: v for k, v in expected.items() if k not in NAMES_SOURCE
     }
 
 
@@ -189,6 +191,9 @@ def test_a_non_empty_bucket_prefix_is_refused_and_overwrite_replaces(photos, s3)
     assert sorted(objects(s3, "out")) == [
         "data-00000-of-00001.tfrecord",
         "data-00000-of-00001.tfrecord.idx",
+        "dataset_info.json",  # TFDS metadata
+        "features.json",
+        "image.class.label.labels.txt",
         "manifest.json",
     ]  # the stale shard of the earlier pack is gone
 
@@ -337,6 +342,9 @@ def test_shards_on_an_s3_http_endpoint_read_back_with_standard_settings(tree, mo
         "data-00000-of-00002.tfrecord.idx",
         "data-00001-of-00002.tfrecord",
         "data-00001-of-00002.tfrecord.idx",
+        "dataset_info.json",  # TFDS metadata
+        "features.json",
+        "image.class.label.labels.txt",
         "manifest.json",
     ]
     assert run("verify", out).exit_code == 0

@@ -185,6 +185,9 @@ def test_non_empty_out_is_refused_unless_overwrite(tree, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [
         "data-00000-of-00001.tfrecord",
         "data-00000-of-00001.tfrecord.idx",
+        "dataset_info.json",  # TFDS metadata
+        "features.json",
+        "image.class.label.labels.txt",
         "keep.txt",
         "manifest.json",
     ]
