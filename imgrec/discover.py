@@ -77,7 +77,9 @@ def walk(
     broken: list[str] = []
     ignored = 0
     seen: set[tuple[int, int]] = set()
-    excluded = exclude.resolve() if isinstance(exclude, Path) else None
+    # OUT, by device and inode: one stat per folder to compare, where resolving each
+    # folder's path costs a stat per component (quadratic in a deep tree).
+    excluded = _identity(exclude) if isinstance(exclude, Path) else None
 
     # An explicit stack, not recursion: very deep trees must not hit Python's recursion limit.
     stack: list[tuple[Path, str]] = [(src, "")]
@@ -99,7 +101,7 @@ def walk(
             if e.name.startswith("."):
                 ignored += 1
             elif _is_dir(e):
-                if excluded is None or path.resolve() != excluded:
+                if excluded is None or _identity(path) != excluded:
                     subfolders.append((path, child + "/"))
             elif _is_file(e):
                 files.append((child, path))
@@ -116,7 +118,7 @@ def walk(
         for e in os.scandir(src)
         if not e.name.startswith(".")
         and _is_dir(e)
-        and (excluded is None or Path(e.path).resolve() != excluded)
+        and (excluded is None or _identity(Path(e.path)) != excluded)
     )
     return _labelled(
         src, [(rel, path, None) for rel, path in files], folders, labels, ignored, broken
@@ -183,6 +185,15 @@ def _label_order(found: list[str], labels: list[str] | None, what: str, where: s
             where,
         )
     return labels
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of what ``path`` leads to; None if it leads nowhere."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _is_dir(e: os.DirEntry[str]) -> bool:
