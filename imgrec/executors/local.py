@@ -18,6 +18,8 @@ import signal
 import sys
 import warnings
 from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,34 +113,32 @@ def in_order(
     # thread pools) is loaded, a forked child can deadlock, so spawn is used then.
     method = "spawn" if "tensorflow" in sys.modules else "fork"
     before = _children()
-    pool = multiprocessing.get_context(method).Pool(workers, _start_worker, (os.getpid(),))
-    mine = _children() - before
+    pool = ProcessPoolExecutor(
+        workers, multiprocessing.get_context(method), _start_worker, (os.getpid(),)
+    )
+    finished = False
     try:
         pending = iter(batches)
         window = collections.deque(
-            pool.apply_async(_run_batch, (b,)) for b in itertools.islice(pending, workers * 3)
+            pool.submit(_run_batch, b) for b in itertools.islice(pending, workers * 3)
         )
         while window:
-            results = _wait(window.popleft(), mine)
+            results = window.popleft().result()
             for b in itertools.islice(pending, 1):
-                window.append(pool.apply_async(_run_batch, (b,)))
+                window.append(pool.submit(_run_batch, b))
             yield from results
+        finished = True
+    except BrokenProcessPool:  # from result() or submit(): a worker died with its batch
+        raise WorkerDied(
+            "a worker process died (killed, or out of memory); finished shards are kept:"
+            " run again with --resume"
+        ) from None
     finally:
-        pool.terminate()
-        pool.join()
-
-
-def _wait(result: Any, workers: set[int]) -> Any:
-    """A batch's results. A worker that dies (killed, or out of memory) takes its batch with
-    it and the pool never says so: a replaced worker is an error, not a wait forever."""
-    while not result.ready():
-        result.wait(0.5)
-        if not result.ready() and not workers <= _children():
-            raise WorkerDied(
-                "a worker process died (killed, or out of memory); finished shards are kept:"
-                " run again with --resume"
-            )
-    return result.get()
+        if not finished:  # stopped early (Ctrl-C, an error, a dead worker): stop them now
+            for pid in _children() - before:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        pool.shutdown(wait=finished, cancel_futures=True)
 
 
 def _children() -> set[int]:
