@@ -6,14 +6,22 @@ PNG), as a camera roll would be. Without it, photographs shipped inside the scik
 and scikit-learn wheels are used if those packages are installed; otherwise images are
 drawn (smooth gradients and noise).
 
+With ``--large``, the crops are instead *upscaled* to 4000x3000 (Pillow LANCZOS) and all
+saved as JPEG of quality 90: camera-sized files (12 megapixels) for the large-photo read
+benchmark. The source photographs are at most 640 pixels wide, so these images hold no more
+detail than the small ones; they cost what a camera's photo costs to decode.
+
     python benchmarks/make_photos.py /tmp/photos --count 1000 --classes 10
+    python benchmarks/make_photos.py /tmp/large --count 200 --large
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import random
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +54,13 @@ def drawn(seed: int) -> Image.Image:
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
 
 
+LARGE = (4000, 3000)
+
+
+def save_large(crop: Image.Image, path: Path) -> None:
+    crop.resize(LARGE, Image.Resampling.LANCZOS).save(path, quality=90)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
@@ -53,7 +68,14 @@ def main() -> None:
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--source", type=Path, help="folder of photographs to crop from")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--large",
+        action="store_true",
+        help=f"upscale every crop to {LARGE[0]}x{LARGE[1]} (LANCZOS), JPEG quality 90",
+    )
     args = ap.parse_args()
+    pool = ProcessPoolExecutor(os.cpu_count()) if args.large else None
+    jobs = []
 
     sources = sorted(args.source.iterdir()) if args.source else packaged_photos()
     rng = random.Random(args.seed)
@@ -72,11 +94,19 @@ def main() -> None:
             cw, ch = int(w * scale), int(min(h, w * scale * 0.75))
             x0, y0 = rng.randrange(0, w - cw + 1), rng.randrange(0, h - ch + 1)
             size = (400, 300) if rng.random() < 0.8 else (300, 400)
+            if pool is not None:
+                crop = photo.crop((x0, y0, x0 + cw, y0 + ch))
+                jobs.append(pool.submit(save_large, crop, folder / f"{name}_{i:04d}.jpg"))
+                continue
             crop = photo.crop((x0, y0, x0 + cw, y0 + ch)).resize(size, Image.Resampling.BILINEAR)
             if i % 10 == 9:
                 crop.save(folder / f"{name}_{i:04d}.png")
             else:
                 crop.save(folder / f"{name}_{i:04d}.jpg", quality=rng.randrange(80, 96))
+    if pool is not None:
+        for job in jobs:
+            job.result()
+        pool.shutdown()
     print(f"wrote {args.count} images in {args.classes} classes to {args.out}")
 
 

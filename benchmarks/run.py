@@ -18,267 +18,37 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-PAGE = os.sysconf("SC_PAGE_SIZE")
-TICKS = os.sysconf("SC_CLK_TCK")
-MB = 1e6
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
+import read_rows
+from harness import (
+    BUSY,
+    HERE,
+    MB,
+    PAGE,
+    Case,
+    count_images,
+    expect_count,
+    expect_pack,
+    fmt_num,
+    fresh,
+    imgrec_command,
+    ratio,
+    take_sample,
+)
+from read_rows import Data
 
-# Targets the project has set itself (see benchmarks/README.md).
+# Targets the project has set itself (see benchmarks/README.md); the read targets are in
+# read_rows.py.
 HELP_MAX_S = 0.3
 RAW_SCALING_MIN = 1.7
-READ_VS_TFDATA_MIN = 1.0
-READ_VS_KERAS_MIN = 1.3
-
-# Other processes using more than this many cores during a run make it a noisy one.
-BUSY = 0.25
-
-
-# --------------------------------------------------------------------------------------------
-# Measuring one subprocess
-
-
-class TreeMonitor(threading.Thread):
-    """Samples the summed RSS of a process and all its descendants until stopped."""
-
-    def __init__(self, root: int, interval: float = 0.05) -> None:
-        super().__init__(daemon=True)
-        self.root, self.interval = root, interval
-        self.peak = 0  # bytes
-        self.most_processes = 0
-        self._done = threading.Event()
-
-    def run(self) -> None:
-        while not self._done.is_set():
-            pids = descendants(self.root)
-            rss = sum(rss_bytes(p) for p in pids)
-            self.peak = max(self.peak, rss)
-            self.most_processes = max(self.most_processes, len(pids))
-            self._done.wait(self.interval)
-
-    def stop(self) -> None:
-        self._done.set()
-        self.join()
-
-
-def descendants(root: int) -> list[int]:
-    """``root`` and every process below it, from the parent ids in /proc/PID/stat."""
-    children: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
-        children.setdefault(ppid, []).append(int(name))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
-
-
-def rss_bytes(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/statm", "rb") as f:
-            return int(f.read().split()[1]) * PAGE
-    except (OSError, IndexError, ValueError):
-        return 0  # gone, or a zombie
-
-
-def busy_seconds() -> float:
-    """CPU seconds the whole machine has spent busy since boot (all cores, from /proc/stat)."""
-    with open("/proc/stat") as f:
-        fields = [int(v) for v in f.readline().split()[1:]]
-    # user nice system idle iowait irq softirq steal (guest time is already in user)
-    return (sum(fields[:8]) - fields[3] - fields[4]) / TICKS
-
-
-def wait_for_quiet(limit_s: float, threshold: float = 0.25, window: float = 0.5) -> float:
-    """Wait (up to ``limit_s``) for a moment when other processes use under ``threshold``
-    cores; returns the cores they used in the last window looked at."""
-    deadline = time.monotonic() + limit_s
-    while True:
-        before = busy_seconds()
-        time.sleep(window)
-        cores = (busy_seconds() - before) / window
-        if cores < threshold or time.monotonic() >= deadline:
-            return cores
-
-
-@dataclass
-class Sample:
-    wall_s: float
-    cpu_s: float
-    tree_rss_mb: float  # sampled peak of the summed RSS of the process tree
-    maxrss_mb: float  # exact peak of the largest single process (wait4 ru_maxrss)
-    processes: int
-    load1: float  # 1-minute load average just before the run
-    background_cores: float  # CPU used by other processes during the run, in cores
-    stdout: str
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def peak_rss_mb(self) -> float:
-        return max(self.tree_rss_mb, self.maxrss_mb)
-
-
-def measure(cmd: list[str], env: dict[str, str]) -> Sample:
-    """Run ``cmd`` to completion and measure it. Raises RuntimeError if it fails."""
-    load1 = os.getloadavg()[0]
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        busy = busy_seconds()
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
-        monitor = TreeMonitor(proc.pid)
-        monitor.start()
-        # wait4 gives this child's resource use, including the children it reaped itself
-        # (imgrec's worker processes): ru_maxrss is then the largest single process's peak.
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        busy = busy_seconds() - busy
-        monitor.stop()
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
-    if proc.returncode != 0:
-        tail = "\n".join(stderr.strip().splitlines()[-15:])
-        raise RuntimeError(f"{' '.join(cmd)} exited with {proc.returncode}:\n{tail}")
-    cpu = usage.ru_utime + usage.ru_stime
-    return Sample(
-        wall_s=wall,
-        cpu_s=cpu,
-        tree_rss_mb=monitor.peak / MB,
-        maxrss_mb=usage.ru_maxrss * 1024 / MB,  # KiB on Linux
-        processes=monitor.most_processes,
-        load1=load1,
-        background_cores=max(0.0, busy - cpu) / wall,
-        stdout=stdout,
-    )
-
-
-def take_sample(case: Case, env: dict[str, str], settle: float) -> Sample:
-    if case.prepare:
-        case.prepare()
-    # Flush what earlier runs wrote or deleted (a deleted shard may mean discards on an SSD),
-    # so that this run's fsync does not wait for another run's blocks.
-    os.sync()
-    if settle > 0:
-        wait_for_quiet(settle)
-    sample = measure(case.cmd, env)
-    if case.check:
-        case.check(sample)
-    return sample
-
-
-# --------------------------------------------------------------------------------------------
-# The cases
-
-
-@dataclass
-class Case:
-    key: str
-    name: str
-    group: str  # pack | read | cli
-    cmd: list[str]
-    repeats: int
-    images: int = 0  # images processed, for images/s
-    mbytes: float = 0.0  # MB processed, for MB/s (source MB for pack, stored MB for reads)
-    prepare: Callable[[], None] | None = None  # run before each sample, not timed
-    check: Callable[[Sample], None] | None = None  # validates a sample, fills sample.extra
-    samples: list[Sample] = field(default_factory=list)
-    discarded: int = 0  # samples measured again because the machine was busy
-
-    def median(self, attr: str) -> float:
-        return statistics.median(getattr(s, attr) for s in self.samples)
-
-    @property
-    def timed_s(self) -> float:
-        """What throughput is computed from: the pipeline's own time for reads, else wall."""
-        if self.group == "read":
-            return statistics.median(s.extra["timed_s"] for s in self.samples)
-        return self.median("wall_s")
-
-    @property
-    def images_per_s(self) -> float | None:
-        return self.images / self.timed_s if self.images else None
-
-    @property
-    def mb_per_s(self) -> float | None:
-        return self.mbytes / self.timed_s if self.mbytes else None
-
-
-def folder_bytes(folder: Path, pattern: str = "*") -> int:
-    return sum(p.stat().st_size for p in folder.rglob(pattern) if p.is_file())
-
-
-def count_images(folder: Path) -> tuple[int, int]:
-    files = [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
-    return len(files), sum(p.stat().st_size for p in files)
-
-
-def fresh(folder: Path) -> Callable[[], None]:
-    def prepare() -> None:
-        shutil.rmtree(folder, ignore_errors=True)
-
-    return prepare
-
-
-def expect_pack(n: int) -> Callable[[Sample], None]:
-    def check(sample: Sample) -> None:
-        manifest = json.loads(sample.stdout)
-        if manifest["records"] != n or manifest["skipped"]:
-            raise RuntimeError(f"pack wrote {manifest['records']} records, expected {n}")
-        sample.extra["imgrec_seconds"] = manifest["seconds"]
-
-    return check
-
-
-def expect_count(n: int) -> Callable[[Sample], None]:
-    def check(sample: Sample) -> None:
-        if int(sample.stdout.split()[-1]) != n:
-            raise RuntimeError(f"baseline wrote {sample.stdout.strip()} records, expected {n}")
-
-    return check
-
-
-def expect_read(n: int, size: int) -> Callable[[Sample], None]:
-    def check(sample: Sample) -> None:
-        result = json.loads(sample.stdout.strip().splitlines()[-1])
-        if result["images"] != n or result["dtype"] != "float32":
-            raise RuntimeError(f"read {result['images']} {result['dtype']} images, expected {n}")
-        if result["batch_shape"][1:] != [size, size, 3]:
-            raise RuntimeError(f"unexpected batch shape {result['batch_shape']}")
-        sample.extra.update(result)
-
-    return check
-
-
-def imgrec_command() -> list[str]:
-    """The console script pip installed for this interpreter (what `imgrec` runs)."""
-    script = Path(sys.executable).parent / "imgrec"
-    if script.is_file():
-        return [str(script)]
-    found = shutil.which("imgrec")
-    return [found] if found else [sys.executable, "-m", "imgrec"]
 
 
 def build_cases(
@@ -288,15 +58,12 @@ def build_cases(
     work: Path,
     workers: int,
     repeats: int,
-    size: int,
     raw_shards: int,
+    reads: list[Case],
 ) -> list[Case]:
+    """The pack rows, then ``reads``, then the CLI rows."""
     imgrec = imgrec_command()
     py = sys.executable
-    enc, raw = work / "ref-encoded", work / "ref-raw"
-    enc_mb, raw_mb = folder_bytes(enc, "*.tfrecord") / MB, folder_bytes(raw, "*.tfrecord") / MB
-    reads = str(HERE / "read_pipelines.py")
-    size_args = ["--size", str(size), str(size)]
     cases = [
         Case(
             "pack_tf_writer",
@@ -330,16 +97,9 @@ def build_cases(
                     expect_pack(n),
                 )
             )
-    for key, name, target, mb in (
-        ("read_tfdata", "hand-written tf.data (baseline)", ["tfdata", str(enc)], enc_mb),
-        ("read_keras", "image_dataset_from_directory (baseline)", ["keras", str(src)], src_mb),
-        ("read_imgrec_encoded", "imgrec.dataset, encoded shards", ["imgrec", str(enc)], enc_mb),
-        ("read_imgrec_raw", "imgrec.dataset, raw shards", ["imgrec", str(raw)], raw_mb),
-    ):
-        cmd = [py, reads, *target, "--batch", "32", *size_args]
-        cases.append(Case(key, name, "read", cmd, repeats, n, mb, check=expect_read(n, size)))
+    cases += reads
     cli_repeats = max(5, repeats)
-    inspect = [*imgrec, "inspect", str(enc)]
+    inspect = [*imgrec, "inspect", str(work / "ref-encoded")]
     cases.append(Case("cli_help", "imgrec --help", "cli", [*imgrec, "--help"], cli_repeats))
     cases.append(Case("cli_inspect", "imgrec inspect OUT", "cli", inspect, cli_repeats))
     return cases
@@ -349,13 +109,9 @@ def build_cases(
 # Ratios, targets and the table
 
 
-def ratio(a: Case, b: Case) -> float:
-    """Throughput of ``a`` over ``b`` (both from the same run)."""
-    assert a.images_per_s and b.images_per_s
-    return a.images_per_s / b.images_per_s
-
-
-def comparisons(cases: dict[str, Case], workers: int) -> dict[str, list[tuple[str, float]]]:
+def comparisons(
+    cases: dict[str, Case], workers: int, psnr: dict[str, Any] | None
+) -> dict[str, list[tuple[str, float]]]:
     """For each case, its throughput ratio to the relevant baselines."""
     out: dict[str, list[tuple[str, float]]] = {}
     tfw = cases["pack_tf_writer"]
@@ -369,17 +125,13 @@ def comparisons(cases: dict[str, Case], workers: int) -> dict[str, list[tuple[st
         one, many = cases[sharded[0]], cases[sharded[-1]]
         out[one.key] = [("TF writer", ratio(one, tfw))]
         out[many.key] = [("TF writer", ratio(many, tfw)), ("1 worker", ratio(many, one))]
-    for key in ("read_imgrec_encoded", "read_imgrec_raw"):
-        c = cases[key]
-        out[key] = [
-            ("tf.data", ratio(c, cases["read_tfdata"])),
-            ("keras", ratio(c, cases["read_keras"])),
-        ]
-    out["read_tfdata"] = [("keras", ratio(cases["read_tfdata"], cases["read_keras"]))]
+    out.update(read_rows.comparisons(cases, psnr))
     return out
 
 
-def targets(cases: dict[str, Case], workers: int) -> list[dict[str, Any]]:
+def targets(
+    cases: dict[str, Case], workers: int, psnr: dict[str, Any] | None, size: int
+) -> list[dict[str, Any]]:
     found = []
 
     def add(name: str, value: float, limit: float, holds: bool, unit: str) -> None:
@@ -403,28 +155,13 @@ def targets(cases: dict[str, Case], workers: int) -> list[dict[str, Any]]:
         r >= RAW_SCALING_MIN,
         "x",
     )
-    for key in ("read_imgrec_encoded", "read_imgrec_raw"):
-        c = cases[key]
-        r = ratio(c, cases["read_tfdata"])
-        add(
-            f"{c.name} >= hand-written tf.data", r, READ_VS_TFDATA_MIN, r >= READ_VS_TFDATA_MIN, "x"
-        )
-        r = ratio(c, cases["read_keras"])
-        add(
-            f"{c.name} >= {READ_VS_KERAS_MIN}x image_dataset_from_directory",
-            r,
-            READ_VS_KERAS_MIN,
-            r >= READ_VS_KERAS_MIN,
-            "x",
-        )
+    read_rows.targets(cases, psnr, size, add)
     return found
 
 
-def fmt_num(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:,.{digits}f}"
-
-
-def table(cases: list[Case], ratios: dict[str, list[tuple[str, float]]]) -> str:
+def table(
+    cases: list[Case], ratios: dict[str, list[tuple[str, float]]], notes: dict[str, str]
+) -> str:
     head = [
         "benchmark",
         "images/s",
@@ -438,17 +175,21 @@ def table(cases: list[Case], ratios: dict[str, list[tuple[str, float]]]) -> str:
     ]
     rows = []
     for c in cases:
+        # A later pass of another row's process: its wall, CPU and memory are on that row.
+        process = (lambda v: "-") if c.view_of else (lambda v: v)
+        versus = [f"{r:.2f}x {name}" for name, r in ratios.get(c.key, [])]
+        versus += [notes[c.key]] if c.key in notes else []
         rows.append(
             [
                 c.name,
                 fmt_num(c.images_per_s, 0),
                 fmt_num(c.mb_per_s, 1),
-                fmt_num(c.median("wall_s"), 3 if c.group == "cli" else 2),
+                process(fmt_num(c.median("wall_s"), 3 if c.group == "cli" else 2)),
                 fmt_num(c.timed_s, 3 if c.group == "cli" else 2),
-                fmt_num(c.median("cpu_s"), 2),
-                fmt_num(c.median("peak_rss_mb"), 0),
-                fmt_num(c.median("background_cores"), 2),
-                ", ".join(f"{r:.2f}x {name}" for name, r in ratios.get(c.key, [])) or "-",
+                process(fmt_num(c.median("cpu_s"), 2)),
+                process(fmt_num(c.median("peak_rss_mb"), 0)),
+                process(fmt_num(c.median("background_cores"), 2)),
+                ", ".join(versus) or "-",
             ]
         )
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
@@ -514,21 +255,22 @@ def source_state() -> dict[str, Any]:
     }
 
 
-def prepare_images(args: argparse.Namespace) -> Path:
-    if args.images:
-        return args.images.resolve()
-    name = f"photos-{args.count}" + (f"-{args.source.name}" if args.source else "")
-    folder = HERE / "data" / name
+def build_images(count: int, source: Path | None, large: bool = False) -> Path:
+    """``make_photos.py``'s images, built once into benchmarks/data/ and reused."""
+    kind = "large" if large else "photos"
+    folder = HERE / "data" / (f"{kind}-{count}" + (f"-{source.name}" if source else ""))
     stamp = folder / ".made-with"
-    spec = json.dumps({"count": args.count, "source": str(args.source)})
+    spec = json.dumps({"count": count, "source": str(source)} | ({"large": True} if large else {}))
     if stamp.is_file() and stamp.read_text() == spec:
         print(f"using the images already built in {folder}")
         return folder
     shutil.rmtree(folder, ignore_errors=True)
-    cmd = [sys.executable, str(HERE / "make_photos.py"), str(folder), "--count", str(args.count)]
-    if args.source:
-        cmd += ["--source", str(args.source)]
-    print("building images:", " ".join(cmd))
+    cmd = [sys.executable, str(HERE / "make_photos.py"), str(folder), "--count", str(count)]
+    if source:
+        cmd += ["--source", str(source)]
+    if large:
+        cmd += ["--large"]
+    print("building images:", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
     stamp.write_text(spec)  # hidden: imgrec ignores it, keras only lists image extensions
     return folder
@@ -558,6 +300,20 @@ def main() -> None:
         " 0: leave these rows out)",
     )
     ap.add_argument("--size", type=int, default=224, help="read-back resize, square (224)")
+    ap.add_argument(
+        "--large-count",
+        type=int,
+        default=200,
+        help="large photos (4000x3000, upscaled) to build for the large-photo read rows"
+        " (default 200; 0: leave these rows out)",
+    )
+    ap.add_argument(
+        "--extra-repeats",
+        type=int,
+        default=3,
+        help="samples per read row added for the fast-input targets (pack-time resize, cache,"
+        " crops, large photos; default 3, at most --repeats)",
+    )
     ap.add_argument("--work", type=Path, help="scratch folder for shards (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
     ap.add_argument(
@@ -586,10 +342,15 @@ def main() -> None:
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     state = source_state()
-    src = prepare_images(args)
+    src = args.images.resolve() if args.images else build_images(args.count, args.source)
     n, src_bytes = count_images(src)
     if n == 0:
         sys.exit(f"no images under {src}")
+    large = None
+    if args.large_count > 0:
+        folder = build_images(args.large_count, args.source, large=True)
+        large_n, large_bytes = count_images(folder)
+        large = Data(folder, large_n, large_bytes / MB)
     work = Path(tempfile.mkdtemp(prefix="imgrec-bench-", dir=args.work))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     if not args.no_pyc_cache:
@@ -599,6 +360,8 @@ def main() -> None:
         env["PYTHONPYCACHEPREFIX"] = str(HERE / "data" / "pycache")
     info = machine()
     print(f"{n} images, {src_bytes / MB:.1f} MB in {src}; scratch {work}")
+    if large:
+        print(f"{large.images} large photos, {large.mb:.1f} MB in {large.folder}")
     print(
         f"{info['cpu_model']}, {info['cores']} cores; Python {info['python']}, "
         f"TensorFlow {info['versions']['tensorflow']}"
@@ -607,15 +370,9 @@ def main() -> None:
         # Not measured: the datasets the read and inspect rows use, and a first import of
         # everything, so that every measured run finds its files in the page cache and its
         # bytecode compiled.
-        imgrec = imgrec_command()
-        for fmt in ("encoded", "raw"):
-            out = str(work / f"ref-{fmt}")
-            subprocess.run(
-                [*imgrec, "pack", str(src), out, "--format", fmt, "-q"],
-                check=True,
-                env=env,
-                stdout=subprocess.DEVNULL,
-            )
+        print("packing the datasets the read rows read (not measured)", flush=True)
+        small = Data(src, n, src_bytes / MB)
+        packed_s = read_rows.prepare(imgrec_command(), small, large, work, args.size, env)
         subprocess.run(
             [sys.executable, "-c", "import tensorflow as t, imgrec.reader; t.keras.utils"],
             check=True,
@@ -623,23 +380,34 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )
 
+        psnr = None
+        if large:
+            print(
+                "comparing the large photos' resize with Pillow's LANCZOS (not measured)",
+                flush=True,
+            )
+            psnr = read_rows.quality(large, work, args.size, env)
+
         retry_budget = args.retry_budget
+        reads = read_rows.build(small, large, work, args.repeats, args.extra_repeats, args.size)
         cases = build_cases(
-            src, n, src_bytes / MB, work, args.workers, args.repeats, args.size, args.raw_shards
+            src, n, src_bytes / MB, work, args.workers, args.repeats, args.raw_shards, reads
         )
         for round_ in range(max(c.repeats for c in cases)):
-            todo = [c for c in cases if round_ < c.repeats]
+            todo = [c for c in cases if round_ < c.repeats and not c.view_of]
             print(f"round {round_ + 1}: {len(todo)} measurements", flush=True)
             for c in todo:
                 sample = take_sample(c, env, args.settle)
-                # A run during which other processes were busy is measured again, while the
-                # retry budget lasts; the quietest of the tries is kept.
-                while sample.background_cores > BUSY and retry_budget > 0:
+                # A run during which other processes were busy (or a read that stalled on
+                # one core) is measured again, while the retry budget lasts; the quietest of
+                # the tries is kept.
+                while sample.disturbance > BUSY and retry_budget > 0:
+                    c.discarded += 1
+                    c.stalled += int(sample.stalled_cores > 0)
                     t = time.perf_counter()
                     again = take_sample(c, env, args.settle)
                     retry_budget -= time.perf_counter() - t
-                    c.discarded += 1
-                    sample = min(sample, again, key=lambda s: s.background_cores)
+                    sample = min(sample, again, key=lambda s: s.disturbance)
                 c.samples.append(sample)
     finally:
         if args.keep:
@@ -648,9 +416,12 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
 
     by_key = {c.key: c for c in cases}
-    ratios = comparisons(by_key, args.workers)
-    goals = targets(by_key, args.workers)
-    text = table(cases, ratios)
+    for c in cases:
+        if c.view_of:  # a later pass of another row's process
+            c.samples = by_key[c.view_of].samples
+    ratios = comparisons(by_key, args.workers, psnr)
+    goals = targets(by_key, args.workers, psnr, args.size)
+    text = table(cases, ratios, read_rows.notes(psnr))
     print()
     print(text)
     print()
@@ -658,8 +429,12 @@ def main() -> None:
         print(f"[{'holds' if g['holds'] else 'FAILS'}] {g['target']}: {g['value']}{g['unit']}")
     retried = sum(c.discarded for c in cases)
     if retried:
-        print(f"\n{retried} run(s) measured again because other processes were busy")
-    busy = [c.key for c in cases if c.median("background_cores") > BUSY]
+        stalled = sum(1 for c in cases for s in c.samples if s.stalled_cores > 0)
+        print(
+            f"\n{retried} run(s) measured again because other processes were busy or the read"
+            f" stalled on one core; {stalled} kept sample(s) stalled"
+        )
+    busy = [c.key for c in cases if not c.view_of and c.median("background_cores") > BUSY]
     if busy:
         print(
             f"\nwarning: other processes used more than {BUSY} cores during {len(busy)}"
@@ -674,6 +449,13 @@ def main() -> None:
         "source_changed_during_run": source_state() != state,
         "load_average_at_end": os.getloadavg(),
         "images": {"folder": str(src), "count": n, "mb": round(src_bytes / MB, 2)},
+        "large_images": (
+            {"folder": str(large.folder), "count": large.images, "mb": round(large.mb, 2)}
+            if large
+            else None
+        ),
+        "pack_seconds_before_measuring": packed_s,
+        "psnr": psnr,
         "options": {
             "pyc_cache": not args.no_pyc_cache,
             "settle_s": args.settle,
@@ -682,6 +464,8 @@ def main() -> None:
             "workers": args.workers,
             "raw_shards": args.raw_shards,
             "size": args.size,
+            "large_count": args.large_count,
+            "extra_repeats": args.extra_repeats,
             "batch": 32,
             "source": str(args.source) if args.source else None,
         },
@@ -704,6 +488,8 @@ def main() -> None:
                 },
                 "ratios": dict(ratios.get(c.key, [])),
                 "discarded_busy_samples": c.discarded,
+                "stalled_retries": c.stalled,
+                "kept_stalled_samples": sum(1 for s in c.samples if s.stalled_cores > 0),
                 "samples": [{k: v for k, v in vars(s).items() if k != "stdout"} for s in c.samples],
             }
             for c in cases
