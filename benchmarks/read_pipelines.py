@@ -206,9 +206,7 @@ def psnr(a: Any, b: Any) -> float:
     return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
-def quality(
-    tf: Any, src: str, shards: list[str], opts: Options, sample: int
-) -> dict[str, Any]:
+def quality(tf: Any, src: str, shards: list[str], opts: Options, sample: int) -> dict[str, Any]:
     """PSNR against the antialiased reference (Pillow's LANCZOS resize of the whole source
     image), for a sample of the images, of imgrec.dataset over each of ``shards``
     (``NAME=DIR``: packs of ``src``) and of image_dataset_from_directory. Not timed."""
