@@ -215,13 +215,15 @@ class Case:
     view_of: str | None = None  # another pass of this case's process: not run on its own
 
     def median(self, attr: str) -> float:
-        return statistics.median(getattr(s, attr) for s in self.samples)
+        return float(statistics.median(getattr(s, attr) for s in self.samples))
 
     @property
     def timed_s(self) -> float:
         """What throughput is computed from: the pipeline's own time for reads, else wall."""
         if self.group == "read":
-            return statistics.median(s.extra["epochs"][self.epoch]["timed_s"] for s in self.samples)
+            return float(
+                statistics.median(s.extra["epochs"][self.epoch]["timed_s"] for s in self.samples)
+            )
         return self.median("wall_s")
 
     @property

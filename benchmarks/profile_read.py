@@ -4,20 +4,26 @@ one process over the same shards, so that a busy machine hits them all alike.
     python benchmarks/profile_read.py raw SHARDS_DIR [--rounds 7]      # raw-packed shards
     python benchmarks/profile_read.py encoded SHARDS_DIR               # JPEG/PNG shards
     python benchmarks/profile_read.py crop SHARDS_DIR                  # crop="random"
+    python benchmarks/profile_read.py jpeg IMAGE_DIR                   # decode ops alone
     ... --keras IMAGE_DIR      # and image_dataset_from_directory over the source images
 
 Each round builds every pipeline afresh and iterates it once (in a rotating order); the
-table gives the medians of build time, one pass, the CPU time of that pass (this process,
-all threads: the work, whatever else runs on the machine) and the rate, relative to the
-first (rawest) pipeline. Steps mirror imgrec/reader.py and imgrec/tfdecode.py; the
-``imgrec.*`` rows are the library itself.
+table gives the medians of build time, time to the first batch, one pass, the CPU time of
+that pass (this process, all threads) and the rate, relative to the first pipeline. With
+``--fresh`` every pipeline runs in a new process each round, as run.py's rows do, so that
+start-up costs (graph optimisation, first use of each function) are in the numbers. Steps
+mirror imgrec/reader.py and imgrec/tfdecode.py; the ``imgrec.*`` rows are the library.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -132,6 +138,7 @@ def steps(tf: Any, kind: str, path: str, batch: int, size: tuple[int, int]) -> d
         out["bare: parse, decode_jpeg, resize"] = lambda: mapped(
             lambda s: tf.image.resize(jpeg(s), size)
         )
+        out["tf.data as read_pipelines.py writes it"] = lambda: tfdata_reference(tf, path, size)
         out["+ INTEGER_ACCURATE"] = lambda: mapped(
             lambda s: tf.image.resize(jpeg(s, dct_method="INTEGER_ACCURATE"), size)
         )
@@ -145,23 +152,43 @@ def steps(tf: Any, kind: str, path: str, batch: int, size: tuple[int, int]) -> d
             lambda s: tf.image.resize(jpeg(s, full, dct_method="INTEGER_ACCURATE"), size) / 255
         ).prefetch(autotune)
 
-        # imgrec's own decode graph (format case, per-record DCT scale), then its resize
+        # imgrec's own per-record graph (tfdecode.decode_stored, reader._resize), batched
+        # and converted as imgrec.dataset does, with the manifest's Layout as imgrec builds
+        # it, then with the Layout changes that would leave out branches:
         known = shards.describe(shards.resolve(path, None))
-        layout = tfdecode.Layout()
-        if known is not None:
-            layout = tfdecode.Layout(known.formats, known.channels, known.oriented, None)
-        geometry = tfdecode.Geometry(at_least=size)
-
-        def stored(s: Any) -> Any:
-            f = tf.io.parse_single_example(s, full)
-            return tfdecode.decode_stored(tf, f, tf.uint8, layout, None, geometry)
-
-        out["imgrec decode_stored, resize (uint8 in)"] = lambda: mapped(
-            lambda s: tf.image.resize(stored(s), size)
+        assert known is not None and known.height and known.width, "needs a manifest"
+        want = reader.choose_channels(known, None, True)
+        as_read = tfdecode.Layout(known.formats, known.channels, known.oriented, None)
+        ratio_once = tfdecode.Layout(
+            known.formats, known.channels, known.oriented, (known.height[0], known.width[0])
         )
-        out["imgrec decode_stored, cast, resize, round"] = lambda: mapped(
-            lambda s: reader._resize(tf, stored(s), size)
+        one_decoder = tfdecode.Layout(
+            frozenset({"jpeg"}), known.channels, known.oriented, ratio_once.size
         )
+
+        def like_imgrec(layout: Any, floats: bool = False) -> Any:
+            """imgrec's graph; ``floats``: resized to float and scaled in the parallel map
+            (no rounding to uint8, no conversion stage after the batch)."""
+            geometry = tfdecode.Geometry(at_least=size)
+
+            def one(s: Any) -> Any:
+                f = tf.io.parse_single_example(s, full)
+                image = tfdecode.decode_stored(tf, f, tf.uint8, layout, want, geometry)
+                if floats:
+                    return tf.ensure_shape(tf.image.resize(image, size) / 255.0, [*size, 3])
+                return tf.ensure_shape(reader._resize(tf, image, size), [*size, 3])
+
+            return mapped(one, None if floats else to_float).prefetch(autotune)
+
+        out["imgrec's graph, Layout as read"] = lambda: like_imgrec(as_read)
+        if tfdecode.jpeg_ratio(known_min(known), size) == tfdecode.jpeg_ratio(
+            known_max(known), size
+        ):
+            out["  DCT scale decided once (same for all sizes)"] = lambda: like_imgrec(ratio_once)
+            out["  and decode_jpeg for PNG too (no format case)"] = lambda: like_imgrec(one_decoder)
+            out["  and floats in the map (no uint8 round trip)"] = lambda: like_imgrec(
+                one_decoder, floats=True
+            )
     if kind == "crop":
         return out
     out["imgrec host_dataset (uint8 batches)"] = lambda: reader.host_dataset(
@@ -173,30 +200,134 @@ def steps(tf: Any, kind: str, path: str, batch: int, size: tuple[int, int]) -> d
     return out
 
 
-def one_pass(ds: Any) -> int:
-    n = 0
+def jpeg_ops(tf: Any, folder: str, size: tuple[int, int], count: int = 60) -> None:
+    """CPU per image of the decode ops alone (one thread, no tf.data), on JPEGs of
+    ``folder``: what each way of decoding costs, whatever the pipeline around it."""
+    from pathlib import Path
+
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))
+    files = files[:: max(1, len(files) // count)][:count]
+    datas = [tf.io.read_file(str(p)) for p in files]
+    shapes = [tf.image.extract_jpeg_shape(d) for d in datas]
+    windows = []
+    for i, shape in enumerate(shapes):  # the training crop of imgrec/crops.py, seed (i, 0)
+        begin, extent, _ = tf.image.stateless_sample_distorted_bounding_box(
+            tf.cast(shape, tf.int32), tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=[i, 0],
+            min_object_covered=0.1, aspect_ratio_range=(3 / 4, 4 / 3),
+            area_range=(0.08, 1.0), max_attempts=10, use_image_if_no_bounding_boxes=True,
+        )  # fmt: skip
+        windows.append(tf.stack([begin[0], begin[1], extent[0], extent[1]]))
+    area = statistics.mean(
+        float(w[2] * w[3]) / float(s[0] * s[1]) for w, s in zip(windows, shapes, strict=True)
+    )
+    accurate = "INTEGER_ACCURATE"
+
+    def dec(ratio: int = 1, dct: str = "") -> Any:
+        return tf.function(
+            lambda d, w: tf.io.decode_jpeg(d, channels=3, ratio=ratio, dct_method=dct)
+        )
+
+    def fused(resize: bool) -> Any:
+        def f(d: Any, w: Any) -> Any:
+            image = tf.io.decode_and_crop_jpeg(d, w, channels=3, dct_method=accurate)
+            return tf.image.resize(image, size) if resize else image
+
+        return tf.function(f)
+
+    def whole_crop(d: Any, w: Any) -> Any:
+        image = tf.io.decode_jpeg(d, channels=3)[w[0] : w[0] + w[2], w[1] : w[1] + w[3]]
+        return tf.image.resize(image, size)
+
+    def keras_like(d: Any, w: Any) -> Any:  # image_dataset_from_directory's load_image
+        image = tf.io.decode_image(d, channels=3, expand_animations=False)
+        return tf.image.resize(image, size)
+
+    ops = {
+        "decode_jpeg, full scale (TF's default IDCT)": dec(),
+        "decode_jpeg, full scale, INTEGER_ACCURATE": dec(1, accurate),
+        "decode_jpeg, ratio 2": dec(2, accurate),
+        "decode_jpeg, ratio 4": dec(4, accurate),
+        "decode_jpeg, ratio 8": dec(8, accurate),
+        "decode_and_crop_jpeg (training-crop window)": fused(False),
+        "decode whole, slice window, resize": tf.function(whole_crop),
+        "decode_and_crop_jpeg, resize": fused(True),
+        "decode_image, resize (keras' load_image)": tf.function(keras_like),
+    }
+    h, w = (int(v) for v in shapes[0][:2])
+    print(f"{len(datas)} JPEGs ({h}x{w} the first); training-crop windows cover {area:.0%}"
+          f" of the image on average; CPU ms per image, best of 5:")  # fmt: skip
+    for name, fn in ops.items():
+        fn(datas[0], windows[0])
+        best = math.inf
+        for _ in range(5):
+            c = time.process_time()
+            for d, win in zip(datas, windows, strict=True):
+                fn(d, win)
+            best = min(best, (time.process_time() - c) / len(datas) * 1000)
+        print(f"  {name:46} {best:7.2f}")
+
+
+def tfdata_reference(tf: Any, path: str, size: tuple[int, int]) -> Any:
+    """read_pipelines.py's hand-written tf.data pipeline (the run's baseline row)."""
+    import read_pipelines
+
+    opts = read_pipelines.Options()
+    opts.size, opts.batch = size, 32
+    return read_pipelines.tfdata_pipeline(tf, path, opts)
+
+
+def known_min(known: Any) -> tuple[int, int]:
+    return (known.height[0], known.width[0])
+
+
+def known_max(known: Any) -> tuple[int, int]:
+    return (known.height[1], known.width[1])
+
+
+def one_pass(ds: Any) -> tuple[int, float]:
+    """Iterate once: images, and seconds to the first batch."""
+    n, first, start = 0, None, time.perf_counter()
     for element in ds:
+        first = first or time.perf_counter() - start
         if isinstance(element, dict):
             element = next(iter(element.values()))
         x = element[0] if isinstance(element, tuple) else element
         n += int(x.shape[0])
-    return n
+    return n, first or 0.0
+
+
+def timed(builder: Callable[[], Any]) -> dict[str, float]:
+    t0 = time.perf_counter()
+    ds = builder()
+    t1, c1 = time.perf_counter(), time.process_time()
+    n, first = one_pass(ds)
+    t2, c2 = time.perf_counter(), time.process_time()
+    return {"build": t1 - t0, "first": first, "pass": t2 - t1, "cpu": c2 - c1, "n": n}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("kind", choices=["raw", "encoded", "crop"])
+    ap.add_argument("kind", choices=["raw", "encoded", "crop", "jpeg"])
     ap.add_argument("path")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--size", type=int, nargs=2, default=(224, 224), metavar=("H", "W"))
     ap.add_argument("--only", nargs="*", help="pipeline names containing these words")
     ap.add_argument("--keras", help="also image_dataset_from_directory over this folder")
+    ap.add_argument(
+        "--fresh",
+        action="store_true",
+        help="time each pipeline in a new process (first use: start-up costs included)",
+    )
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # --fresh's child: this pipeline once
     args = ap.parse_args()
 
     import tensorflow as tf
 
     size = (args.size[0], args.size[1])
+    if args.kind == "jpeg":
+        jpeg_ops(tf, args.path, size)
+        return
     builders = steps(tf, args.kind, args.path, args.batch, size)
     if args.keras:
         builders["keras (image_dataset_from_directory, /255)"] = lambda: (
@@ -206,33 +337,38 @@ def main() -> None:
             .map(lambda x, y: (x / 255.0, y), num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE)
         )
+    if args.one:
+        print(json.dumps(timed(builders[args.one])), flush=True)
+        os._exit(0)
     if args.only:
         builders = {k: v for k, v in builders.items() if any(w in k for w in args.only)}
     names = list(builders)
-    for name in names:  # warm up: first tracing of each kind of op
-        one_pass(builders[name]())
-    times: dict[str, list[tuple[float, float, float, int]]] = {n: [] for n in names}
+    if not args.fresh:
+        for name in names:  # warm up: first tracing of each kind of op
+            one_pass(builders[name]())
+    times: dict[str, list[dict[str, float]]] = {n: [] for n in names}
     for r in range(args.rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:
-            t0 = time.perf_counter()
-            ds = builders[name]()
-            t1, c1 = time.perf_counter(), time.process_time()
-            n = one_pass(ds)
-            t2, c2 = time.perf_counter(), time.process_time()
-            times[name].append((t1 - t0, t2 - t1, c2 - c1, n))
+            if args.fresh:
+                cmd = [sys.executable, __file__, *sys.argv[1:], "--one", name]
+                out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+                times[name].append(json.loads(out.strip().splitlines()[-1]))
+            else:
+                times[name].append(timed(builders[name]))
     width = max(len(n) for n in names)
-    print(f"{'pipeline':{width}}  build s  pass s   CPU s  images/s  rate vs first  CPU/image ms")
+    print(f"{'pipeline':{width}}  build s  1st batch s  pass s  build+pass s   CPU s"
+          "  images/s  rate vs first  CPU/image ms")  # fmt: skip
     base = None
     for name in names:
-        build = statistics.median(t[0] for t in times[name])
-        it = statistics.median(t[1] for t in times[name])
-        cpu = statistics.median(t[2] for t in times[name])
-        n = times[name][0][3]
-        rate = n / it
+        m = {k: statistics.median(t[k] for t in times[name]) for k in times[name][0]}
+        both = statistics.median(t["build"] + t["pass"] for t in times[name])
+        rate = m["n"] / (both if args.fresh else m["pass"])
         base = base or rate
-        print(f"{name:{width}}  {build:7.3f}  {it:6.3f}  {cpu:6.3f}  {rate:8,.0f}"
-              f"  {rate / base:12.2f}x  {1000 * cpu / n:12.3f}")  # fmt: skip
-    print(f"(medians of {args.rounds} rounds; load average {os.getloadavg()[0]:.1f})")
+        print(f"{name:{width}}  {m['build']:7.3f}  {m['first']:11.3f}  {m['pass']:6.3f}"
+              f"  {both:12.3f}  {m['cpu']:6.3f}  {rate:8,.0f}  {rate / base:12.2f}x"
+              f"  {1000 * m['cpu'] / m['n']:12.3f}")  # fmt: skip
+    how = "each in a new process; rate over build+pass" if args.fresh else "rate over pass"
+    print(f"(medians of {args.rounds} rounds, {how}; load average {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ are packed before anything is measured, not timed.
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import time
@@ -204,7 +205,9 @@ def notes(psnr: dict[str, Any] | None) -> dict[str, str]:
     found = {}
     for which, keras in (("small", "read_keras"), ("large", "read_large_keras")):
         for key, v in (psnr or {}).get(which, {}).get("pipelines", {}).items():
-            found[keras if key == "keras" else key] = f"PSNR {v['mean_db']:.1f} dB"
+            db = v["mean_db"]
+            text = f"PSNR {db:.1f} dB" if math.isfinite(db) else "same pixels as the reference"
+            found[keras if key == "keras" else key] = text
     return found
 
 

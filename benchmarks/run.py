@@ -380,13 +380,8 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )
 
-        psnr = None
-        if large:
-            print(
-                "comparing the large photos' resize with Pillow's LANCZOS (not measured)",
-                flush=True,
-            )
-            psnr = read_rows.quality(large, work, args.size, env)
+        print("comparing resized images with Pillow's LANCZOS (not measured)", flush=True)
+        psnr = read_rows.quality(small, large, work, args.size, env)
 
         retry_budget = args.retry_budget
         reads = read_rows.build(small, large, work, args.repeats, args.extra_repeats, args.size)
