@@ -24,7 +24,14 @@ from .deps import import_tf
 from .errors import DependencyError, ImgrecError
 from .records import checked_records, source
 from .shards import Known, describe, entries, resolve
-from .tfdecode import Geometry, Layout, decode_stored, feature_spec, to_float
+from .tfdecode import (
+    Geometry,
+    Layout,
+    decode_raw_batch,
+    decode_stored,
+    feature_spec,
+    to_float,
+)
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -154,16 +161,16 @@ def dataset(
         # Only the integer tensors cross to the GPU; the conversion below then runs there.
         # (On the CPU the copy would be a pure cost: about 40% of the read rate.)
         ds = ds.apply(tf.data.experimental.copy_to_device(target))
+
+    def finish(image: Any, label: Any, filename: Any) -> Any:
+        image = to_float(tf, image, out_dtype)
+        picked = (image, *([label] if labels else []), *([filename] if with_filenames else []))
+        return picked if len(picked) > 1 else image
+
     with tf.device(target):
-        ds = ds.map(plain(lambda im, lab, fn: (to_float(tf, im, out_dtype), lab, fn)))
-        ds = ds.prefetch(tf.data.AUTOTUNE)
-    if labels and with_filenames:
-        return ds
-    if labels:
-        return ds.map(plain(lambda im, lab, fn: (im, lab)))
-    if with_filenames:
-        return ds.map(plain(lambda im, lab, fn: (im, fn)))
-    return ds.map(plain(lambda im, lab, fn: im))
+        # One map converts and picks the outputs: each stage costs per batch.
+        ds = ds.map(plain(finish), num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def host_dataset(
@@ -199,21 +206,26 @@ def host_dataset(
     kinds = sorted(known.dtypes if known else schema.DTYPES)
     spec = feature_spec(tf)
     layout = Layout()
+    fixed = _fixed_size(known)
     if known is not None:
-        fixed = None  # every record the same size: a JPEG's DCT scale is decided once
-        if known.height and known.width and known.height[0] == known.height[1]:
-            fixed = (known.height[0], known.width[0]) if known.width[0] == known.width[1] else None
         layout = Layout(known.formats, known.channels, known.oriented, fixed)
+    # Work the manifest shows is not needed is left out of the graph: a resize to the size
+    # every record has, a channel conversion to the channels every record has.
+    same = resize is not None and fixed == tuple(resize)
+    scale_to = None if crop is None and same else resize
+    convert_to = None if known is not None and known.channels == {want} else want
 
     def decode(f: Any, geometry: Geometry) -> Any:
         if len(kinds) == 1:
-            return decode_stored(tf, f, tf.as_dtype(kinds[0]), layout, want, geometry)
+            return decode_stored(tf, f, tf.as_dtype(kinds[0]), layout, convert_to, geometry)
         # Mixed dtypes (8- and 16-bit images in one dataset) cannot share one integer
         # tensor type, so these are converted to float on the host instead.
         branches = [
             (
                 lambda k=k: to_float(
-                    tf, decode_stored(tf, f, tf.as_dtype(k), layout, want, geometry), out_dtype
+                    tf,
+                    decode_stored(tf, f, tf.as_dtype(k), layout, convert_to, geometry),
+                    out_dtype,
                 )
             )  # fmt: skip
             for k in kinds
@@ -228,10 +240,10 @@ def host_dataset(
         if crop is not None and resize is not None:
             geometry = Geometry(window=window_function(tf, crop, resize, crop_seed))
         else:
-            geometry = Geometry(at_least=resize)
+            geometry = Geometry(at_least=scale_to)
         image = decode(f, geometry)
-        if resize is not None:
-            image = _resize(tf, image, resize)
+        if scale_to is not None:
+            image = _resize(tf, image, scale_to)
         if crop == "random":
             image = tf.image.stateless_random_flip_left_right(image, tf.reverse(crop_seed, [0]))
         return tf.ensure_shape(image, static), f[schema.LABEL], f[schema.FILENAME]
@@ -262,6 +274,17 @@ def host_dataset(
     # The functions here use tf.cond/tf.case explicitly: AutoGraph has nothing to convert,
     # and skipping it saves about half a second per dataset built.
     plain = tf.autograph.experimental.do_not_convert
+    shape = _raw_shape(known, fixed, convert_to, scale_to, crop)
+    if shape is not None and batch_size is not None and on_problem is None:
+        if not (cache and shuffle):  # (a shuffled cache shuffles images, not batches)
+            # Raw pixels of one size: parsed and decoded a batch at a time.
+            dtype_ = tf.as_dtype(kinds[0])
+            ds = ds.batch(batch_size).map(
+                plain(lambda s: decode_raw_batch(tf, s, dtype_, shape)),
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=deterministic,
+            )
+            return ds.cache("" if cache is True else str(cache)) if cache else ds
     ds = ds.map(plain(parse), num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if on_problem is not None:
         ds = ds.ignore_errors()
@@ -285,6 +308,30 @@ def _check_reading(resize: tuple[int, int] | None, crop: str | None, cache: bool
             "cache keeps decoded images, but a random crop must be drawn anew each epoch:"
             " use crop='random' without cache (or cache with crop='center' or no crop)"
         )
+
+
+def _fixed_size(known: Known | None) -> tuple[int, int] | None:
+    """(height, width) when the manifests say every record has it."""
+    if known is None or known.height is None or known.width is None:
+        return None
+    (h0, h1), (w0, w1) = known.height, known.width
+    return (h0, w0) if h0 == h1 and w0 == w1 else None
+
+
+def _raw_shape(
+    known: Known | None,
+    fixed: tuple[int, int] | None,
+    convert_to: int | None,
+    scale_to: tuple[int, int] | None,
+    crop: str | None,
+) -> tuple[int, int, int] | None:
+    """The one (H, W, C) of every record, when all are raw pixels of one dtype and shape
+    that are read as stored (no resize, crop, channel change or orientation)."""
+    if known is None or fixed is None or known.formats != {"raw"} or len(known.dtypes) != 1:
+        return None
+    if len(known.channels) != 1 or known.oriented or convert_to or scale_to or crop:
+        return None
+    return (*fixed, next(iter(known.channels)))
 
 
 def _static_shape(

@@ -203,6 +203,24 @@ def _decode_jpeg(
     return tf.switch_case(tf.cast(index, tf.int32), [(lambda r=r: at(r)) for r in RATIOS])
 
 
+def decode_raw_batch(
+    tf: Any, serialized: Any, dtype: Any, shape: tuple[int, int, int]
+) -> tuple[Any, Any, Any]:
+    """A batch of serialized raw records that all hold ``shape`` pixels of ``dtype`` (as
+    the manifest says) into ``(images [n, H, W, C], labels, filenames)``: one
+    ``parse_example`` and one ``decode_raw`` for the batch, where a per-record map costs
+    about a quarter of the rate. A record of another size fails the batch's decode_raw."""
+    s = tf.string
+    spec = {
+        schema.RAW: tf.io.FixedLenFeature([], s, default_value=""),
+        schema.LABEL: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+        schema.FILENAME: tf.io.FixedLenFeature([], s, default_value=""),
+    }
+    f = tf.io.parse_example(serialized, spec)
+    images = tf.reshape(tf.io.decode_raw(f[schema.RAW], dtype), [-1, *shape])
+    return images, f[schema.LABEL], f[schema.FILENAME]
+
+
 def apply_orientation(tf: Any, image: Any, orientation: Any) -> Any:
     """Apply an EXIF orientation (1..8) the way PIL.ImageOps.exif_transpose does."""
 

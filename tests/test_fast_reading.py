@@ -10,7 +10,7 @@ from fixtures import smooth_rgb
 from PIL import Image
 
 import imgrec
-from imgrec import pack
+from imgrec import PackOptions, pack
 from imgrec.crops import window_function
 from imgrec.reader import host_dataset
 from imgrec.tfdecode import jpeg_ratio
@@ -114,3 +114,69 @@ def test_crop_and_cache_options_are_checked(big):
         imgrec.dataset(big / "out", resize=(8, 8), crop="random", cache=True)
     with pytest.raises(imgrec.ImgrecError, match="use one of random, center"):
         imgrec.dataset(big / "out", resize=(8, 8), crop="middle")
+
+
+@pytest.fixture(scope="module")
+def raw_sets(tmp_path_factory):
+    """Raw packs at one size: 8-bit RGB (with gray images converted at pack time) and
+    16-bit gray; and one of mixed sizes (which must take the per-record path)."""
+    root = tmp_path_factory.mktemp("raw")
+    for cls in ("a", "b"):
+        (root / "src" / cls).mkdir(parents=True)
+        for i in range(5):
+            Image.fromarray(smooth_rgb(30 + 7 * i, 40, i)).save(root / "src" / cls / f"{i}.png")
+    Image.fromarray(smooth_rgb(30, 40, 8)).convert("L").save(root / "src" / "b" / "g.png")
+    (root / "deep" / "a").mkdir(parents=True)
+    for i in range(5):
+        deep = (smooth_rgb(20, 24, i)[..., 0].astype(np.uint16) * 257).astype(np.uint16)
+        Image.fromarray(deep).save(root / "deep" / "a" / f"{i}.png")
+    pack(root / "src", root / "rgb", PackOptions(format="raw", resize=(32, 24), channels="3"))
+    pack(root / "deep", root / "gray16", PackOptions(format="raw"))
+    pack(root / "src", root / "mixed", PackOptions(format="raw", channels="3"))
+    return root
+
+
+def _calls(monkeypatch) -> list[tuple]:
+    import imgrec.reader
+
+    calls: list[tuple] = []
+    real = imgrec.reader.decode_raw_batch
+
+    def counting(tf_, serialized, dtype, shape):
+        calls.append((dtype, shape))
+        return real(tf_, serialized, dtype, shape)
+
+    monkeypatch.setattr(imgrec.reader, "decode_raw_batch", counting)
+    return calls
+
+
+@pytest.mark.parametrize(("name", "dtype", "shape"), [("rgb", tf.uint8, (24, 32, 3)),
+                                                      ("gray16", tf.uint16, (20, 24, 1))])  # fmt: skip
+def test_raw_records_of_one_size_are_decoded_a_batch_at_a_time(raw_sets, monkeypatch, name,
+                                                               dtype, shape):  # fmt: skip
+    one_by_one = list(imgrec.dataset(raw_sets / name, with_filenames=True, shuffle=True, seed=4))
+    calls = _calls(monkeypatch)
+    for resize in (None, shape[:2]):  # resizing to the size every record has is no resize
+        calls.clear()
+        batched = imgrec.dataset(raw_sets / name, batch_size=3, resize=resize,
+                                 with_filenames=True, shuffle=True, seed=4)  # fmt: skip
+        assert calls == [(dtype, shape)]
+        assert batched.element_spec[0].shape.as_list() == [None, *shape]
+        epoch = list(batched)  # once: each pass over a shuffled dataset is a new order
+        images, labels, names = (np.concatenate([b[k].numpy() for b in epoch]) for k in range(3))
+        assert len(images) == len(one_by_one) == len(names)
+        for (im, lab, fn), i in zip(one_by_one, range(len(images)), strict=True):
+            assert fn.numpy() == names[i] and lab.numpy() == labels[i]
+            np.testing.assert_array_equal(im.numpy(), images[i])
+
+
+def test_raw_records_that_need_work_per_record_take_the_per_record_path(raw_sets, monkeypatch):
+    calls = _calls(monkeypatch)
+    for ds in (
+        imgrec.dataset(raw_sets / "mixed", batch_size=2, resize=(16, 16)),  # sizes differ
+        imgrec.dataset(raw_sets / "rgb", batch_size=2, resize=(12, 16)),  # a real resize
+        imgrec.dataset(raw_sets / "rgb", batch_size=2, channels=1),  # a channel change
+        imgrec.dataset(raw_sets / "rgb", batch_size=2, resize=(24, 32), crop="center"),
+    ):
+        assert sum(1 for _ in ds) > 0
+    assert calls == []
