@@ -154,17 +154,14 @@ def steps(tf: Any, kind: str, path: str, batch: int, size: tuple[int, int]) -> d
 
         # imgrec's own per-record graph (tfdecode.decode_stored, reader._resize), batched
         # and converted as imgrec.dataset does, with the manifest's Layout as imgrec builds
-        # it, then with the Layout changes that would leave out branches:
+        # it, and without the size range (the JPEG's DCT scale then chosen per record):
         known = shards.describe(shards.resolve(path, None))
         assert known is not None and known.height and known.width, "needs a manifest"
         want = reader.choose_channels(known, None, True)
-        as_read = tfdecode.Layout(known.formats, known.channels, known.oriented, None)
-        ratio_once = tfdecode.Layout(
-            known.formats, known.channels, known.oriented, (known.height[0], known.width[0])
+        as_read = tfdecode.Layout(
+            known.formats, known.channels, known.oriented, (known_min(known), known_max(known))
         )
-        one_decoder = tfdecode.Layout(
-            frozenset({"jpeg"}), known.channels, known.oriented, ratio_once.size
-        )
+        per_record = tfdecode.Layout(known.formats, known.channels, known.oriented, None)
 
         def like_imgrec(layout: Any, floats: bool = False) -> Any:
             """imgrec's graph; ``floats``: resized to float and scaled in the parallel map
@@ -180,15 +177,9 @@ def steps(tf: Any, kind: str, path: str, batch: int, size: tuple[int, int]) -> d
 
             return mapped(one, None if floats else to_float).prefetch(autotune)
 
-        out["imgrec's graph, Layout as read"] = lambda: like_imgrec(as_read)
-        if tfdecode.jpeg_ratio(known_min(known), size) == tfdecode.jpeg_ratio(
-            known_max(known), size
-        ):
-            out["  DCT scale decided once (same for all sizes)"] = lambda: like_imgrec(ratio_once)
-            out["  and decode_jpeg for PNG too (no format case)"] = lambda: like_imgrec(one_decoder)
-            out["  and floats in the map (no uint8 round trip)"] = lambda: like_imgrec(
-                one_decoder, floats=True
-            )
+        out["imgrec's graph, as imgrec builds it"] = lambda: like_imgrec(as_read)
+        out["  DCT scale chosen per record"] = lambda: like_imgrec(per_record)
+        out["  floats in the map (no uint8 round trip)"] = lambda: like_imgrec(as_read, floats=True)
     if kind == "crop":
         return out
     out["imgrec host_dataset (uint8 batches)"] = lambda: reader.host_dataset(

@@ -208,7 +208,10 @@ def host_dataset(
     layout = Layout()
     fixed = _fixed_size(known)
     if known is not None:
-        layout = Layout(known.formats, known.channels, known.oriented, fixed)
+        sizes = None
+        if known.height is not None and known.width is not None:
+            sizes = ((known.height[0], known.width[0]), (known.height[1], known.width[1]))
+        layout = Layout(known.formats, known.channels, known.oriented, sizes)
     # Work the manifest shows is not needed is left out of the graph: a resize to the size
     # every record has, a channel conversion to the channels every record has.
     same = resize is not None and fixed == tuple(resize)

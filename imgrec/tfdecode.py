@@ -40,7 +40,9 @@ class Layout:
     formats: frozenset[str] | None = None
     channels: frozenset[int] | None = None
     oriented: bool = True  # some record may carry an EXIF orientation to apply
-    size: tuple[int, int] | None = None  # (height, width), when every record has it
+    # The smallest and the largest (height, width) of the records, when known: a JPEG's
+    # DCT scale is then decided once if both ends get the same one (it grows with size).
+    sizes: tuple[tuple[int, int], tuple[int, int]] | None = None
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,17 @@ def decode_stored(
     if dtype == tf.uint8:
         decoders["jpeg"] = jpeg
     present = [k for k in decoders if layout.formats is None or k in layout.formats]
-    if layout.formats is not None and len(present) == 1 and set(layout.formats) <= set(present):
+    one_kind = channels if channels is not None else _only(layout.channels)
+    if (
+        layout.formats == frozenset({"jpeg", "png"})
+        and dtype == tf.uint8
+        and one_kind in (1, 3)
+        and geometry.window is None
+    ):
+        # TensorFlow's decode_jpeg decodes a PNG by its content, to the same pixels as
+        # decode_png at these channel counts: one decoder, no per-record format case.
+        image = decoders["jpeg"]()
+    elif layout.formats is not None and len(present) == 1 and set(layout.formats) <= set(present):
         image = decoders[present[0]]()
     else:
         fmt = tf.strings.lower(f[schema.FORMAT])
@@ -169,6 +181,10 @@ def decode_stored(
     # reshape; sizes the manifest knows are enforced by ensure_shape in dataset(); and the
     # checked path (on_problem: imgrec decode, verify) compares every header with its shape.
     return tf.ensure_shape(image, [None, None, channels])
+
+
+def _only(values: frozenset[int] | None) -> int | None:
+    return next(iter(values)) if values is not None and len(values) == 1 else None
 
 
 def _decode_jpeg(
@@ -191,8 +207,10 @@ def _decode_jpeg(
         )
     if geometry.at_least is None:
         return at(1)
-    if layout.size is not None:  # every record the same size: decided once
-        return at(jpeg_ratio(layout.size, geometry.at_least))
+    if layout.sizes is not None:
+        low, high = (jpeg_ratio(size, geometry.at_least) for size in layout.sizes)
+        if low == high:  # every record gets this scale: decided once
+            return at(low)
     # Per record, from its declared (oriented) size: the scale applies to both sides alike,
     # so orientation does not change which scale fits. No declared size: full scale.
     h, w = f[schema.SHAPE][0], f[schema.SHAPE][1]

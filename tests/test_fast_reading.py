@@ -150,10 +150,13 @@ def _calls(monkeypatch) -> list[tuple]:
     return calls
 
 
-@pytest.mark.parametrize(("name", "dtype", "shape"), [("rgb", tf.uint8, (24, 32, 3)),
-                                                      ("gray16", tf.uint16, (20, 24, 1))])  # fmt: skip
-def test_raw_records_of_one_size_are_decoded_a_batch_at_a_time(raw_sets, monkeypatch, name,
-                                                               dtype, shape):  # fmt: skip
+RAW_SETS = [("rgb", tf.uint8, (24, 32, 3)), ("gray16", tf.uint16, (20, 24, 1))]
+
+
+@pytest.mark.parametrize(("name", "dtype", "shape"), RAW_SETS)
+def test_raw_records_of_one_size_are_decoded_a_batch_at_a_time(
+    raw_sets, monkeypatch, name, dtype, shape
+):
     one_by_one = list(imgrec.dataset(raw_sets / name, with_filenames=True, shuffle=True, seed=4))
     calls = _calls(monkeypatch)
     for resize in (None, shape[:2]):  # resizing to the size every record has is no resize
@@ -180,3 +183,29 @@ def test_raw_records_that_need_work_per_record_take_the_per_record_path(raw_sets
     ):
         assert sum(1 for _ in ds) > 0
     assert calls == []
+
+
+def test_pngs_among_jpegs_decode_to_their_own_pixels(big):
+    """JPEGs and PNGs together go through one decoder: the PNG's pixels must be exact."""
+    got = by_name(host_dataset(big / "out", resize=(300, 400)))
+    np.testing.assert_array_equal(
+        got["a/q.png"], np.asarray(Image.open(big / "src" / "a" / "q.png"))
+    )
+    gray = by_name(host_dataset(big / "out", channels=1))["a/q.png"]
+    want = tf.io.decode_png(tf.io.read_file(str(big / "src" / "a" / "q.png")), channels=1)
+    np.testing.assert_array_equal(gray, want.numpy())
+
+
+def test_a_dct_scale_shared_by_every_size_is_the_one_each_would_get(tmp_path):
+    src = tmp_path / "src" / "a"
+    src.mkdir(parents=True)
+    for i, (h, w) in enumerate([(960, 1280), (1000, 1300)]):  # 1/4 for both at 224
+        Image.fromarray(smooth_rgb(h, w, i)).save(src / f"p{i}.jpg", quality=90)
+    pack(tmp_path / "src", tmp_path / "out")
+    got = by_name(host_dataset(tmp_path / "out", resize=(224, 224)))
+    for name in got:
+        scaled = tf.io.decode_jpeg(tf.io.read_file(str(tmp_path / "src" / name)), ratio=4,
+                                   dct_method="INTEGER_ACCURATE")  # fmt: skip
+        want = tf.saturate_cast(tf.round(tf.image.resize(tf.cast(scaled, tf.float32),
+                                                         (224, 224))), tf.uint8)  # fmt: skip
+        np.testing.assert_array_equal(got[name], want.numpy())
