@@ -16,8 +16,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image
 
-from . import storage
-from .modes import MODES, natural_pixels, target_channels
+from . import storage, validate
+from .modes import MODES, Mode, natural_pixels, target_channels
 from .pillow import embedded_sizes, open_header, sixteen_bit_colour
 from .pixels import (
     Resize,
@@ -148,10 +148,11 @@ def open_image(source: bytes | BinaryIO, max_pixels: int) -> Image.Image:
     return im
 
 
-def _orientation(im: Image.Image) -> int:
-    """The EXIF orientation (1..8); anything unreadable or out of range counts as 1."""
+def _orientation(im: Image.Image, unloaded: bool = False) -> int:
+    """The EXIF orientation (1..8); anything unreadable or out of range counts as 1.
+    ``unloaded``: Image.getexif, not PngImageFile's, which would decode the pixels first."""
     try:
-        value = im.getexif().get(0x0112, 1)
+        value = (Image.Image.getexif(im) if unloaded else im.getexif()).get(0x0112, 1)
     except Exception:  # corrupt EXIF must not lose the image
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
@@ -196,6 +197,9 @@ def load_data(data: bytes, opts: Options) -> Loaded:
                 )
     tiles = list(getattr(im, "tile", []))
     width, height = im.size
+    kept = _kept_unchecked(im, data, mode, opts, sha)
+    if kept is not None:
+        return kept
     if _jpeg_kept(im, opts):
         # Its pixels are only checked, not stored: decoded at 1/8 scale, every entropy-coded
         # byte is still read and checked (truncation, corrupt data, bad markers), for about
@@ -267,6 +271,37 @@ def store(arr: np.ndarray, opts: Options, sha: str, what: str, tf_differs: bool)
         stored = resized.astype(resized.dtype.newbyteorder("<"), copy=False).tobytes()
     assert stored is not None
     return _checked(Loaded(stored, fmt, h, w, c, dtype, sha, 1, note))
+
+
+def _kept_unchecked(
+    im: Image.Image, data: bytes, mode: Mode, opts: Options, sha: str
+) -> Loaded | None:
+    """A JPEG or PNG kept as its own bytes whose structure shows that Pillow decodes it
+    (``validate``): stored without decoding it. None: load it as usual."""
+    if opts.format != "encoded":
+        return None
+    if im.format == "JPEG":
+        if not _jpeg_kept(im, opts) or not validate.jpeg_decodes(data):
+            return None
+        dtype = mode.dtype
+    elif im.format == "PNG" and im.mode in ("1", "L", "I;16", "RGB"):
+        # no alpha: the channels are known without the pixels
+        if not _passes_through(im, target_channels(im, mode, opts.channels)):
+            return None
+        if not validate.png_decodes(data):
+            return None
+        dtype = "uint16" if _png_bit_depth(data) == 16 else mode.dtype
+    else:
+        return None
+    # The EXIF of a PNG that validate accepts is all before its image data, read with the
+    # header: no need to decode the pixels for it.
+    orientation = _orientation(im, unloaded=True)
+    oriented = (im.width, im.height) if orientation >= 5 else (im.height, im.width)
+    if plan_resize(*oriented, opts.resizing) is not None:
+        return None
+    channels = target_channels(im, mode, opts.channels)
+    fmt = im.format.lower()
+    return _checked(Loaded(data, fmt, *oriented, channels, dtype, sha, orientation))
 
 
 def _jpeg_kept(im: Image.Image, opts: Options) -> bool:

@@ -267,6 +267,64 @@ def reference(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
+def damaged(root: Path) -> dict[str, str]:
+    """JPEGs and PNGs damaged in the ways files get damaged (cut short, bytes overwritten,
+    markers where data should be), and sound ones of each layout, written to ``root``;
+    returns ``{name: what pack makes of it}``: IMAGE, or the skip-reason code. Pillow's
+    decode is what decides: some damage only gives wrong pixels, and is packed."""
+    root.mkdir(parents=True, exist_ok=True)
+    rgb = Image.fromarray(_rgb(120, 160, 7))
+    jpg = _save(rgb, "JPEG", quality=90)
+    sos = jpg.index(b"\xff\xda")
+    start = sos + 2 + struct.unpack(">H", jpg[sos + 2 : sos + 4])[0]  # entropy-coded data
+    mid = (start + len(jpg)) // 2
+
+    def at(data: bytes, pos: int, new: bytes) -> bytes:
+        return data[:pos] + new + data[pos + len(new) :]
+
+    noise = bytes(np.random.default_rng(3).integers(0, 255, 64, np.uint8)).replace(b"\xff", b"")
+    png = _save(rgb, "PNG")
+    idat = png.index(b"IDAT")
+    (idat_len,) = struct.unpack(">I", png[idat - 4 : idat])
+    exif = _exif(6)
+    progressive = _save(rgb, "JPEG", quality=90, progressive=True)
+    files = {
+        "sound.jpg": (jpg, IMAGE),
+        "sound_444.jpg": (_save(rgb, "JPEG", quality=95, subsampling=0), IMAGE),
+        "sound_gray.jpg": (_save(rgb.convert("L"), "JPEG", quality=90), IMAGE),
+        "sound_restarts.jpg": (_save(rgb, "JPEG", quality=90, restart_marker_blocks=5), IMAGE),
+        "sound_exif6.jpg": (_save(rgb, "JPEG", quality=90, exif=exif), IMAGE),
+        "sound_progressive.jpg": (progressive, IMAGE),
+        "sound.png": (png, IMAGE),
+        "sound_gray16.png": (
+            _save(Image.fromarray(_rgb(20, 30, 1)[..., 0]).convert("I;16"), "PNG"),
+            IMAGE,
+        ),
+        "truncated.jpg": (jpg[: len(jpg) * 2 // 3], "truncated"),
+        "truncated_in_scan_header.jpg": (jpg[: start + 10], "truncated"),
+        "header_only.jpg": (jpg[:start], "truncated"),
+        "no_eoi.jpg": (jpg[:-2], "truncated"),
+        "truncated_exif6.jpg": (_save(rgb, "JPEG", quality=90, exif=exif)[:-400], "truncated"),
+        "truncated_progressive.jpg": (progressive[: len(progressive) // 2], "truncated"),
+        "garbage_in_entropy.jpg": (at(jpg, mid, noise), IMAGE),
+        "bad_marker_in_entropy.jpg": (at(jpg, mid, b"\xff\x01"), IMAGE),
+        "eoi_in_entropy.jpg": (at(jpg, mid, b"\xff\xd9"), IMAGE),
+        "zeros_in_entropy.jpg": (at(jpg, start, bytes(200)), IMAGE),
+        "bad_crc_idat.png": (at(png, idat + 4 + idat_len, b"\0\0\0\0"), IMAGE),
+        "bad_crc_ihdr.png": (at(png, 29, b"\0\0\0\0"), "not-an-image"),
+        "truncated.png": (png[: len(png) // 2], "truncated"),
+        "garbage_in_idat.png": (at(png, idat + 200, noise), "corrupt"),
+        "png named.jpg": (png, IMAGE),
+        "jpeg named.png": (jpg, IMAGE),
+        "text.jpg": (b"hello, not an image\n", "not-an-image"),
+        "zero.jpg": (b"", "empty"),
+        "cmyk.jpg": (_save(rgb.convert("CMYK"), "JPEG", quality=90), IMAGE),
+    }
+    for name, (data, _) in files.items():
+        (root / name).write_bytes(data)
+    return {name: outcome for name, (_, outcome) in files.items()}
+
+
 def _drop_opaque_alpha(arr: np.ndarray, top: int) -> np.ndarray:
     if arr.shape[2] == 4 and arr[..., 3].min() == top:
         return arr[..., :3]

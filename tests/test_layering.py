@@ -13,7 +13,20 @@ MAX_LINES = 400
 # Lowest first. A module may import modules of its own layer or of layers below it.
 LAYERS = [
     ("bottom", {"errors", "deps", "storage", "tfrecord"}),
-    ("model", {"schema", "stats", "pixels", "pillow", "modes", "images", "options", "manifest"}),
+    (
+        "model",
+        {
+            "schema",
+            "stats",
+            "pixels",
+            "pillow",
+            "modes",
+            "validate",
+            "images",
+            "options",
+            "manifest",
+        },
+    ),
     (
         "pack stages",
         {
