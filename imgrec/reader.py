@@ -241,7 +241,8 @@ def host_dataset(
     def parse(serialized: Any, crop_seed: Any = None) -> Any:
         f = tf.io.parse_single_example(serialized, spec)
         if crop is not None and resize is not None:
-            geometry = Geometry(window=window_function(tf, crop, resize, crop_seed))
+            window = window_function(tf, crop, resize, crop_seed)
+            geometry = Geometry(at_least=resize, window=window)
         else:
             geometry = Geometry(at_least=scale_to)
         image = decode(f, geometry)

@@ -201,10 +201,7 @@ def _decode_jpeg(
         )
 
     if geometry.window is not None:
-        window = geometry.window(tf.image.extract_jpeg_shape(data)[:2])
-        return tf.io.decode_and_crop_jpeg(
-            data, window, channels=channels, dct_method="INTEGER_ACCURATE"
-        )
+        return _decode_window(tf, data, channels, layout, geometry)
     if geometry.at_least is None:
         return at(1)
     if layout.sizes is not None:
@@ -237,6 +234,32 @@ def decode_raw_batch(
     f = tf.io.parse_example(serialized, spec)
     images = tf.reshape(tf.io.decode_raw(f[schema.RAW], dtype), [-1, *shape])
     return images, f[schema.LABEL], f[schema.FILENAME]
+
+
+def _decode_window(tf: Any, data: Any, channels: int, layout: Layout, geometry: Geometry) -> Any:
+    """Only the crop window of a JPEG, at the largest DCT scale at which the window still
+    covers the size it is resized to next (each side at least the larger target side, so
+    that orientation cannot matter): a window of a large photo is decoded at 1/2 to 1/8."""
+    assert geometry.window is not None
+    window = geometry.window(tf.image.extract_jpeg_shape(data)[:2])  # full scale [y, x, h, w]
+
+    def at(ratio: int) -> Any:
+        # decode_and_crop_jpeg takes the window in the coordinates of the scaled image.
+        scaled = window if ratio == 1 else tf.maximum(window // ratio, [0, 0, 1, 1])
+        return tf.io.decode_and_crop_jpeg(
+            data, scaled, channels=channels, ratio=ratio, dct_method="INTEGER_ACCURATE"
+        )
+
+    if geometry.at_least is None:
+        return at(1)
+    side = max(geometry.at_least)
+    if layout.sizes is not None and jpeg_ratio(layout.sizes[1], (side, side)) == 1:
+        return at(1)  # no record is large enough for a smaller scale: decided once
+    shortest = tf.minimum(window[2], window[3])
+    fits = [shortest // r >= side for r in RATIOS[:-1]]
+    fits.append(tf.constant(True))
+    index = tf.argmax(tf.cast(tf.stack(fits), tf.int32))  # the first (largest) that fits
+    return tf.switch_case(tf.cast(index, tf.int32), [(lambda r=r: at(r)) for r in RATIOS])
 
 
 def apply_orientation(tf: Any, image: Any, orientation: Any) -> Any:
