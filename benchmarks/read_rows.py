@@ -146,6 +146,11 @@ def build(
             row("read_large_jpeg", f"large photos: packed --max-side {side} --format jpeg",
                 ["imgrec", str(work / f"large-jpeg{side}")], large,
                 shards_mb(f"large-jpeg{side}")),
+            row("read_large_tfcrop", "large photos: decode, then random crop (baseline)",
+                ["tfcrop", str(work / "large-encoded")], large, shards_mb("large-encoded")),
+            row("read_large_crop", 'large photos: imgrec.dataset, crop="random"',
+                ["imgrec", str(work / "large-encoded"), "--crop", "random"], large,
+                shards_mb("large-encoded")),
         ]  # fmt: skip
     return cases
 
@@ -196,6 +201,7 @@ def comparisons(
     vs("read_imgrec_crop", ("decode-then-crop", "read_tfcrop"))
     for key in ("read_large_imgrec", "read_large_jpeg"):
         vs(key, ("keras", "read_large_keras"))
+    vs("read_large_crop", ("decode-then-crop", "read_large_tfcrop"))
     return out
 
 
