@@ -20,6 +20,7 @@ change what is accepted or rejected, or why.
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 import zlib
@@ -62,8 +63,11 @@ def _jpeg(data: bytes) -> bool:
             if not _dqt(data[body:pos], quant):
                 return False
         elif marker == 0xC4:
-            if not _dht(data[body:pos], dc, ac):
+            tables = _dht(data[body:pos])
+            if tables is None:
                 return False
+            dc.update(tables[0])
+            ac.update(tables[1])
         elif marker == 0xDD:
             if length != 4:
                 return False
@@ -86,36 +90,40 @@ def _dqt(seg: bytes, quant: set[int]) -> bool:
     at = 0
     while at < len(seg):
         precision, table = seg[at] >> 4, seg[at] & 15
-        if precision > 1 or table > 3:
+        if precision != 0 or table > 3:  # 16-bit tables: left to Pillow
             return False
         at += 1 + 64 * (precision + 1)
         quant.add(table)
     return at == len(seg)
 
 
-def _dht(seg: bytes, dc: set[int], ac: set[int]) -> bool:
+@functools.lru_cache(maxsize=64)  # an encoder writes the same tables into every file
+def _dht(seg: bytes) -> tuple[frozenset[int], frozenset[int]] | None:
+    """The (DC, AC) Huffman tables a DHT segment defines; None if libjpeg would refuse it."""
+    dc: set[int] = set()
+    ac: set[int] = set()
     at = 0
     while at < len(seg):
         kind, table = seg[at] >> 4, seg[at] & 15
         counts = seg[at + 1 : at + 17]
         if kind > 1 or table > 3 or len(counts) != 16:
-            return False
+            return None
         total = sum(counts)
         values = seg[at + 17 : at + 17 + total]
         if total > 256 or len(values) != total:
-            return False
-        # libjpeg's jpeg_make_d_derived_tbl: the codes must fit their lengths
+            return None
+        # libjpeg's jpeg_make_d_derived_tbl: the codes must fit their lengths, none all ones
         code = 0
         for bits, count in enumerate(counts, 1):
             code += count
-            if code > 1 << bits:
-                return False
+            if code >= 1 << bits:  # all-ones codes are not allowed
+                return None
             code <<= 1
         if kind == 0 and any(v > 15 for v in values):
-            return False
+            return None
         (ac if kind else dc).add(table)
         at += 17 + total
-    return at == len(seg)
+    return (frozenset(dc), frozenset(ac)) if at == len(seg) else None
 
 
 def _sof(seg: bytes) -> tuple[list[tuple[int, int]], int] | None:

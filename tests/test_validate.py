@@ -60,6 +60,26 @@ def test_layouts_left_to_pillow():
     assert not validate.jpeg_decodes(b"") and not validate.png_decodes(b"")
 
 
+def test_huffman_tables_libjpeg_refuses_are_left_to_pillow():
+    jpg = encode(Image.fromarray(smooth_rgb(40, 60, 4)), "JPEG", quality=90)
+    sos = jpg.index(b"\xff\xda")
+
+    def with_dc_table(counts: list[int], values: bytes) -> bytes:
+        body = bytes([0x00, *counts]) + values  # class 0 (DC), table 0
+        dht = b"\xff\xc4" + struct.pack(">H", 2 + len(body)) + body
+        return jpg[:sos] + dht + jpg[sos:]
+
+    # two codes of length 1 use the all-ones code "1": libjpeg's JERR_BAD_HUFF_TABLE
+    bad = with_dc_table([2] + [0] * 15, bytes([0, 1]))
+    assert _decodes(bad) is False and not validate.jpeg_decodes(bad)
+    # a DC symbol over 15
+    bad = with_dc_table([1, 1] + [0] * 14, bytes([0, 16]))
+    assert _decodes(bad) is False and not validate.jpeg_decodes(bad)
+    # counts adding up past the segment
+    bad = with_dc_table([0, 3] + [0] * 14, bytes([0, 1]))
+    assert not validate.jpeg_decodes(bad)
+
+
 def _decodes(data: bytes) -> bool | None:
     """None: Pillow cannot even open it (so validate is never asked); else whether a full
     decode and a 1/8-scale draft decode both succeed."""
