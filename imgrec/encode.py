@@ -40,17 +40,29 @@ def load(item: Item, opts: images.Options) -> images.Loaded | Skipped:
     Skipped reason."""
     try:
         return payloads.load(item, opts)
-    except images.NotAnImage:
+    except Exception as e:
+        return skipped_for(e)
+
+
+def skipped_for(e: Exception) -> Skipped:
+    """Why an image is skipped, from what loading it raised."""
+    if isinstance(e, images.NotAnImage):
         return Skipped(str(images.SkipImage("not-an-image")))
-    except images.SkipImage as e:
+    if isinstance(e, images.SkipImage):
         return Skipped(str(e))
-    except Exception as e:  # a bug must cost one image, not the whole run
-        return Skipped(str(images.SkipImage("failed", f"{type(e).__name__}: {e}")))
+    # a bug must cost one image, not the whole run
+    return Skipped(str(images.SkipImage("failed", f"{type(e).__name__}: {e}")))
 
 
 def pack_one(item: Item, opts: images.Options) -> Packed | Skipped:
     """Load one image and serialize its record."""
-    result = load(item, opts)
+    return packed(item, load(item, opts))
+
+
+def packed(item: Item, result: images.Loaded | Skipped | Exception) -> Packed | Skipped:
+    """The item's serialized record, from its stored form (or why it is skipped)."""
+    if isinstance(result, Exception):
+        result = skipped_for(result)
     if isinstance(result, Skipped):
         return result
     labels = item.ref.labels if item.ref is not None else ()

@@ -177,10 +177,11 @@ def load(path: Location, opts: Options) -> Loaded:
     return load_data(read_source(path), opts)
 
 
-def load_data(data: bytes, opts: Options) -> Loaded:
-    """``load`` for an image file's bytes, wherever they came from."""
+def load_data(data: bytes, opts: Options, opened: Image.Image | None = None) -> Loaded:
+    """``load`` for an image file's bytes, wherever they came from; ``opened``: what
+    ``open_image(data, opts.max_pixels)`` gave already (its header is not read again)."""
     sha = hashlib.sha256(data).hexdigest()
-    im = open_image(data, opts.max_pixels)
+    im = opened if opened is not None else open_image(data, opts.max_pixels)
     mode = MODES.get(im.mode)
     if mode is None:
         raise SkipImage("unsupported-mode", f"Pillow mode {im.mode!r}")
@@ -358,7 +359,11 @@ def probe_data(
     data: bytes | BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> tuple[int, int, int]:
     """``probe`` of an image file's bytes (or an open file)."""
-    im = open_image(data, max_pixels)
+    return facts(open_image(data, max_pixels))
+
+
+def facts(im: Image.Image) -> tuple[int, int, int]:
+    """What the plan needs from an opened image: ``(width, height, dense bytes per pixel)``."""
     mode = MODES.get(im.mode)
     if mode is None:
         return im.width, im.height, 3

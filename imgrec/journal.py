@@ -27,13 +27,19 @@ from .sharding import ShardSpec
 from .storage import Folder, Location
 
 JOURNAL = ".imgrec-journal.d"
+# The local executor's records before they go into shards (executors/onepass.py); only ever
+# there while a pack runs, and no sign of an earlier one: a run killed meanwhile leaves OUT
+# as it found it, but for this.
+PIECES = ".imgrec-pieces.d"
 PLAN = "plan.json"
 # What imgrec 0.1.0 kept in OUT while a pack ran: removed by any new run.
 LEGACY = (".imgrec-journal.json", ".imgrec-plan.json")
 
 
-def check_out(src: Location, out: Folder, overwrite: bool, resume: bool) -> None:
-    """Refuse an unusable OUT before any work. Changes nothing."""
+def check_out(src: Location, out: Folder, overwrite: bool, resume: bool) -> bool:
+    """Refuse an unusable OUT before any work. Changes nothing. Returns whether there is a
+    run to resume: not when ``resume`` finds only what a run killed before its plan left
+    (its first pass's pieces), for then nothing was finished and the run starts over."""
     if isinstance(out.where, Path) and out.where.exists() and not out.where.is_dir():
         raise OutputError(f"{out} exists and is not a folder; choose another OUT")
     if storage.same_place(out.where, src):
@@ -41,6 +47,8 @@ def check_out(src: Location, out: Folder, overwrite: bool, resume: bool) -> None
     if resume and overwrite:
         raise OutputError("--resume continues a run, --overwrite starts over: choose one")
     interrupted = out.size(f"{JOURNAL}/{PLAN}") is not None
+    if resume and not interrupted and _first_pass_killed(out):
+        return False
     if resume and not interrupted:
         if any(out.size(name) is not None for name in LEGACY):
             raise OutputError(
@@ -49,13 +57,19 @@ def check_out(src: Location, out: Folder, overwrite: bool, resume: bool) -> None
             )
         what = "a finished dataset" if out.size(MANIFEST) is not None else "no"
         raise OutputError(f"{out} holds {what} interrupted run to resume; drop --resume")
-    if not resume and not overwrite and not out.is_empty(ignore=(LOCK,)):
+    if not resume and not overwrite and not out.is_empty(ignore=(LOCK, PIECES)):
         if interrupted:
             raise OutputError(
                 f"{out} holds an interrupted pack; pass --resume to continue it,"
                 " or --overwrite to start over"
             )
         raise OutputError(f"{out} is not empty; pass --overwrite to replace it")
+    return resume
+
+
+def _first_pass_killed(out: Folder) -> bool:
+    where = out.where
+    return isinstance(where, Path) and (where / PIECES).is_dir() and out.is_empty((LOCK, PIECES))
 
 
 def prepare_out(out: Folder, resuming: bool) -> None:

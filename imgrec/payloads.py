@@ -8,7 +8,7 @@ import hashlib
 
 import numpy as np
 
-from . import images
+from . import images, storage
 from .converters import read_ref
 from .discover import Item
 from .pixels import shape_channels
@@ -32,10 +32,52 @@ def probe(item: Item, max_pixels: int) -> tuple[int, int, int]:
     payload = _payload(item)
     if isinstance(payload, bytes):
         return images.probe_data(payload, max_pixels)
+    return _probe_array(payload, max_pixels)
+
+
+def _probe_array(payload: np.ndarray, max_pixels: int) -> tuple[int, int, int]:
     h, w, c = payload.shape if payload.ndim == 3 else (0, 0, 0)
     if h * w > max_pixels:
         raise images.SkipImage("too-many-pixels", f"{w}x{h} is over --max-pixels {max_pixels}")
     return w, h, c * payload.dtype.itemsize
+
+
+# What a look at an item's header says: (width, height, dense bytes per pixel), or why it is
+# not an image to pack.
+Probed = tuple[int, int, int] | images.NotAnImage | images.SkipImage
+
+
+def read_once(item: Item, opts: images.Options) -> tuple[Probed, images.Loaded | Exception | None]:
+    """``probe`` and ``load`` of the item's image from a single read of it: what ``probe``
+    answers (or raises), and then the stored form (or what ``load`` raised), None when the
+    probe rules the item out."""
+    try:
+        if item.ref is not None:
+            payload = _payload(item)
+        else:
+            payload = _read(item)
+        if isinstance(payload, np.ndarray):
+            probed: Probed = _probe_array(payload, opts.max_pixels)
+        else:
+            opened = images.open_image(payload, opts.max_pixels)
+            probed = images.facts(opened)
+    except (images.NotAnImage, images.SkipImage) as e:
+        return e, None
+    try:
+        if isinstance(payload, np.ndarray):
+            return probed, load_array(payload, opts, hashlib.sha256(payload.tobytes()).hexdigest())
+        return probed, images.load_data(payload, opts, opened)
+    except Exception as e:  # encode.load says what each means
+        return probed, e
+
+
+def _read(item: Item) -> bytes:
+    """A file's bytes: b"" for an empty file (``probe`` finds no image in it)."""
+    try:
+        with storage.open_read(item.path) as f:
+            return f.read()
+    except OSError as e:
+        raise images.SkipImage("unreadable", e.strerror or str(e)) from None
 
 
 def load(item: Item, opts: images.Options) -> images.Loaded:

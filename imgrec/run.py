@@ -15,12 +15,13 @@ from .encode import ShardResult, Skipped, load
 from .errors import InputError
 from .executors import Executor
 from .executors.local import LocalExecutor
-from .journal import Journal, check_out, prepare_out, remove_orphan_indexes, remove_stale
+from .journal import PIECES, Journal, check_out, prepare_out, remove_orphan_indexes, remove_stale
 from .lock import cannot_write, locked
 from .manifest import Manifest, Note, SplitInfo
 from .manifest import write as write_manifest
 from .options import PackOptions, Progress, check, no_progress
-from .scan import Scan, scan
+from .scan import Scan
+from .scan import scan as scan_source
 from .sharding import ShardSpec
 from .sharding import plan as plan_shards
 from .stats import Stats, merge_stats
@@ -85,8 +86,30 @@ def _pack(
     resume: bool,
 ) -> Manifest:
     """``pack``, with OUT's lock held."""
-    check_out(src, folder, opts.overwrite, resume)
-    found = scan(src, folder.where, opts, note)
+    resume = check_out(src, folder, opts.overwrite, resume)
+    try:
+        return _pack_scanned(src, folder, opts, executor, note, resume)
+    finally:
+        with contextlib.suppress(OSError):
+            folder.delete_tree(PIECES)  # the local executor's, once its shards are written
+
+
+def scan(
+    src: storage.Location, folder: Folder, opts: PackOptions, executor: Executor, note: Progress
+) -> Scan:
+    """What SRC holds, as the executor finds out (the local one packs as it reads)."""
+    return executor.scan(src, folder, opts, note)
+
+
+def _pack_scanned(
+    src: storage.Location,
+    folder: Folder,
+    opts: PackOptions,
+    executor: Executor,
+    note: Progress,
+    resume: bool,
+) -> Manifest:
+    found = scan(src, folder, opts, executor, note)
     specs = plan_shards(found.candidates, found.estimate, opts)
     journal: Journal | None = None
     try:
@@ -232,7 +255,7 @@ def plan(
     check(opts, src, out)
     executor_for(opts).check()
     src_at, out_at = storage.location(src), storage.location(out)
-    found = scan(src_at, out_at, opts, progress or no_progress)
+    found = scan_source(src_at, out_at, opts, progress or no_progress)
     specs = plan_shards(found.candidates, found.estimate, opts)
     step = max(1, len(found.candidates) // 24)
     stored = basis = 0

@@ -4,7 +4,7 @@ ignored; a header-only look at each image for the shard plan's size estimate."""
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +13,7 @@ from .discover import Item, Walk, from_list, read_labels_file, walk
 from .errors import InputError
 from .manifest import Note
 from .options import PackOptions, Progress
+from .payloads import Probed
 from .storage import Location
 
 
@@ -36,14 +37,28 @@ def skip(opts: PackOptions, path: Location, note: Note, into: list[Note]) -> Non
 
 
 def scan(src: Location, out: Location, opts: PackOptions, progress: Progress) -> Scan:
+    """The listing of SRC, and a header-only look at each file it names."""
+    found = listing(src, out, opts, progress)
+    # Header reads from an object store wait on the network: many run at once there.
+    threads = 16 if storage.is_url(src) else 1
+    return classify(src, opts, found, _probes(found.items, opts.max_pixels, threads), progress)
+
+
+def listing(src: Location, out: Location, opts: PackOptions, progress: Progress) -> Walk:
+    """The files SRC names (a walk, a list file, or another tool's dataset), in order."""
     if opts.source_format != "folder":
-        found = converters.listing(src, opts)
-    elif opts.from_list:
-        labels = read_labels_file(Path(opts.labels_file)) if opts.labels_file else None
-        found = from_list(src, opts.from_list, labels)
-    else:
-        labels = read_labels_file(Path(opts.labels_file)) if opts.labels_file else None
-        found = walk(src, labels, exclude=out, progress=progress)
+        return converters.listing(src, opts)
+    labels = read_labels_file(Path(opts.labels_file)) if opts.labels_file else None
+    if opts.from_list:
+        return from_list(src, opts.from_list, labels)
+    return walk(src, labels, exclude=out, progress=progress)
+
+
+def classify(
+    src: Location, opts: PackOptions, found: Walk, probes: Iterable[Probed], progress: Progress
+) -> Scan:
+    """What the look at each file (``probes``: ``images.probe``'s answer for each item of
+    ``found``, in order, wherever it was computed) means: images to pack, skipped, ignored."""
     result = Scan(found, [], {}, {}, found.ignored, [])
     for rel in found.missing:
         reason = str(images.SkipImage("missing"))
@@ -54,9 +69,6 @@ def scan(src: Location, out: Location, opts: PackOptions, progress: Progress) ->
             skip(opts, storage.join(src, rel), Note(rel, reason), result.skipped)
         else:
             result.ignored += 1
-    # Header reads from an object store wait on the network: many run at once there.
-    threads = 16 if storage.is_url(src) else 1
-    probes = _probes(found.items, opts.max_pixels, threads)
     for n, (item, probed) in enumerate(zip(found.items, probes, strict=True), 1):
         progress("scan", n, len(found.items))
         if isinstance(probed, images.NotAnImage):
@@ -81,13 +93,11 @@ def scan(src: Location, out: Location, opts: PackOptions, progress: Progress) ->
     return result
 
 
-def _probes(
-    items: list[Item], max_pixels: int, threads: int
-) -> Iterator[tuple[int, int, int] | images.NotAnImage | images.SkipImage]:
+def _probes(items: list[Item], max_pixels: int, threads: int) -> Iterator[Probed]:
     """``images.probe`` of each item, in order (the exception it raised, for a file that is
     not an image or is skipped), ``threads`` at a time."""
 
-    def one(item: Item) -> tuple[int, int, int] | images.NotAnImage | images.SkipImage:
+    def one(item: Item) -> Probed:
         try:
             return payloads.probe(item, max_pixels)
         except (images.NotAnImage, images.SkipImage) as e:

@@ -122,6 +122,13 @@ def shards_in(folder: Path) -> list[str]:
     return sorted(n for n in os.listdir(folder) if n.endswith(".tfrecord"))
 
 
+def packing(folder: Path) -> bool:
+    """A pack into ``folder`` has written something: a shard, or (a local pack reads and
+    encodes every image before its plan, into pieces) the first piece."""
+    pieces = folder / ".imgrec-pieces.d"
+    return bool(shards_in(folder)) or (pieces.is_dir() and any(pieces.iterdir()))
+
+
 def one_error_line(stderr: str) -> str:
     """The single line of stderr, checked to be an ``Error:`` line without a traceback."""
     assert "Traceback" not in stderr, stderr
@@ -160,7 +167,7 @@ def test_a_second_pack_into_a_busy_out_fails_at_once(tmp_path):
         cwd=tmp_path,
     )  # fmt: skip
     try:
-        wait_until(lambda: bool(shards_in(out)), "first shard of the first pack", 60, first)
+        wait_until(lambda: packing(out), "first records of the first pack", 60, first)
         lock_held = (out / LOCK).exists()
         second = cli("pack", src, out, "--format", "raw", "--overwrite", cwd=tmp_path, timeout=60)
         first_still_running = first.poll() is None
@@ -691,7 +698,7 @@ def test_kill_9_of_the_pack_stops_its_workers_and_resume_finishes(tmp_path):
     proc = start("pack", src, out, *opts, cwd=tmp_path)
     workers: list[int] = []
     try:
-        wait_until(lambda: bool(shards_in(out)), "first shard", 60, proc)
+        wait_until(lambda: packing(out), "first records", 60, proc)
         workers = _children(proc.pid)
         assert len(workers) == 2, workers
         os.kill(proc.pid, signal.SIGKILL)  # the main process only, not its group
@@ -716,7 +723,9 @@ def test_kill_9_of_the_pack_stops_its_workers_and_resume_finishes(tmp_path):
 @pytest.mark.slow
 def test_kill_9_before_the_first_shard_can_be_resumed(tmp_path):
     src = photo_source(tmp_path / "src", 200)
-    opts = ("--format", "png", "--shards", "1", "-q")
+    # raw: a header scan, then the plan, then the images loaded (a local pack into PNGs
+    # encodes them all before its plan, and then writes its shard at once)
+    opts = ("--format", "raw", "--shards", "1", "-q")
     out = tmp_path / "out"
     proc = start("pack", src, out, *opts, cwd=tmp_path)
     try:

@@ -45,6 +45,7 @@ LAYERS = [
             "journal",
             "executors",
             "executors.local",
+            "executors.onepass",
             "executors.beam",
         },
     ),  # fmt: skip

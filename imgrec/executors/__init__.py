@@ -13,14 +13,19 @@ from typing import Protocol
 from ..encode import ShardResult
 from ..images import Options
 from ..journal import Journal
-from ..options import Progress
+from ..options import PackOptions, Progress
+from ..scan import Scan
 from ..sharding import ShardSpec
-from ..storage import Folder
+from ..storage import Folder, Location
 
 
 class Executor(Protocol):
     def check(self) -> None:
         """Refuse settings that cannot work, before OUT is touched."""
+
+    def scan(self, src: Location, out: Folder, opts: PackOptions, progress: Progress) -> Scan:
+        """What SRC holds: images to pack, skipped, ignored; the facts the plan needs."""
+        ...
 
     def write(
         self,

@@ -36,9 +36,10 @@ from ..encode import Packed, ShardResult, Skipped, pack_one, write_shard
 from ..errors import InputError, OutputError
 from ..images import Options
 from ..journal import Journal
-from ..options import RUNNERS, Progress
+from ..options import RUNNERS, PackOptions, Progress
+from ..scan import Scan, scan
 from ..sharding import ShardSpec
-from ..storage import Folder
+from ..storage import Folder, Location
 
 WORK = "work.jsonl"  # in the journal: each shard's images, one JSON line each
 
@@ -84,6 +85,11 @@ class BeamExecutor:
         except ValueError as e:  # an unknown runner, a malformed option
             raise InputError(f"Beam cannot make the pipeline: {e}") from None
         storage.forget_clients()  # the pipeline gave Beam's filesystems its options
+
+    def scan(self, src: Location, out: Folder, opts: PackOptions, progress: Progress) -> Scan:
+        """On the driver: the listing and a look at each file's header (16 at a time when
+        SRC is on an object store)."""
+        return scan(src, out.where, opts, progress)
 
     def write(
         self,

@@ -14,24 +14,37 @@ import ctypes
 import itertools
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
 import warnings
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import storage
 from ..discover import Item
 from ..encode import Packed, ShardResult, Skipped, load, pack_one, write_shard
 from ..errors import ImgrecError
 from ..images import Loaded, Options
-from ..journal import Journal
-from ..options import Progress
+from ..journal import PIECES, Journal
+from ..options import PackOptions, Progress
+from ..scan import Scan, classify, listing, scan
 from ..sharding import ShardSpec
-from ..storage import Folder
+from ..storage import Folder, Location
+from .onepass import (
+    Pieces,
+    batches,
+    probe_one,
+    probes,
+    read_batch,
+    shard_jobs,
+    unportable,
+    write_from_pieces,
+)
 
 
 class WorkerDied(ImgrecError):
@@ -41,12 +54,36 @@ class WorkerDied(ImgrecError):
 PR_SET_PDEATHSIG = 1  # linux/prctl.h: the signal a process gets when its parent dies
 
 
-@dataclass(frozen=True)
+@dataclass
 class LocalExecutor:
     workers: int = 1
+    # The first pass's records, when ``scan`` read each file once (a local SRC)
+    _pieces: Pieces | None = field(default=None, init=False, repr=False, compare=False)
 
     def check(self) -> None:
         pass
+
+    def scan(self, src: Location, out: Folder, opts: PackOptions, progress: Progress) -> Scan:
+        """What SRC holds. A local SRC packed into encoded (or PNG, JPEG) records: one pass
+        that reads each file once (``onepass``), its records kept in OUT for ``write``.
+        Raw pixels: a header look at each file, in the workers (writing pixels twice would
+        cost more than reading a header twice). A SRC on an object store: header reads,
+        many at a time."""
+        self._pieces = None
+        if storage.is_url(src) or not isinstance(out.where, Path):
+            return scan(src, out.where, opts, progress)
+        found = listing(src, out.where, opts, progress)
+        if opts.format == "raw":
+            looks = [(item, opts.max_pixels) for item in found.items]
+            with contextlib.closing(in_order(probe_one, looks, self.workers, 64)) as done:
+                return classify(src, opts, found, map(unportable, done), progress)
+        pieces = Pieces(out.where / PIECES)
+        shutil.rmtree(pieces.folder, ignore_errors=True)  # a killed run's
+        pieces.folder.mkdir()
+        self._pieces = pieces
+        tasks = batches(found.items, pieces, opts.image_options(), self.workers)
+        with contextlib.closing(in_order(read_batch, tasks, self.workers, 1)) as read:
+            return classify(src, opts, found, probes(tasks, read, pieces), progress)
 
     def write(
         self,
@@ -59,6 +96,19 @@ class LocalExecutor:
         assert isinstance(out.where, Path), "the local executor writes local folders"
         folder = out.where
         total = sum(len(spec.items) for spec in specs)
+        if self._pieces is not None:
+            from_pieces = shard_jobs(folder, self._pieces, specs)
+            workers = self.workers if len(specs) > 1 else 1
+            written = 0
+            with contextlib.closing(
+                in_order(write_from_pieces, from_pieces, workers, 1)
+            ) as results:
+                for spec, result in zip(specs, results, strict=True):
+                    journal.record(result)
+                    written += len(spec.items)
+                    progress("pack", written, total)
+                    yield result
+            return
         if self.workers > 1 and len(specs) >= self.workers:
             jobs = [(folder, spec, image_options) for spec in specs]
             written = 0

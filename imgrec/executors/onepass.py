@@ -1,0 +1,176 @@
+"""Each source read once: how the local executor packs a local SRC into encoded (or PNG,
+JPEG) records. (Raw pixels are many times the size of their source: writing them twice
+costs more than reading a header twice, so a raw pack scans headers, in the workers, and
+then loads; ``probe_one`` is that scan's task.)
+
+Scanning and packing are one pass over the files, in the worker processes: each file is
+read once, and both what its header says (an image or not, skipped and why, its size: what
+the plan needs) and its stored record come from that one read. The records are written,
+serialized, into piece files in ``OUT/.imgrec-pieces.d/`` (one per batch of files, in listing
+order); only their places and statistics go back to the driver. Once the plan is made from
+those facts, each shard is written from the pieces in plan order (by the workers, a whole
+shard each, when there are several shards), so its bytes are exactly those of writing it
+straight from the images, for any number of workers.
+
+Pixels never travel between processes. The price: the stored records are written twice
+(into pieces, then into shards), and the pieces take as much room as the dataset until the
+pack ends.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..discover import Item
+from ..encode import Packed, ShardResult, Skipped, packed, write_shard
+from ..images import NotAnImage, Options, SkipImage
+from ..payloads import Probed, probe, read_once
+from ..schema import Record
+from ..sharding import ShardSpec
+
+BATCH = 64  # files per piece (at most)
+OPEN_PIECES = 256  # piece files held open at once while a shard is written
+
+
+@dataclass(frozen=True)
+class Stored:
+    """Where an image's serialized record is in the pieces, and its fields for the
+    statistics."""
+
+    piece: int
+    offset: int
+    size: int
+    record: Record  # image bytes left out
+    stored: int
+    note: str | None
+
+
+Result = Stored | Skipped
+# A probe's answer as it crosses between processes: the facts, or "not an image" (None), or
+# the skip reason (SkipImage does not survive pickling: its constructor takes a code).
+Portable = tuple[int, int, int] | str | None
+
+
+@dataclass
+class Pieces:
+    """The first pass's records (files in ``folder``) and each image's result, by path."""
+
+    folder: Path
+    results: dict[str, Result] = field(default_factory=dict)
+
+
+Batch = tuple[Path, int, list[Item], Options]
+
+
+def batches(items: list[Item], pieces: Pieces, opts: Options, workers: int) -> list[Batch]:
+    """The first pass's tasks, for ``read_batch``: the items in listing order, in batches."""
+    size = max(1, min(BATCH, len(items) // (workers * 8)))
+    return [
+        (pieces.folder, n, items[start : start + size], opts)
+        for n, start in enumerate(range(0, len(items), size))
+    ]
+
+
+def probes(
+    tasks: list[Batch], done: Iterator[list[tuple[Portable, Result | None]]], pieces: Pieces
+) -> Iterator[Probed]:
+    """From ``read_batch``'s results (``done``, in task order): what ``images.probe`` would
+    answer for each item, in order; each image's result is kept in ``pieces``."""
+    for (_, _, batch, _), seen in zip(tasks, done, strict=True):
+        for item, (portable, result) in zip(batch, seen, strict=True):
+            if result is not None:
+                pieces.results[item.rel] = result
+            yield unportable(portable)
+
+
+def read_batch(task: Batch) -> list[tuple[Portable, Result | None]]:
+    """In a worker: one batch of files, each read once, its record written into the piece."""
+    folder, piece, items, opts = task
+    seen: list[tuple[Portable, Result | None]] = []
+    with open(folder / f"{piece:06d}.rec", "wb") as f:
+        offset = 0
+        for item in items:
+            probed, loaded = read_once(item, opts)
+            if loaded is None:
+                seen.append((_portable(probed), None))
+                continue
+            result = packed(item, loaded)
+            if isinstance(result, Skipped):
+                seen.append((_portable(probed), result))
+                continue
+            f.write(result.example)
+            size = len(result.example)
+            record = Stored(piece, offset, size, result.record, result.stored, result.note)
+            seen.append((_portable(probed), record))
+            offset += size
+    return seen
+
+
+def _portable(probed: Probed) -> Portable:
+    if isinstance(probed, NotAnImage):
+        return None
+    if isinstance(probed, SkipImage):
+        return str(probed)
+    return probed
+
+
+def unportable(portable: Portable) -> Probed:
+    """A probe's answer back from ``Portable``."""
+    if portable is None:
+        return NotAnImage()
+    if isinstance(portable, str):
+        code, _, detail = portable.partition(": ")
+        return SkipImage(code, detail)
+    return portable
+
+
+def probe_one(task: tuple[Item, int]) -> Portable:
+    """In a worker: ``payloads.probe`` of an item (with this --max-pixels), ``Portable``."""
+    item, max_pixels = task
+    try:
+        return probe(item, max_pixels)
+    except (NotAnImage, SkipImage) as e:
+        return _portable(e)
+
+
+def shard_jobs(
+    folder: Path, pieces: Pieces, specs: list[ShardSpec]
+) -> list[tuple[Path, Path, ShardSpec, list[Result]]]:
+    """What writing each shard from the pieces takes (``write_from_pieces``)."""
+    return [
+        (folder, pieces.folder, spec, [pieces.results[item.rel] for item in spec.items])
+        for spec in specs
+    ]
+
+
+def write_from_pieces(job: tuple[Path, Path, ShardSpec, list[Result]]) -> ShardResult:
+    """Write one shard (and its index) into ``folder`` from the pieces, in plan order."""
+    folder, pieces, spec, results = job
+    return write_shard(folder, spec, _records(pieces, results))
+
+
+def _records(pieces: Path, results: list[Result]) -> Iterator[Packed | Skipped]:
+    files: dict[int, int] = {}
+    try:
+        for result in results:
+            if isinstance(result, Skipped):
+                yield result
+                continue
+            fd = files.get(result.piece)
+            if fd is None:
+                if len(files) >= OPEN_PIECES:
+                    for old in files.values():
+                        os.close(old)
+                    files.clear()
+                fd = files[result.piece] = os.open(pieces / f"{result.piece:06d}.rec", os.O_RDONLY)
+            blob = os.pread(fd, result.size, result.offset)
+            if len(blob) != result.size:
+                raise OSError(errno.EIO, "a piece of the first pass was cut short", str(pieces))
+            yield Packed(blob, result.record, result.stored, result.note)
+    finally:
+        for fd in files.values():
+            os.close(fd)

@@ -1,0 +1,124 @@
+"""The local pack reads each source once (executors/onepass.py): the same bytes and the same
+skips as a header scan followed by a load, for any number of workers and shards."""
+
+from __future__ import annotations
+
+import collections
+import shutil
+from pathlib import Path
+
+import pytest
+from corpus import damaged, make_corpus
+from fixtures import files_of, make_tree
+
+from imgrec import PackOptions, pack, storage
+from imgrec.errors import InputError
+from imgrec.executors.local import LocalExecutor
+from imgrec.journal import PIECES
+from imgrec.scan import scan
+
+
+@pytest.fixture(scope="module")
+def odd_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    src = tmp_path_factory.mktemp("odd") / "src"
+    make_tree(src, per_class=4)
+    make_corpus(src / "corpus")
+    damaged(src / "damaged")
+    return src
+
+
+def _header_scan_then_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local executor as it was: a header-only scan in the main process, then a load of
+    every image in the workers."""
+
+    def header_scan(self, src, out, opts, progress):  # type: ignore[no-untyped-def]
+        self._pieces = None
+        return scan(src, out.where, opts, progress)
+
+    monkeypatch.setattr(LocalExecutor, "scan", header_scan)
+
+
+def _packed(src: Path, out: Path, **options: object) -> tuple[dict[str, bytes], dict]:
+    manifest = pack(src, out, PackOptions(**options)).to_dict()  # type: ignore[arg-type]
+    manifest.pop("source")
+    return files_of(out), manifest
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"shards": 1},
+        {"shards": 3, "seed": 7},
+        {"format": "raw", "channels": "3", "max_side": 24},
+        {"format": "raw", "shards": 1},
+        {"split": (("train", 0.7), ("val", 0.3)), "shards": 4},
+        # Resizing the corpus's float32 TIFF warns (NaN cast); the workers ignore warnings,
+        # but pytest makes it an error in the main process (--workers 1): not about onepass.
+        pytest.param(
+            {"format": "png", "resize": (16, 12)},
+            marks=pytest.mark.filterwarnings("ignore:invalid value encountered in cast"),
+        ),
+    ],
+    ids=["encoded", "one-shard", "three-shards", "raw", "raw-one-shard", "split", "png"],
+)
+def test_the_same_bytes_as_a_header_scan_then_a_load(odd_src, tmp_path, monkeypatch, options):
+    one = _packed(odd_src, tmp_path / "w1", workers=1, **options)
+    two = _packed(odd_src, tmp_path / "w2", workers=2, **options)
+    _header_scan_then_load(monkeypatch)
+    before = _packed(odd_src, tmp_path / "before", workers=2, **options)
+    assert one == two == before
+    files, manifest = one
+    reasons = {Path(n["path"]).name: n["reason"] for n in manifest["skipped"]}
+    assert reasons["truncated.jpg"].startswith("truncated: OSError: image file is truncated (")
+    assert reasons["zero.jpg"] == "empty: the file has 0 bytes"
+    assert reasons["text.jpg"] == (
+        "not-an-image: the extension says image, but Pillow does not recognise the content"
+    )
+    assert reasons["bomb.png"] == "too-many-pixels: 100000x100000 is over --max-pixels 89478485"
+    assert not any(name.startswith(PIECES) for name in files)
+
+
+def test_each_source_is_read_once(odd_src, tmp_path, monkeypatch):
+    opened: collections.Counter[str] = collections.Counter()
+    real = storage.open_read
+
+    def counting(path):  # type: ignore[no-untyped-def]
+        opened[str(path)] += 1
+        return real(path)
+
+    monkeypatch.setattr(storage, "open_read", counting)
+    pack(odd_src, tmp_path / "out", PackOptions(workers=1))
+    sources = {str(p) for p in odd_src.rglob("*") if p.is_file() and not p.is_symlink()}
+    assert opened and set(opened) <= sources
+    assert max(opened.values()) == 1, opened.most_common(3)
+    _header_scan_then_load(monkeypatch)
+    opened.clear()
+    pack(odd_src, tmp_path / "before", PackOptions(workers=1))
+    assert max(opened.values()) == 2  # what it was: a header read, then a load
+
+
+def test_the_pieces_are_removed_however_the_pack_ends(odd_src, tmp_path):
+    out = tmp_path / "out"
+    pack(odd_src, out, PackOptions(workers=2, shards=2))
+    assert not (out / PIECES).exists()
+    with pytest.raises(InputError, match="stopped by --on-error fail"):
+        pack(odd_src, tmp_path / "failed", PackOptions(workers=2, on_error="fail"))
+    assert not (tmp_path / "failed").exists()  # as before: a run that wrote nothing
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "notes.txt").write_text("no images here")
+    with pytest.raises(InputError, match="no images to pack"):
+        pack(junk, tmp_path / "none", PackOptions(workers=2))
+    assert not (tmp_path / "none").exists()
+
+
+def test_pieces_a_killed_run_left_do_not_block_the_next(odd_src, tmp_path):
+    out = tmp_path / "out"
+    (out / PIECES).mkdir(parents=True)
+    (out / PIECES / "000000.rec").write_bytes(b"left by a run killed with SIGKILL")
+    pack(odd_src, out, PackOptions(workers=1))
+    assert not (out / PIECES).exists()
+    again = tmp_path / "again"
+    shutil.copytree(out, again)
+    assert files_of(out) == files_of(again)
