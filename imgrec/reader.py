@@ -120,8 +120,10 @@ def dataset(
     ``crop="random"`` draws the standard training crop (8% to 100% of the area, aspect 3/4
     to 4/3; then resize and a random left-right flip), ``crop="center"`` the evaluation
     crop (the centred square of the short side times size / (size + 32)); a JPEG is then
-    decoded inside the window only. Crops are stateless: the same ``seed`` gives the same
-    crops, and each epoch draws new ones.
+    decoded inside the window only, at a reduced DCT scale where the window is at least
+    twice the size (large photos). Crops are stateless: the same ``seed`` gives the same
+    crops, and each epoch draws new ones. Raw pixels all of one size (as the manifest
+    says) are parsed and decoded a batch at a time.
 
     ``cache=True`` keeps the decoded, resized integer images in memory after the first
     epoch (``cache="PATH"`` in files starting with PATH): later epochs skip reading and
