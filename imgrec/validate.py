@@ -190,9 +190,10 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # PNG colour type -> samples per pixel
 
 
-def png_decodes(data: bytes, chunk: int = 1 << 20) -> bool:
+def png_decodes(data: bytes, chunk: int = 1 << 24) -> bool:
     """True if Pillow's decode of this PNG surely succeeds; False: not known, decode it.
-    Inflates ``chunk`` bytes at a time: memory stays small whatever the image's size."""
+    Inflates at most ``chunk`` bytes at a time: memory stays bounded whatever the image's
+    size (and an ordinary photo is inflated in one go, the fastest)."""
     if data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR" or len(data) < 33:
         return False
     width, height, depth, colour, _, _, interlace = struct.unpack_from(">IIBBBBB", data, 16)
@@ -206,7 +207,7 @@ def png_decodes(data: bytes, chunk: int = 1 << 20) -> bool:
     total = 0
     try:
         while not inflate.eof:
-            piece = inflate.decompress(idat, chunk)
+            piece = inflate.decompress(idat, min(chunk, height * stride + 1 - total))
             idat = inflate.unconsumed_tail
             if not piece and not idat:
                 break  # the stream ends early

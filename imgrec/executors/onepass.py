@@ -22,7 +22,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..discover import Item
@@ -44,7 +44,7 @@ class Stored:
     piece: int
     offset: int
     size: int
-    record: Record  # image bytes left out
+    record: Record  # image bytes, file name and sha256 left out
     stored: int
     note: str | None
 
@@ -104,7 +104,9 @@ def read_batch(task: Batch) -> list[tuple[Portable, Result | None]]:
                 continue
             f.write(result.example)
             size = len(result.example)
-            record = Stored(piece, offset, size, result.record, result.stored, result.note)
+            # what the statistics need: the main process holds one per image until the end
+            fields = replace(result.record, filename="", sha256="", labels=())
+            record = Stored(piece, offset, size, fields, result.stored, result.note)
             seen.append((_portable(probed), record))
             offset += size
     return seen
