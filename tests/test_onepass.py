@@ -4,6 +4,7 @@ skips as a header scan followed by a load, for any number of workers and shards.
 from __future__ import annotations
 
 import collections
+import pickle
 import shutil
 from pathlib import Path
 
@@ -122,3 +123,22 @@ def test_pieces_a_killed_run_left_do_not_block_the_next(odd_src, tmp_path):
     again = tmp_path / "again"
     shutil.copytree(out, again)
     assert files_of(out) == files_of(again)
+
+
+def test_a_full_disk_during_the_first_pass_is_one_clear_error(odd_src, tmp_path, monkeypatch):
+    import errno
+
+    from imgrec.errors import OutputError
+    from imgrec.executors import onepass
+
+    def full(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(onepass, "open", full, raising=False)
+    out = tmp_path / "out"
+    with pytest.raises(OutputError, match="cannot write .No space left on device.; free some"):
+        pack(odd_src, out, PackOptions(workers=1))  # in this process: the patch holds
+    assert not out.exists()  # the pieces removed; nothing else had been written
+    # raised in a worker, the error reaches the main process whole
+    error = OutputError("OUT/.imgrec-pieces.d: cannot write (No space left on device)")
+    assert str(pickle.loads(pickle.dumps(error))) == str(error)

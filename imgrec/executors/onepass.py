@@ -28,6 +28,7 @@ from pathlib import Path
 from ..discover import Item
 from ..encode import Packed, ShardResult, Skipped, packed, write_shard
 from ..images import NotAnImage, Options, SkipImage
+from ..lock import cannot_write
 from ..payloads import Probed, probe, read_once
 from ..schema import Record
 from ..sharding import ShardSpec
@@ -91,24 +92,27 @@ def read_batch(task: Batch) -> list[tuple[Portable, Result | None]]:
     """In a worker: one batch of files, each read once, its record written into the piece."""
     folder, piece, items, opts = task
     seen: list[tuple[Portable, Result | None]] = []
-    with open(folder / f"{piece:06d}.rec", "wb") as f:
-        offset = 0
-        for item in items:
-            probed, loaded = read_once(item, opts)
-            if loaded is None:
-                seen.append((_portable(probed), None))
-                continue
-            result = packed(item, loaded)
-            if isinstance(result, Skipped):
-                seen.append((_portable(probed), result))
-                continue
-            f.write(result.example)
-            size = len(result.example)
-            # what the statistics need: the main process holds one per image until the end
-            fields = replace(result.record, filename="", sha256="", labels=())
-            record = Stored(piece, offset, size, fields, result.stored, result.note)
-            seen.append((_portable(probed), record))
-            offset += size
+    try:  # only the piece can raise OSError here: a source that cannot be read is skipped
+        with open(folder / f"{piece:06d}.rec", "wb") as f:
+            offset = 0
+            for item in items:
+                probed, loaded = read_once(item, opts)
+                if loaded is None:
+                    seen.append((_portable(probed), None))
+                    continue
+                result = packed(item, loaded)
+                if isinstance(result, Skipped):
+                    seen.append((_portable(probed), result))
+                    continue
+                f.write(result.example)
+                size = len(result.example)
+                # what the statistics need: the main process holds one per image until the end
+                fields = replace(result.record, filename="", sha256="", labels=())
+                record = Stored(piece, offset, size, fields, result.stored, result.note)
+                seen.append((_portable(probed), record))
+                offset += size
+    except OSError as e:
+        raise cannot_write(folder, e, resumable=False) from None
     return seen
 
 
