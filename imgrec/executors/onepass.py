@@ -22,7 +22,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..discover import Item
@@ -37,17 +37,17 @@ BATCH = 64  # files per piece (at most)
 OPEN_PIECES = 256  # piece files held open at once while a shard is written
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Stored:
-    """Where an image's serialized record is in the pieces, and its fields for the
-    statistics."""
+    """Where an image's serialized record is in the pieces, and what the statistics need of
+    it (the main process holds one per image until the shards are written: kept small)."""
 
     piece: int
     offset: int
     size: int
-    record: Record  # image bytes, file name and sha256 left out
-    stored: int
+    stored: int  # bytes of the image payload
     note: str | None
+    shape: tuple[str, str, int, int, int, int]  # format, dtype, height, width, channels, orient.
 
 
 Result = Stored | Skipped
@@ -106,9 +106,9 @@ def read_batch(task: Batch) -> list[tuple[Portable, Result | None]]:
                     continue
                 f.write(result.example)
                 size = len(result.example)
-                # what the statistics need: the main process holds one per image until the end
-                fields = replace(result.record, filename="", sha256="", labels=())
-                record = Stored(piece, offset, size, fields, result.stored, result.note)
+                r = result.record
+                shape = (r.format, r.dtype, r.height, r.width, r.channels, r.orientation)
+                record = Stored(piece, offset, size, result.stored, result.note, shape)
                 seen.append((_portable(probed), record))
                 offset += size
     except OSError as e:
@@ -156,13 +156,15 @@ def shard_jobs(
 def write_from_pieces(job: tuple[Path, Path, ShardSpec, list[Result]]) -> ShardResult:
     """Write one shard (and its index) into ``folder`` from the pieces, in plan order."""
     folder, pieces, spec, results = job
-    return write_shard(folder, spec, _records(pieces, results))
+    return write_shard(folder, spec, _records(pieces, spec.items, results))
 
 
-def _records(pieces: Path, results: list[Result]) -> Iterator[Packed | Skipped]:
+def _records(
+    pieces: Path, items: tuple[Item, ...], results: list[Result]
+) -> Iterator[Packed | Skipped]:
     files: dict[int, int] = {}
     try:
-        for result in results:
+        for item, result in zip(items, results, strict=True):
             if isinstance(result, Skipped):
                 yield result
                 continue
@@ -176,7 +178,11 @@ def _records(pieces: Path, results: list[Result]) -> Iterator[Packed | Skipped]:
             blob = os.pread(fd, result.size, result.offset)
             if len(blob) != result.size:
                 raise OSError(errno.EIO, "a piece of the first pass was cut short", str(pieces))
-            yield Packed(blob, result.record, result.stored, result.note)
+            fmt, dtype, height, width, channels, orientation = result.shape
+            # the fields the statistics count (write_shard keeps nothing else of it)
+            record = Record(b"", fmt, height, width, channels, dtype, item.label, item.text,
+                            item.rel, "", orientation)  # fmt: skip
+            yield Packed(blob, record, result.stored, result.note)
     finally:
         for fd in files.values():
             os.close(fd)
