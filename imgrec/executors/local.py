@@ -96,23 +96,17 @@ class LocalExecutor:
         assert isinstance(out.where, Path), "the local executor writes local folders"
         folder = out.where
         total = sum(len(spec.items) for spec in specs)
+        # Whole shards per task: from the first pass's pieces, or loaded by a worker each.
+        whole: tuple[Callable[[Any], ShardResult], list[Any], int] | None = None
         if self._pieces is not None:
-            from_pieces = shard_jobs(folder, self._pieces, specs)
-            workers = self.workers if len(specs) > 1 else 1
+            jobs = shard_jobs(folder, self._pieces, specs)
+            whole = write_from_pieces, jobs, self.workers if len(specs) > 1 else 1
+        elif self.workers > 1 and len(specs) >= self.workers:
+            whole = _write_whole, [(folder, spec, image_options) for spec in specs], self.workers
+        if whole is not None:
+            fn, todo, workers = whole
             written = 0
-            with contextlib.closing(
-                in_order(write_from_pieces, from_pieces, workers, 1)
-            ) as results:
-                for spec, result in zip(specs, results, strict=True):
-                    journal.record(result)
-                    written += len(spec.items)
-                    progress("pack", written, total)
-                    yield result
-            return
-        if self.workers > 1 and len(specs) >= self.workers:
-            jobs = [(folder, spec, image_options) for spec in specs]
-            written = 0
-            with contextlib.closing(in_order(_write_whole, jobs, self.workers, 1)) as results:
+            with contextlib.closing(in_order(fn, todo, workers, 1)) as results:
                 for spec, result in zip(specs, results, strict=True):
                     journal.record(result)
                     written += len(spec.items)
