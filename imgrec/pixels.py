@@ -138,8 +138,10 @@ def _resample(arr: np.ndarray, w: int, h: int) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             out[..., :3] = np.where(out[..., 3:] > 0, out[..., :3] * top / out[..., 3:], 0)
     if arr.dtype.kind in "iu":
+        # In float64, which holds every 32-bit integer: float32 rounds 2**31 - 1 up to 2**31,
+        # which would wrap to the most negative value when cast back.
         info = np.iinfo(arr.dtype)
-        out = np.clip(np.round(out), info.min, info.max)
+        out = np.clip(np.round(out.astype(np.float64)), info.min, info.max)
     return np.ascontiguousarray(out.astype(arr.dtype))
 
 

@@ -77,3 +77,15 @@ def test_opaque_alpha_is_dropped_by_auto(tmp_path):
     Image.fromarray(smooth_rgb(8, 8, 1)).convert("RGBA").save(src / "opaque.png")
     manifest = pack(src, tmp_path / "out").to_dict()
     assert manifest["stats"]["channels"] == {"3": 1}
+
+
+def test_resizing_32_bit_integers_keeps_the_top_of_the_range():
+    """float32 cannot hold 2**31 - 1: rounding it there wrapped to the most negative value."""
+    from imgrec.pixels import Resize, resize
+
+    top = np.iinfo(np.int32).max
+    arr = np.full((8, 10, 1), top, np.int32)
+    with np.errstate(invalid="raise"):  # the cast warned; fail on it here, whatever filters
+        out = resize(arr, Resize(size=(5, 4)))
+    assert out.dtype == np.int32 and out.shape == (4, 5, 1)
+    assert (out == top).all()  # not wrapped around to the most negative value
