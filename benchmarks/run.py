@@ -368,6 +368,8 @@ def main() -> None:
         folder = build_images(args.large_count, args.source, large=True)
         large_n, large_bytes = count_images(folder)
         large = Data(folder, large_n, large_bytes / MB)
+    if args.work:
+        Path(args.work).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="imgrec-bench-", dir=args.work))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     if not args.no_pyc_cache:
