@@ -33,7 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 def steps(tf: Any, kind: str, path: str, batch: int, size: tuple[int, int]) -> dict[str, Any]:
     import imgrec
-    from imgrec import reader, schema, shards, tfdecode
+    from imgrec import crops, reader, schema, shards, tfdecode
 
     files = sorted(tf.io.gfile.glob(os.path.join(path, "*.tfrecord")))
     full = tfdecode.feature_spec(tf)
@@ -80,18 +80,8 @@ def steps(tf: Any, kind: str, path: str, batch: int, size: tuple[int, int]) -> d
     elif kind == "crop":
         spec = {schema.ENCODED: full[schema.ENCODED]}
 
-        def window(hw: Any, seed: Any) -> Any:
-            begin, extent, _ = tf.image.stateless_sample_distorted_bounding_box(
-                tf.concat([tf.cast(hw, tf.int32), [1]], 0),
-                bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
-                seed=seed,
-                min_object_covered=0.1,
-                aspect_ratio_range=(3 / 4, 4 / 3),
-                area_range=(0.08, 1.0),
-                max_attempts=10,
-                use_image_if_no_bounding_boxes=True,
-            )
-            return tf.stack([begin[0], begin[1], extent[0], extent[1]])
+        def window(hw: Any, seed: Any) -> Any:  # the training crop imgrec draws
+            return crops.window_function(tf, "random", size, seed)(hw)
 
         def seeded(fn: Callable[[Any, Any], Any]) -> Any:
             seeds = tf.data.Dataset.random(seed=0, rerandomize_each_iteration=True).batch(2)
@@ -196,18 +186,16 @@ def jpeg_ops(tf: Any, folder: str, size: tuple[int, int], count: int = 60) -> No
     ``folder``: what each way of decoding costs, whatever the pipeline around it."""
     from pathlib import Path
 
+    from imgrec import crops
+
     files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))
     files = files[:: max(1, len(files) // count)][:count]
     datas = [tf.io.read_file(str(p)) for p in files]
     shapes = [tf.image.extract_jpeg_shape(d) for d in datas]
-    windows = []
-    for i, shape in enumerate(shapes):  # the training crop of imgrec/crops.py, seed (i, 0)
-        begin, extent, _ = tf.image.stateless_sample_distorted_bounding_box(
-            tf.cast(shape, tf.int32), tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=[i, 0],
-            min_object_covered=0.1, aspect_ratio_range=(3 / 4, 4 / 3),
-            area_range=(0.08, 1.0), max_attempts=10, use_image_if_no_bounding_boxes=True,
-        )  # fmt: skip
-        windows.append(tf.stack([begin[0], begin[1], extent[0], extent[1]]))
+    windows = [  # imgrec's training crop, seed (i, 0)
+        crops.window_function(tf, "random", size, tf.constant([i, 0], tf.int64))(shape[:2])
+        for i, shape in enumerate(shapes)
+    ]
     area = statistics.mean(
         float(w[2] * w[3]) / float(s[0] * s[1]) for w, s in zip(windows, shapes, strict=True)
     )
