@@ -5,12 +5,14 @@ from __future__ import annotations
 import functools
 import os
 import posixpath
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from . import storage
+from . import spool, storage
 from .errors import InputError
+from .spool import MEMORY, Store
 from .storage import Location
 
 
@@ -35,9 +37,21 @@ class Item:
     ref: Ref | None = None
 
 
+def encode_item(item: Item) -> list[Any]:
+    """A JSON-able form of an item of a walk or list (not of another tool's dataset)."""
+    if item.ref is not None:
+        raise ValueError("items inside another tool's dataset are not written out")
+    return [str(item.path), item.rel, item.label, item.text, item.stat]
+
+
+def decode_item(data: list[Any]) -> Item:
+    path, rel, label, text, st = data
+    return Item(storage.parse(path), rel, label, text, tuple(st) if st is not None else None)
+
+
 @dataclass
 class Walk:
-    items: list[Item]
+    items: Sequence[Item]  # a list; on disk for listings too long to hold (``spool``)
     labels: list[str]
     ignored: int  # hidden entries, special files, unreadable folders, folders seen twice
     broken_links: list[str]  # relative paths of symlinks to nothing
@@ -63,14 +77,16 @@ def walk(
     labels: list[str] | None = None,
     exclude: Location | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    store: Store = MEMORY,
 ) -> Walk:
     """Every regular file under ``src`` in sorted order, labelled by its first-level folder.
+    ``store`` keeps the items (in memory, or on disk: an object-store listing then streams).
 
     Symlinked folders are followed once (a folder reached twice, as in a loop, is not walked
     again). ``exclude`` (the output folder, when it sits inside SRC) is left out.
     """
     if isinstance(src, str):
-        return _walk_listing(src, labels, exclude)
+        return _walk_listing(src, labels, exclude, store)
     if not src.is_dir():
         raise InputError("not a folder (SRC must be a folder of images)", str(src))
     files: list[tuple[str, Path]] = []
@@ -121,56 +137,80 @@ def walk(
         and (excluded is None or _identity(Path(e.path)) != excluded)
     )
     return _labelled(
-        src, [(rel, path, None) for rel, path in files], folders, labels, ignored, broken
+        src, [(rel, path, None) for rel, path in files], folders, labels, ignored, broken, store
     )
 
 
 def _labelled(
     src: Location,
-    files: list[tuple[str, Location, tuple[int, int] | None]],
+    files: Iterable[tuple[str, Location, tuple[int, int] | None]],
     folders: list[str],
     labels: list[str] | None,
     ignored: int,
     broken: list[str],
+    store: Store = MEMORY,
 ) -> Walk:
     """The walk's result from its sorted files, labelled by their first-level folders."""
     labels = _label_order(folders, labels, "class folder(s)", str(src))
     index = {name: i for i, name in enumerate(labels)}
-    items = []
+    items = store.values(encode_item, decode_item)
     for rel, path, st in files:
         if "/" in rel:
             text = rel.split("/", 1)[0]
-            items.append(Item(path, rel, index[text], text, st))
+            spool.append(items, Item(path, rel, index[text], text, st))
         else:
-            items.append(Item(path, rel, -1, "", st))
+            spool.append(items, Item(path, rel, -1, "", st))
     return Walk(items, labels, ignored, broken)
 
 
-def _walk_listing(src: str, labels: list[str] | None, exclude: Location | None) -> Walk:
+def _walk_listing(
+    src: str, labels: list[str] | None, exclude: Location | None, store: Store = MEMORY
+) -> Walk:
     """``walk`` for an object-store prefix, from one listing, by the same rules: hidden
     entries are ignored (a hidden folder counts once, as a walk does not enter it), OUT is
-    left out, folder markers ("name/" keys) make first-level folders seen even when empty."""
-    listed = storage.list_tree(src)
+    left out, folder markers ("name/" keys) make first-level folders seen even when empty.
+    The listing streams through ``store``'s sort: on disk, nothing is held per object."""
     out = f"{exclude}/"[len(src) + 1 :] if str(exclude).startswith(src + "/") else None
     hidden: set[str] = set()
-    files: list[tuple[str, Location, tuple[int, int] | None]] = []
     folders: set[str] = set()
-    for rel, st in listed:
-        if out is not None and rel.startswith(out):
-            continue
-        parts = rel.split("/")
-        dot = next((i for i, p in enumerate(parts) if p.startswith(".")), None)
-        if dot is not None:
-            hidden.add("/".join(parts[: dot + 1]))
-            continue
-        if len(parts) > 1:
-            folders.add(parts[0])
-        if not rel.endswith("/"):
-            files.append((rel, f"{src}/{rel}", st))
+    listed = 0
+
+    def files() -> Iterator[tuple[str, tuple[int, int] | None]]:
+        nonlocal listed
+        for rel, st in storage.iter_tree(src):
+            listed += 1
+            if out is not None and rel.startswith(out):
+                continue
+            parts = rel.split("/")
+            dot = next((i for i, p in enumerate(parts) if p.startswith(".")), None)
+            if dot is not None:
+                hidden.add("/".join(parts[: dot + 1]))
+                continue
+            if len(parts) > 1:
+                folders.add(parts[0])
+            if not rel.endswith("/"):
+                yield rel, st
+
+    def key(f: tuple[str, tuple[int, int] | None]) -> list[str]:
+        return f[0].split("/")  # path order, component by component
+
+    if isinstance(store, spool.Disk):
+        ordered: Iterable[tuple[str, tuple[int, int] | None]] = store.sort(
+            files(), key, list, lambda data: (data[0], tuple(data[1]))
+        )
+    else:
+        ordered = sorted(files(), key=key)
     if not listed:
         raise InputError("nothing found under this prefix (SRC must hold images)", src)
-    files.sort(key=lambda f: f[0].split("/"))
-    return _labelled(src, files, sorted(folders), labels, len(hidden), [])
+    return _labelled(
+        src,
+        ((rel, f"{src}/{rel}", st) for rel, st in ordered),
+        sorted(folders),
+        labels,
+        len(hidden),
+        [],
+        store,
+    )
 
 
 def _label_order(found: list[str], labels: list[str] | None, what: str, where: str) -> list[str]:

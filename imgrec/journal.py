@@ -2,15 +2,17 @@
 that makes ``--resume`` possible, and the clean-up once the manifest is written.
 
 The journal is a folder in OUT, ``.imgrec-journal.d/``: ``plan.json`` (written once: the
-plan's key, options and source files) and one ``<shard>.json`` per finished shard, written
-by whoever wrote the shard (the driver, or a Beam worker). Executors may keep their own
-working files there too. It is removed, whole, when the manifest has been written.
+plan's key and options), ``files.jsonl`` (the source files, one line each) and one
+``<shard>.json`` per finished shard, written by whoever wrote the shard (the driver, or a
+Beam worker). Executors may keep their own working files there too. It is removed, whole,
+when the manifest has been written.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ JOURNAL = ".imgrec-journal.d"
 # as it found it, but for this.
 PIECES = ".imgrec-pieces.d"
 PLAN = "plan.json"
+FILES = "files.jsonl"
 # What imgrec 0.1.0 kept in OUT while a pack ran: removed by any new run.
 LEGACY = (".imgrec-journal.json", ".imgrec-plan.json")
 
@@ -112,22 +115,32 @@ class Journal:
 
     @classmethod
     def open(
-        cls, out: Folder, opts: PackOptions, labels: list[str], items: list[Item], resume: bool
+        cls,
+        out: Folder,
+        opts: PackOptions,
+        labels: list[str],
+        items: Sequence[Item],
+        resume: bool,
     ) -> Journal:
-        """A new journal, or (``resume``) the interrupted run's, refused if the plan changed."""
-        summary = _summary(opts, items)
-        text = json.dumps([__version__, labels, summary], sort_keys=True, ensure_ascii=True)
-        journal = cls(out, hashlib.sha256(text.encode()).hexdigest())
+        """A new journal, or (``resume``) the interrupted run's, refused if the plan changed.
+        The source files are streamed, one line each: nothing is held per file."""
+        head = [__version__, labels, opts.recorded()]
+        key = hashlib.sha256(json.dumps(head, sort_keys=True, ensure_ascii=True).encode())
+        for line in _file_lines(items):
+            key.update(line)
+        journal = cls(out, key.hexdigest())
         if not resume:
-            out.write(journal.name(PLAN), _dumps({"imgrec": __version__, "key": journal.key}
-                                                | summary))  # fmt: skip
+            out.write(journal.name(PLAN), _dumps({"imgrec": __version__, "key": journal.key,
+                                                   "options": opts.recorded()}))  # fmt: skip
             # OUT is marked unfinished now: the earlier dataset (if any) ends here.
             out.delete(MANIFEST)
+            with out.open_write(journal.name(FILES)) as f:  # for a refused --resume to say why
+                f.writelines(_file_lines(items))
             return journal
         try:
             then = json.loads(out.read(journal.name(PLAN)))
             if then["key"] != journal.key:
-                raise InputError(_mismatch(out, then, summary), str(out))
+                raise InputError(_mismatch(journal, then, opts, items), str(out))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise OutputError(
                 f"{out.at(journal.name(PLAN))}: unreadable ({e}); use --overwrite"
@@ -172,23 +185,30 @@ def _dumps(data: dict[str, Any]) -> bytes:
     return json.dumps(data, ensure_ascii=True).encode()
 
 
-def _summary(opts: PackOptions, items: list[Item]) -> dict[str, Any]:
-    return {"options": opts.recorded(), "files": {item.rel: list(stat(item)) for item in items}}
+def _file_lines(items: Iterable[Item]) -> Iterator[bytes]:
+    for item in items:
+        yield json.dumps([item.rel, *stat(item)], ensure_ascii=True).encode() + b"\n"
 
 
-def _mismatch(out: Folder, then: dict[str, Any], summary: dict[str, Any]) -> str:
+def _mismatch(
+    journal: Journal, then: dict[str, Any], opts: PackOptions, items: Sequence[Item]
+) -> str:
     """Why a --resume is refused: the options that changed, or how the source changed."""
-    now = json.loads(json.dumps(summary))  # tuples -> lists, as stored
-    changed = sorted(
-        k for k in now["options"] if then.get("options", {}).get(k) != now["options"][k]
-    )
+    now = json.loads(json.dumps(opts.recorded()))  # tuples -> lists, as stored
+    changed = sorted(k for k in now if then.get("options", {}).get(k) != now[k])
     if changed:
         return (
             "cannot resume: these options differ from the interrupted run's: "
             + ", ".join(f"{k} (was {then['options'].get(k)!r})" for k in changed)
             + "; use the same options, or --overwrite to start over"
         )
-    old, new = then.get("files", {}), now["files"]
+    # Only here, when the run is refused, are both lists of files held in memory.
+    old: dict[str, list[int]] = {}
+    with storage.open_read(journal.out.at(journal.name(FILES))) as f:
+        for line in f:
+            rel, *st = json.loads(line)
+            old[rel] = st
+    new = {rel: st for rel, *st in map(json.loads, _file_lines(items))}
     added = len(new.keys() - old.keys())
     removed = len(old.keys() - new.keys())
     modified = sum(1 for k in new.keys() & old.keys() if new[k] != old[k])

@@ -45,6 +45,28 @@ def _probe_array(payload: np.ndarray, max_pixels: int) -> tuple[int, int, int]:
 # What a look at an item's header says: (width, height, dense bytes per pixel), or why it is
 # not an image to pack.
 Probed = tuple[int, int, int] | images.NotAnImage | images.SkipImage
+# A probe's answer as plain data, to send between processes or write down: the facts, the
+# skip reason, or None for a file that is not an image.
+Portable = tuple[int, int, int] | str | None
+
+
+def portable(probed: Probed) -> Portable:
+    if isinstance(probed, images.NotAnImage):
+        return None
+    if isinstance(probed, images.SkipImage):
+        return str(probed)
+    return probed
+
+
+def unportable(data: Portable | list[int]) -> Probed:
+    """A probe's answer back from ``portable``'s (a list for facts read back from JSON)."""
+    if data is None:
+        return images.NotAnImage()
+    if isinstance(data, str):
+        code, _, detail = data.partition(": ")
+        return images.SkipImage(code, detail)
+    width, height, per_pixel = data
+    return width, height, per_pixel
 
 
 def read_once(item: Item, opts: images.Options) -> tuple[Probed, images.Loaded | Exception | None]:

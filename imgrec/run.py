@@ -110,7 +110,7 @@ def _pack_scanned(
     resume: bool,
 ) -> Manifest:
     found = scan(src, folder, opts, executor, note)
-    specs = plan_shards(found.candidates, found.estimate, opts)
+    specs = plan_shards(found.candidates, found.estimate, opts, found.store)
     journal: Journal | None = None
     try:
         prepare_out(folder, resuming=resume)
@@ -259,12 +259,12 @@ def plan(
     specs = plan_shards(found.candidates, found.estimate, opts)
     step = max(1, len(found.candidates) // 24)
     stored = basis = 0
-    for item in found.candidates[::step][:24]:
-        result = load(item, opts.image_options())
+    for k in range(0, len(found.candidates), step)[:24]:
+        result = load(found.candidates[k], opts.image_options())
         if not isinstance(result, Skipped):
             stored += len(result.data)
-            basis += found.dense[item.rel]
-    dense = sum(found.dense.values())
+            basis += found.dense[k]
+    dense = sum(found.dense)
     labels: dict[str, int] = {}
     for item in found.candidates:
         key = item.text or "(unlabelled)"

@@ -4,16 +4,18 @@ ignored; a header-only look at each image for the shard plan's size estimate."""
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Iterable, Iterator
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import converters, images, payloads, storage
-from .discover import Item, Walk, from_list, read_labels_file, walk
+from . import converters, images, payloads, spool, storage
+from .discover import Item, Walk, decode_item, encode_item, from_list, read_labels_file, walk
 from .errors import InputError
 from .manifest import Note
 from .options import PackOptions, Progress
 from .payloads import Probed
+from .spool import MEMORY, Store
 from .storage import Location
 
 
@@ -22,11 +24,12 @@ class Scan:
     """What a header-only look at SRC found: the images to pack and everything else."""
 
     found: Walk
-    candidates: list[Item]
-    estimate: dict[str, int]  # rough stored bytes per image (plans the shard count)
-    dense: dict[str, int]  # decoded bytes per image, at the source's depth
+    candidates: Sequence[Item]  # a list; on disk for listings too long to hold (``spool``)
+    estimate: Sequence[int]  # each candidate's rough stored bytes (plans the shard count)
+    dense: Sequence[int]  # each candidate's decoded bytes, at the source's depth
     ignored: int
     skipped: list[Note]
+    store: Store = MEMORY  # where the candidates are kept; the plan keeps its numbers there
 
 
 def skip(opts: PackOptions, path: Location, note: Note, into: list[Note]) -> None:
@@ -41,25 +44,36 @@ def scan(src: Location, out: Location, opts: PackOptions, progress: Progress) ->
     found = listing(src, out, opts, progress)
     # Header reads from an object store wait on the network: many run at once there.
     threads = 16 if storage.is_url(src) else 1
-    return classify(src, opts, found, _probes(found.items, opts.max_pixels, threads), progress)
+    return classify(src, opts, found, probes(found.items, opts.max_pixels, threads), progress)
 
 
-def listing(src: Location, out: Location, opts: PackOptions, progress: Progress) -> Walk:
-    """The files SRC names (a walk, a list file, or another tool's dataset), in order."""
+def listing(
+    src: Location, out: Location, opts: PackOptions, progress: Progress, store: Store = MEMORY
+) -> Walk:
+    """The files SRC names (a walk, a list file, or another tool's dataset), in order.
+    ``store`` keeps a walk's items (on disk, an object-store listing streams)."""
     if opts.source_format != "folder":
         return converters.listing(src, opts)
     labels = read_labels_file(Path(opts.labels_file)) if opts.labels_file else None
     if opts.from_list:
         return from_list(src, opts.from_list, labels)
-    return walk(src, labels, exclude=out, progress=progress)
+    return walk(src, labels, exclude=out, progress=progress, store=store)
 
 
 def classify(
-    src: Location, opts: PackOptions, found: Walk, probes: Iterable[Probed], progress: Progress
+    src: Location,
+    opts: PackOptions,
+    found: Walk,
+    probes: Iterable[Probed],
+    progress: Progress,
+    store: Store = MEMORY,
 ) -> Scan:
     """What the look at each file (``probes``: ``images.probe``'s answer for each item of
-    ``found``, in order, wherever it was computed) means: images to pack, skipped, ignored."""
-    result = Scan(found, [], {}, {}, found.ignored, [])
+    ``found``, in order, wherever it was computed) means: images to pack, skipped, ignored.
+    ``store`` keeps the candidates (in memory, or on disk for listings too long to hold)."""
+    candidates = store.values(encode_item, decode_item)
+    estimate, dense = store.numbers(8), store.numbers(8)
+    result = Scan(found, candidates, estimate, dense, found.ignored, [], store)
     for rel in found.missing:
         reason = str(images.SkipImage("missing"))
         skip(opts, storage.join(src, rel), Note(rel, reason), result.skipped)
@@ -82,9 +96,9 @@ def classify(
             skip(opts, item.path, Note(item.rel, str(probed)), result.skipped)
             continue
         width, height, per_pixel = probed
-        result.candidates.append(item)
-        result.dense[item.rel] = width * height * per_pixel
-        result.estimate[item.rel] = _estimate(opts.format, item, width * height * per_pixel)
+        spool.append(candidates, item)
+        dense.append(width * height * per_pixel)
+        estimate.append(_estimate(opts.format, item, width * height * per_pixel))
     if not result.candidates:
         raise InputError(
             f"no images to pack ({result.ignored} files ignored, {len(result.skipped)} skipped)",
@@ -93,7 +107,7 @@ def classify(
     return result
 
 
-def _probes(items: list[Item], max_pixels: int, threads: int) -> Iterator[Probed]:
+def probes(items: Iterable[Item], max_pixels: int, threads: int) -> Iterator[Probed]:
     """``images.probe`` of each item, in order (the exception it raised, for a file that is
     not an image or is skipped), ``threads`` at a time."""
 
@@ -107,8 +121,9 @@ def _probes(items: list[Item], max_pixels: int, threads: int) -> Iterator[Probed
         yield from map(one, items)
         return
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        for start in range(0, len(items), 64 * threads):  # bounded: millions of items
-            yield from pool.map(one, items[start : start + 64 * threads])
+        it = iter(items)
+        while batch := list(itertools.islice(it, 64 * threads)):  # bounded: millions of items
+            yield from pool.map(one, batch)
 
 
 def stat(item: Item) -> tuple[int, int]:

@@ -250,14 +250,22 @@ def stat(where: Location) -> tuple[int, int]:
 def list_tree(url: str) -> list[tuple[str, tuple[int, int]]]:
     """Every object under the prefix ``url``: ``(path relative to url, (size, mtime ns))``.
     Keys ending in "/" (the folder markers some tools make) come with their "/"."""
+    return list(iter_tree(url))
+
+
+def iter_tree(url: str) -> Iterator[tuple[str, tuple[int, int]]]:
+    """``list_tree``, one object at a time as the store's listing pages arrive: nothing is
+    held per object. (Object stores list a prefix through their Beam FileSystem's ``_list``,
+    the generator its ``match`` collects into a list; a FileSystem with folders is matched.)"""
     prefix = url + "/"
     with _remote(url, "list the objects under it", InputError):
-        found = _system(url).match([prefix + "**"])[0].metadata_list
-    return [
-        (m.path[len(prefix) :], (m.size_in_bytes, int(m.last_updated_in_seconds * 1e9)))
-        for m in found
-        if m.path.startswith(prefix) and len(m.path) > len(prefix)
-    ]
+        fs = _system(url)
+        found = (
+            fs._list(prefix) if not fs.has_dirs() else fs.match([prefix + "**"])[0].metadata_list
+        )
+        for m in found:
+            if m.path.startswith(prefix) and len(m.path) > len(prefix):
+                yield m.path[len(prefix) :], (m.size_in_bytes, int(m.last_updated_in_seconds * 1e9))
 
 
 class Folder:
@@ -284,7 +292,7 @@ class Folder:
             if not self.where.is_dir():
                 return True
             return not any(p.name not in ignore for p in self.where.iterdir())
-        return not [rel for rel, _ in self._all() if rel not in ignore]
+        return not [rel for rel, _ in self._all() if rel.split("/")[0] not in ignore]
 
     def files(self) -> list[str]:
         """Names of the files directly inside."""

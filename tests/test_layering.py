@@ -12,7 +12,7 @@ MAX_LINES = 400
 
 # Lowest first. A module may import modules of its own layer or of layers below it.
 LAYERS = [
-    ("bottom", {"errors", "deps", "storage", "tfrecord"}),
+    ("bottom", {"errors", "deps", "storage", "tfrecord", "spool"}),
     (
         "model",
         {

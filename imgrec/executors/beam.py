@@ -1,7 +1,18 @@
-"""The Beam executor: shards written by an Apache Beam pipeline.
+"""The Beam executor: headers read and shards written by Apache Beam pipelines.
 
-``run.pack`` does everything around the image work, as for the local executor. The
-pipeline does what the local executor's workers do::
+``run.pack`` does everything around the image work, as for the local executor. The driver
+holds nothing per image: the listing streams to files on its disk (``spool``), and so do
+the candidates and the shard plan. Two pipelines do the work on the images.
+
+The scan: the listing is written to ``listing.jsonl`` in OUT's working folder, in runs of
+consecutive lines; each run becomes one element::
+
+    (answers file, byte range of its lines)
+      | Reshuffle                                               spread the runs over workers
+      | Map        payloads.probe of each image (16 at a time   -> one JSON line per image in
+                   on an object store)                             the answers file
+
+and the driver reads the answers back in listing order to classify them. The shards::
 
     one element per shard to write: (name, where its images are listed in work.jsonl)
       | FlatMap    read the shard's images from the work list  -> (name, position, item)
@@ -23,28 +34,35 @@ apache_beam is imported only when a pipeline is made.
 from __future__ import annotations
 
 import json
+import math
 import re
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .. import storage
+from .. import spool, storage
 from ..deps import import_beam
-from ..discover import Item
+from ..discover import Item, decode_item, encode_item
 from ..encode import Packed, ShardResult, Skipped, pack_one, write_shard
 from ..errors import InputError, OutputError
 from ..images import Options
-from ..journal import Journal
+from ..journal import PIECES, Journal
 from ..options import RUNNERS, PackOptions, Progress
-from ..scan import Scan, scan
+from ..payloads import Probed, portable, unportable
+from ..scan import Scan, classify, listing, probes
 from ..sharding import ShardSpec
 from ..storage import Folder, Location
 
 WORK = "work.jsonl"  # in the journal: each shard's images, one JSON line each
+LISTING = f"{PIECES}/listing.jsonl"  # the scan's: every file SRC names, one JSON line each
+PROBE_RUN = 4096  # files a scan task looks at, at most
 
 # (shard name, byte range of its lines in the work list)
 ShardTask = tuple[str, int, int]
+# (answers file in OUT, byte range of its lines in the listing)
+ProbeTask = tuple[str, int, int]
 
 
 def pipeline_flags(runner: str, beam_options: Sequence[str]) -> list[str]:
@@ -72,24 +90,86 @@ class BeamExecutor:
 
     def __init__(self, runner: str = "beam", beam_options: Sequence[str] = ()) -> None:
         self.flags = pipeline_flags(runner, beam_options)
-        self._pipeline: Any = None
+        self._store: spool.Disk | None = None
 
     def check(self) -> None:
-        """Make the (empty) pipeline: bad options stop the run before OUT changes, and Beam's
+        """Make an (empty) pipeline: bad options stop the run before OUT changes, and Beam's
         filesystems get their options (credentials, endpoints) for the URLs."""
+        self._new_pipeline()
+
+    def _new_pipeline(self) -> Any:
+        """A pipeline with the run's options (each runs once)."""
         beam = import_beam()
         from apache_beam.options.pipeline_options import PipelineOptions
 
         try:
-            self._pipeline = beam.Pipeline(options=PipelineOptions(self.flags))
+            pipeline = beam.Pipeline(options=PipelineOptions(self.flags))
         except ValueError as e:  # an unknown runner, a malformed option
             raise InputError(f"Beam cannot make the pipeline: {e}") from None
         storage.forget_clients()  # the pipeline gave Beam's filesystems its options
+        return pipeline
+
+    def _run(self, pipeline: Any, out: Folder, advice: str) -> None:
+        from apache_beam.runners.runner import PipelineState
+
+        try:
+            state = pipeline.run().wait_until_finish()
+        except Exception as e:  # the runner's own error types; KeyboardInterrupt goes through
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise OutputError(f"{out}: the Beam pipeline failed ({first}); {advice}") from e
+        if state is not None and state != PipelineState.DONE:
+            raise OutputError(f"{out}: the Beam pipeline ended as {state}; {advice}")
 
     def scan(self, src: Location, out: Folder, opts: PackOptions, progress: Progress) -> Scan:
-        """On the driver: the listing and a look at each file's header (16 at a time when
-        SRC is on an object store)."""
-        return scan(src, out.where, opts, progress)
+        """The listing on the driver, streamed to disk (an object-store prefix's is never
+        held in memory); the look at each file's header in a first pipeline; what it found
+        classified on the driver, one file at a time."""
+        self.close()
+        self._store = spool.Disk()
+        found = listing(src, out.where, opts, progress, self._store)
+        looked = self._probe(found.items, out, opts.max_pixels, progress)
+        return classify(src, opts, found, looked, progress, self._store)
+
+    def close(self) -> None:
+        """Remove the scan's files on this machine."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def _probe(
+        self, items: Sequence[Item], out: Folder, max_pixels: int, progress: Progress
+    ) -> Iterator[Probed]:
+        """``images.probe`` of each item, in order, computed by a pipeline: the items go to
+        the workers in runs of consecutive lines of a listing file in OUT, and each run's
+        answers come back as a file beside it."""
+        progress("scan", 0, len(items))
+        per_task = min(PROBE_RUN, max(16, math.ceil(len(items) / 256)))
+        tasks: list[ProbeTask] = []
+        at = str(storage.absolute(out.at(LISTING)))
+        with out.open_write(LISTING) as f:
+            offset = 0
+            for n, item in enumerate(items):
+                if n % per_task == 0:
+                    tasks.append((f"{PIECES}/probed-{len(tasks):06d}.jsonl", offset, offset))
+                line = _line(encode_item(_absolute(item)))
+                f.write(line)
+                offset += len(line)
+                tasks[-1] = (tasks[-1][0], tasks[-1][1], offset)
+        anywhere = Folder(storage.absolute(out.where))
+        beam = import_beam()
+        pipeline = self._new_pipeline()
+        _ = (
+            pipeline
+            | "Runs" >> beam.Create(tasks)
+            | "Spread" >> beam.Reshuffle()
+            | "Probe" >> beam.Map(_probe_task, at, anywhere, max_pixels)
+        )
+        self._run(pipeline, out, "nothing was written yet, run again")
+        for task in tasks:
+            with storage.open_read(out.at(task[0])) as answers:
+                for line in answers:
+                    yield unportable(json.loads(line))
+        progress("scan", len(items), len(items))
 
     def write(
         self,
@@ -99,13 +179,22 @@ class BeamExecutor:
         journal: Journal,
         progress: Progress,
     ) -> Iterator[ShardResult]:
+        try:
+            yield from self._write(specs, out, image_options, journal, progress)
+        finally:
+            self.close()  # the scan's files, which the plan read from
+
+    def _write(
+        self,
+        specs: list[ShardSpec],
+        out: Folder,
+        image_options: Options,
+        journal: Journal,
+        progress: Progress,
+    ) -> Iterator[ShardResult]:
         if not specs:
             return
-        if self._pipeline is None:
-            self.check()
         beam = import_beam()
-        from apache_beam.runners.runner import PipelineState
-
         total = sum(len(spec.items) for spec in specs)
         progress("pack", 0, total)
         tasks = _write_work(out, journal, specs)
@@ -113,8 +202,9 @@ class BeamExecutor:
         work = str(storage.absolute(out.at(journal.name(WORK))))
         # Absolute: workers need not share the driver's working folder.
         anywhere = Journal(Folder(storage.absolute(out.where)), journal.key)
+        pipeline = self._new_pipeline()
         _ = (
-            self._pipeline
+            pipeline
             | "Shards" >> beam.Create(tasks)
             | "ReadPlan" >> beam.FlatMap(_read_work, work)
             | "Spread" >> beam.Reshuffle()
@@ -122,18 +212,7 @@ class BeamExecutor:
             | "ByShard" >> beam.GroupByKey()
             | "WriteShard" >> beam.Map(_write_group, anywhere, splits)
         )
-        try:
-            state = self._pipeline.run().wait_until_finish()
-        except Exception as e:  # the runner's own error types; KeyboardInterrupt goes through
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise OutputError(
-                f"{out}: the Beam pipeline failed ({first}); finished shards are kept,"
-                " run again with --resume"
-            ) from e
-        finally:
-            self._pipeline = None  # a pipeline runs once
-        if state is not None and state != PipelineState.DONE:
-            raise OutputError(f"{out}: the Beam pipeline ended as {state}; run again with --resume")
+        self._run(pipeline, out, "finished shards are kept, run again with --resume")
         results = [journal.recorded(spec) for spec in specs]
         missing = [spec.name for spec, r in zip(specs, results, strict=True) if r is None]
         if missing:
@@ -156,9 +235,7 @@ def _write_work(out: Folder, journal: Journal, specs: list[ShardSpec]) -> list[S
             for position, item in enumerate(spec.items):
                 # Absolute: workers need not share the driver's working folder. The path is
                 # only used to read the image; what is stored comes from rel, label, text.
-                path = str(storage.absolute(item.path))
-                fields = [position, path, item.rel, item.label, item.text]
-                line = json.dumps(fields, ensure_ascii=True).encode() + b"\n"
+                line = _line([position, encode_item(_absolute(item))])
                 f.write(line)
                 offset += len(line)
             tasks.append((spec.name, start, offset))
@@ -171,8 +248,30 @@ def _read_work(task: ShardTask, work: str) -> Iterator[tuple[str, int, Item]]:
         f.seek(start)
         lines = f.read(stop - start).splitlines()
     for line in lines:
-        position, path, rel, label, text = json.loads(line)
-        yield name, position, Item(storage.parse(path), rel, label, text)
+        position, item = json.loads(line)
+        yield name, position, decode_item(item)
+
+
+def _line(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=True).encode() + b"\n"
+
+
+def _absolute(item: Item) -> Item:
+    return replace(item, path=storage.absolute(item.path))
+
+
+def _probe_task(task: ProbeTask, listing: str, out: Folder, max_pixels: int) -> str:
+    """In a worker: look at the headers of one run of the listing; write the answers."""
+    answers, start, stop = task
+    with storage.open_read(storage.parse(listing)) as f:
+        f.seek(start)
+        items = [decode_item(json.loads(line)) for line in f.read(stop - start).splitlines()]
+    # Header reads from an object store wait on the network: many run at once there.
+    threads = 16 if items and storage.is_url(items[0].path) else 1
+    with out.open_write(answers) as written:
+        for probed in probes(items, max_pixels, threads):
+            written.write(_line(portable(probed)))
+    return answers
 
 
 def _pack_task(

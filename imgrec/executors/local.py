@@ -32,6 +32,7 @@ from ..errors import ImgrecError
 from ..images import Loaded, Options
 from ..journal import PIECES, Journal
 from ..options import PackOptions, Progress
+from ..payloads import unportable
 from ..scan import Scan, classify, listing, scan
 from ..sharding import ShardSpec
 from ..storage import Folder, Location
@@ -42,7 +43,6 @@ from .onepass import (
     probes,
     read_batch,
     shard_jobs,
-    unportable,
     write_from_pieces,
 )
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from ..discover import Item
 from ..encode import Packed, ShardResult, Skipped, packed, write_shard
 from ..images import NotAnImage, Options, SkipImage
 from ..lock import cannot_write
-from ..payloads import Probed, probe, read_once
+from ..payloads import Portable, Probed, portable, probe, read_once, unportable
 from ..schema import Record
 from ..sharding import ShardSpec
 
@@ -51,9 +51,6 @@ class Stored:
 
 
 Result = Stored | Skipped
-# A probe's answer as it crosses between processes: the facts, or "not an image" (None), or
-# the skip reason (SkipImage does not survive pickling: its constructor takes a code).
-Portable = tuple[int, int, int] | str | None
 
 
 @dataclass
@@ -67,11 +64,11 @@ class Pieces:
 Batch = tuple[Path, int, list[Item], Options]
 
 
-def batches(items: list[Item], pieces: Pieces, opts: Options, workers: int) -> list[Batch]:
+def batches(items: Sequence[Item], pieces: Pieces, opts: Options, workers: int) -> list[Batch]:
     """The first pass's tasks, for ``read_batch``: the items in listing order, in batches."""
     size = max(1, min(BATCH, len(items) // (workers * 8)))
     return [
-        (pieces.folder, n, items[start : start + size], opts)
+        (pieces.folder, n, list(items[start : start + size]), opts)
         for n, start in enumerate(range(0, len(items), size))
     ]
 
@@ -82,10 +79,10 @@ def probes(
     """From ``read_batch``'s results (``done``, in task order): what ``images.probe`` would
     answer for each item, in order; each image's result is kept in ``pieces``."""
     for (_, _, batch, _), seen in zip(tasks, done, strict=True):
-        for item, (portable, result) in zip(batch, seen, strict=True):
+        for item, (answer, result) in zip(batch, seen, strict=True):
             if result is not None:
                 pieces.results[item.rel] = result
-            yield unportable(portable)
+            yield unportable(answer)
 
 
 def read_batch(task: Batch) -> list[tuple[Portable, Result | None]]:
@@ -98,40 +95,22 @@ def read_batch(task: Batch) -> list[tuple[Portable, Result | None]]:
             for item in items:
                 probed, loaded = read_once(item, opts)
                 if loaded is None:
-                    seen.append((_portable(probed), None))
+                    seen.append((portable(probed), None))
                     continue
                 result = packed(item, loaded)
                 if isinstance(result, Skipped):
-                    seen.append((_portable(probed), result))
+                    seen.append((portable(probed), result))
                     continue
                 f.write(result.example)
                 size = len(result.example)
                 r = result.record
                 shape = (r.format, r.dtype, r.height, r.width, r.channels, r.orientation)
                 record = Stored(piece, offset, size, result.stored, result.note, shape)
-                seen.append((_portable(probed), record))
+                seen.append((portable(probed), record))
                 offset += size
     except OSError as e:
         raise cannot_write(folder, e, resumable=False) from None
     return seen
-
-
-def _portable(probed: Probed) -> Portable:
-    if isinstance(probed, NotAnImage):
-        return None
-    if isinstance(probed, SkipImage):
-        return str(probed)
-    return probed
-
-
-def unportable(portable: Portable) -> Probed:
-    """A probe's answer back from ``Portable``."""
-    if portable is None:
-        return NotAnImage()
-    if isinstance(portable, str):
-        code, _, detail = portable.partition(": ")
-        return SkipImage(code, detail)
-    return portable
 
 
 def probe_one(task: tuple[Item, int]) -> Portable:
@@ -140,7 +119,7 @@ def probe_one(task: tuple[Item, int]) -> Portable:
     try:
         return probe(item, max_pixels)
     except (NotAnImage, SkipImage) as e:
-        return _portable(e)
+        return portable(e)
 
 
 def shard_jobs(
@@ -160,7 +139,7 @@ def write_from_pieces(job: tuple[Path, Path, ShardSpec, list[Result]]) -> ShardR
 
 
 def _records(
-    pieces: Path, items: tuple[Item, ...], results: list[Result]
+    pieces: Path, items: Sequence[Item], results: list[Result]
 ) -> Iterator[Packed | Skipped]:
     files: dict[int, int] = {}
     try:

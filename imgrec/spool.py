@@ -1,0 +1,255 @@
+"""Sequences kept in files, for listings too long to hold in memory (the Beam driver's).
+
+``Disk(folder)`` makes them in a folder of its own; ``MEMORY`` makes plain lists instead, so
+code written against a ``Store`` runs the same on either. On disk, reads and writes go
+through ``os.pread``/``os.pwrite``: nothing is mapped into the process, so its memory does
+not grow with the length (the page cache holds the files). Random access costs a system
+call, a few microseconds.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import os
+import shutil
+import tempfile
+import weakref
+from collections.abc import Callable, Iterable, Iterator, MutableSequence, Sequence
+from itertools import islice
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar, overload
+
+T = TypeVar("T")
+BLOCK = 1 << 16  # bytes read or buffered at a time
+
+
+class Numbers(MutableSequence[int]):
+    """Unsigned integers of ``width`` bytes in a file; grows by ``append``."""
+
+    def __init__(self, path: Path, width: int) -> None:
+        self.width = width
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._len = 0
+        self._buffer = bytearray()
+
+    def append(self, value: int) -> None:
+        self._buffer += value.to_bytes(self.width, "little")
+        self._len += 1
+        if len(self._buffer) >= BLOCK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buffer:
+            os.pwrite(self._fd, self._buffer, self._len * self.width - len(self._buffer))
+            self._buffer.clear()
+
+    def __len__(self) -> int:
+        return self._len
+
+    @overload
+    def __getitem__(self, i: int) -> int: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[int]: ...
+    def __getitem__(self, i: int | slice) -> int | list[int]:
+        if isinstance(i, slice):
+            return list(islice(self._from(range(self._len)[i].start), len(range(self._len)[i])))
+        self._flush()
+        at = self._index(i)
+        return int.from_bytes(os.pread(self._fd, self.width, at * self.width), "little")
+
+    def __setitem__(self, i: Any, value: Any) -> None:
+        if isinstance(i, slice):
+            raise TypeError("Numbers takes one item at a time")
+        self._flush()
+        os.pwrite(self._fd, int(value).to_bytes(self.width, "little"), self._index(i) * self.width)
+
+    def __delitem__(self, i: Any) -> None:
+        raise TypeError("Numbers only grow")
+
+    def insert(self, index: int, value: int) -> None:
+        if index != self._len:
+            raise TypeError("Numbers only grow at the end")
+        self.append(value)
+
+    def _index(self, i: int) -> int:
+        if i < 0:
+            i += self._len
+        if not 0 <= i < self._len:
+            raise IndexError(i)
+        return i
+
+    def __iter__(self) -> Iterator[int]:
+        return self._from(0)
+
+    def _from(self, start: int) -> Iterator[int]:
+        self._flush()
+        end = self._len * self.width
+        at = start * self.width
+        while at < end:
+            block = os.pread(self._fd, min(BLOCK, end - at), at)
+            at += len(block)
+            for k in range(0, len(block), self.width):
+                yield int.from_bytes(block[k : k + self.width], "little")
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class Values(Sequence[T], Generic[T]):
+    """Values kept as lines of a file (``encode`` makes a JSON-able form, ``decode`` reads it
+    back), appended in order and read in order or by position."""
+
+    def __init__(self, path: Path, encode: Callable[[T], Any], decode: Callable[[Any], T]) -> None:
+        self.path = path
+        self._encode, self._decode = encode, decode
+        self._file = open(path, "w+b")  # noqa: SIM115 (closed by close())
+        self._starts = Numbers(path.with_suffix(".at"), 8)
+        self._end = 0
+
+    def append(self, value: T) -> None:
+        line = json.dumps(self._encode(value), ensure_ascii=True).encode() + b"\n"
+        self._starts.append(self._end)
+        self._file.write(line)
+        self._end += len(line)
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    @overload
+    def __getitem__(self, i: int) -> T: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[T]: ...
+    def __getitem__(self, i: int | slice) -> T | list[T]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(len(self))[i]]
+        self._file.flush()
+        n = len(self._starts)
+        i = i + n if i < 0 else i
+        start = self._starts[i]
+        stop = self._starts[i + 1] if i + 1 < n else self._end
+        return self._decode(json.loads(os.pread(self._file.fileno(), stop - start, start)))
+
+    def __iter__(self) -> Iterator[T]:
+        self._file.flush()
+        with open(self.path, "rb") as f:
+            for line in islice(f, len(self)):
+                yield self._decode(json.loads(line))
+
+    def close(self) -> None:
+        self._file.close()
+        self._starts.close()
+
+
+class Picked(Sequence[T], Generic[T]):
+    """``values[k]`` for each k in ``indices[start:stop]``, read when asked for."""
+
+    def __init__(self, values: Sequence[T], indices: Sequence[int], start: int, stop: int) -> None:
+        self._values, self._indices = values, indices
+        self._start, self._stop = start, stop
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    @overload
+    def __getitem__(self, i: int) -> T: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[T]: ...
+    def __getitem__(self, i: int | slice) -> T | list[T]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(len(self))[i]]
+        k = range(self._start, self._stop)[i]
+        return self._values[self._indices[k]]
+
+    def __iter__(self) -> Iterator[T]:
+        for k in range(self._start, self._stop):
+            yield self._values[self._indices[k]]
+
+
+class Store(Protocol):
+    """Where a run keeps its long sequences: in memory, or on disk."""
+
+    def numbers(self, width: int = 4) -> MutableSequence[int]: ...
+
+    def values(self, encode: Callable[[T], Any], decode: Callable[[Any], T]) -> Sequence[T]: ...
+
+    def pick(
+        self, values: Sequence[T], indices: Sequence[int], start: int, stop: int
+    ) -> Sequence[T]: ...
+
+
+def append(values: Sequence[T], value: T) -> None:
+    """Append to a sequence a ``Store`` made (a list, or ``Values``)."""
+    values.append(value)  # type: ignore[attr-defined]
+
+
+class _Memory:
+    def numbers(self, width: int = 4) -> MutableSequence[int]:
+        return []
+
+    def values(self, encode: Callable[[T], Any], decode: Callable[[Any], T]) -> Sequence[T]:
+        return []
+
+    def pick(
+        self, values: Sequence[T], indices: Sequence[int], start: int, stop: int
+    ) -> Sequence[T]:
+        return tuple(values[k] for k in indices[start:stop])
+
+
+MEMORY: Store = _Memory()
+
+
+class Disk:
+    """Sequences in files of a temporary folder of their own (in ``where``, or the system's
+    temporary folder), removed by ``close``."""
+
+    def __init__(self, where: Path | None = None) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="imgrec-spool-", dir=where))
+        self._made: list[Numbers | Values[Any]] = []
+        # Removed also when the store is dropped unclosed (a run stopped by an error).
+        self._remove = weakref.finalize(self, shutil.rmtree, self.folder, True)
+
+    def _path(self, suffix: str) -> Path:
+        return self.folder / f"{len(self._made):06d}{suffix}"
+
+    def numbers(self, width: int = 4) -> MutableSequence[int]:
+        made = Numbers(self._path(".n"), width)
+        self._made.append(made)
+        return made
+
+    def values(self, encode: Callable[[T], Any], decode: Callable[[Any], T]) -> Sequence[T]:
+        made: Values[T] = Values(self._path(".jsonl"), encode, decode)
+        self._made.append(made)
+        return made
+
+    def pick(
+        self, values: Sequence[T], indices: Sequence[int], start: int, stop: int
+    ) -> Sequence[T]:
+        return Picked(values, indices, start, stop)
+
+    def sort(
+        self,
+        values: Iterable[T],
+        key: Callable[[T], Any],
+        encode: Callable[[T], Any],
+        decode: Callable[[Any], T],
+        run: int = 50_000,
+    ) -> Iterator[T]:
+        """``values`` sorted by ``key``, holding at most ``run`` of them in memory: sorted
+        runs are written to files, then merged."""
+        runs: list[Sequence[T]] = []
+        it = iter(values)
+        while chunk := list(islice(it, run)):
+            chunk.sort(key=key)
+            kept = self.values(encode, decode)
+            for value in chunk:
+                append(kept, value)
+            runs.append(kept)
+            del chunk
+        return heapq.merge(*runs, key=key)
+
+    def close(self) -> None:
+        for made in self._made:
+            made.close()
+        self._made.clear()
+        self._remove()
