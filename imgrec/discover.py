@@ -287,7 +287,7 @@ def from_list(src: Location, list_path: str, labels: list[str] | None = None) ->
     folder under SRC, in the same sorted order a walk gives. Paths are relative to SRC
     (absolute ones, or URLs when SRC is a URL, must lie inside it)."""
     if isinstance(src, str):
-        listed = dict(storage.list_tree(src))  # one listing, not a request per file
+        listed = dict(storage.iter_tree(src))  # one listing, not a request per file
         to_rel = functools.partial(_url_rel, src)
 
         def found(rel: str) -> tuple[bool, tuple[int, int] | None]:

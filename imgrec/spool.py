@@ -22,6 +22,7 @@ from typing import Any, Generic, Protocol, TypeVar, overload
 
 T = TypeVar("T")
 BLOCK = 1 << 16  # bytes read or buffered at a time
+RUN = 50_000  # values a sort holds in memory at a time
 
 
 class Numbers(MutableSequence[int]):
@@ -233,13 +234,12 @@ class Disk:
         key: Callable[[T], Any],
         encode: Callable[[T], Any],
         decode: Callable[[Any], T],
-        run: int = 50_000,
     ) -> Iterator[T]:
-        """``values`` sorted by ``key``, holding at most ``run`` of them in memory: sorted
+        """``values`` sorted by ``key``, holding at most ``RUN`` of them in memory: sorted
         runs are written to files, then merged."""
         runs: list[Sequence[T]] = []
         it = iter(values)
-        while chunk := list(islice(it, run)):
+        while chunk := list(islice(it, RUN)):
             chunk.sort(key=key)
             kept = self.values(encode, decode)
             for value in chunk:

@@ -247,23 +247,15 @@ def stat(where: Location) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
-def list_tree(url: str) -> list[tuple[str, tuple[int, int]]]:
-    """Every object under the prefix ``url``: ``(path relative to url, (size, mtime ns))``.
-    Keys ending in "/" (the folder markers some tools make) come with their "/"."""
-    return list(iter_tree(url))
-
-
 def iter_tree(url: str) -> Iterator[tuple[str, tuple[int, int]]]:
-    """``list_tree``, one object at a time as the store's listing pages arrive: nothing is
-    held per object. (Object stores list a prefix through their Beam FileSystem's ``_list``,
-    the generator its ``match`` collects into a list; a FileSystem with folders is matched.)"""
+    """Every object under the prefix ``url``: ``(path relative to url, (size, mtime ns))``;
+    keys ending in "/" (folder markers) with their "/". One at a time as the listing's pages
+    arrive: a store's Beam FileSystem ``_list``s a prefix (``match`` collects it in a list)."""
     prefix = url + "/"
     with _remote(url, "list the objects under it", InputError):
         fs = _system(url)
-        found = (
-            fs._list(prefix) if not fs.has_dirs() else fs.match([prefix + "**"])[0].metadata_list
-        )
-        for m in found:
+        listed = fs.match([prefix + "**"])[0].metadata_list if fs.has_dirs() else fs._list(prefix)
+        for m in listed:
             if m.path.startswith(prefix) and len(m.path) > len(prefix):
                 yield m.path[len(prefix) :], (m.size_in_bytes, int(m.last_updated_in_seconds * 1e9))
 
@@ -284,7 +276,7 @@ class Folder:
 
     def _all(self) -> list[tuple[str, tuple[int, int]]]:
         assert isinstance(self.where, str)
-        return list_tree(self.where)
+        return list(iter_tree(self.where))
 
     def is_empty(self, ignore: Sequence[str] = ()) -> bool:
         """Nothing in it but the names in ``ignore``."""

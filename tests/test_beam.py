@@ -12,10 +12,13 @@ from pathlib import Path
 import pytest
 from fixtures import DIRECT, beam_pack, disk_full_on, files_of, run
 
-from imgrec import PackOptions, pack
+from imgrec import PackOptions, pack, scan, spool
 from imgrec.errors import DependencyError, InputError, OutputError
 from imgrec.executors import beam
 from imgrec.executors.beam import pipeline_flags
+from imgrec.options import no_progress
+from imgrec.scan import listing
+from imgrec.storage import Folder
 
 pytestmark = pytest.mark.slow
 
@@ -62,6 +65,41 @@ def test_multi_processing_workers_give_the_same_bytes(src, tmp_path):
     options = ("direct_running_mode=multi_processing", "direct_num_workers=2")
     beam_pack(src, tmp_path / "beam", replace(opts, beam_options=options))
     assert files_of(tmp_path / "beam") == files_of(tmp_path / "local")
+
+
+def test_headers_are_read_in_the_pipeline_and_the_driver_keeps_the_scan_on_disk(
+    src, tmp_path, monkeypatch
+):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    look = beam._probe_task
+
+    def counted(task, *args):  # pickled with the pipeline: it leaves its mark in a file
+        (runs / task[0].rsplit("/", 1)[-1]).touch()
+        return look(task, *args)
+
+    def on_the_driver(*args, **kwargs):
+        raise AssertionError("the Beam driver read the headers itself")
+
+    monkeypatch.setattr(beam, "_probe_task", counted)
+    monkeypatch.setattr(scan, "scan", on_the_driver)
+    opts = PackOptions(runner="DirectRunner", beam_options=DIRECT)
+    out = Folder(tmp_path / "out")
+    (tmp_path / "out").mkdir()  # as pack's lock makes it
+    executor = beam.BeamExecutor("DirectRunner", DIRECT)
+    found = executor.scan(src, out, opts, no_progress)
+    try:
+        assert isinstance(found.candidates, spool.Values)  # in a file, not in memory
+        walked = listing(src, out.where, opts, no_progress)
+        looks = scan.probes(walked.items, opts.max_pixels, 1)
+        expected = scan.classify(src, opts, walked, looks, no_progress)
+        assert list(found.candidates) == expected.candidates
+        assert list(found.estimate) == list(expected.estimate)
+        assert (found.skipped, found.ignored) == (expected.skipped, expected.ignored)
+        assert len(list(runs.iterdir())) >= 1  # the headers were read by pipeline tasks
+    finally:
+        executor.close()
+    assert isinstance(found.store, spool.Disk) and not found.store.folder.exists()
 
 
 def test_beam_packs_a_from_list(src, tmp_path):

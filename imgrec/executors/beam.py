@@ -40,7 +40,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .. import spool, storage
 from ..deps import import_beam
@@ -156,13 +156,15 @@ class BeamExecutor:
                 offset += len(line)
                 tasks[-1] = (tasks[-1][0], tasks[-1][1], offset)
         anywhere = Folder(storage.absolute(out.where))
+        # Header reads from an object store wait on the network: many run at once there.
+        threads = 16 if items and storage.is_url(items[0].path) else 1
         beam = import_beam()
         pipeline = self._new_pipeline()
         _ = (
             pipeline
             | "Runs" >> beam.Create(tasks)
             | "Spread" >> beam.Reshuffle()
-            | "Probe" >> beam.Map(_probe_task, at, anywhere, max_pixels)
+            | "Probe" >> beam.Map(_probe_task, at, anywhere, max_pixels, threads)
         )
         self._run(pipeline, out, "nothing was written yet, run again")
         for task in tasks:
@@ -197,7 +199,7 @@ class BeamExecutor:
         beam = import_beam()
         total = sum(len(spec.items) for spec in specs)
         progress("pack", 0, total)
-        tasks = _write_work(out, journal, specs)
+        tasks = write_work(out, journal, specs)
         splits = {spec.name: spec.split for spec in specs}
         work = str(storage.absolute(out.at(journal.name(WORK))))
         # Absolute: workers need not share the driver's working folder.
@@ -224,7 +226,7 @@ class BeamExecutor:
         yield from (r for r in results if r is not None)
 
 
-def _write_work(out: Folder, journal: Journal, specs: list[ShardSpec]) -> list[ShardTask]:
+def write_work(out: Folder, journal: Journal, specs: list[ShardSpec]) -> list[ShardTask]:
     """Write each shard's images, in plan order, as JSON lines; returns where each shard's
     lines are. Only these few numbers go into the pipeline, however many images there are."""
     tasks = []
@@ -252,6 +254,13 @@ def _read_work(task: ShardTask, work: str) -> Iterator[tuple[str, int, Item]]:
         yield name, position, decode_item(item)
 
 
+def _lines(f: BinaryIO, size: int) -> Iterator[bytes]:
+    """The lines in the next ``size`` bytes of ``f``, read one at a time."""
+    while size > 0 and (line := f.readline()):
+        size -= len(line)
+        yield line
+
+
 def _line(data: Any) -> bytes:
     return json.dumps(data, ensure_ascii=True).encode() + b"\n"
 
@@ -260,15 +269,12 @@ def _absolute(item: Item) -> Item:
     return replace(item, path=storage.absolute(item.path))
 
 
-def _probe_task(task: ProbeTask, listing: str, out: Folder, max_pixels: int) -> str:
+def _probe_task(task: ProbeTask, listing: str, out: Folder, max_pixels: int, threads: int) -> str:
     """In a worker: look at the headers of one run of the listing; write the answers."""
     answers, start, stop = task
-    with storage.open_read(storage.parse(listing)) as f:
+    with storage.open_read(storage.parse(listing)) as f, out.open_write(answers) as written:
         f.seek(start)
-        items = [decode_item(json.loads(line)) for line in f.read(stop - start).splitlines()]
-    # Header reads from an object store wait on the network: many run at once there.
-    threads = 16 if items and storage.is_url(items[0].path) else 1
-    with out.open_write(answers) as written:
+        items = (decode_item(json.loads(line)) for line in _lines(f, stop - start))
         for probed in probes(items, max_pixels, threads):
             written.write(_line(portable(probed)))
     return answers
