@@ -87,7 +87,8 @@ class LocalExecutor:
         self._pieces = pieces
         tasks = batches(found.items, pieces, opts.image_options(), self.workers)
         with contextlib.closing(in_order(read_batch, tasks, self.workers, 1)) as read:
-            return classify(src, opts, found, probes(tasks, read, pieces), progress)
+            answers = probes(tasks, read, pieces, found.items)
+            return classify(src, opts, found, answers, progress)
 
     def write(
         self,

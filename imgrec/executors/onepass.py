@@ -22,7 +22,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..discover import Item
@@ -76,44 +76,87 @@ def batches(items: list[Item], pieces: Pieces, opts: Options, workers: int) -> l
     ]
 
 
+Seen = tuple[Portable, Result | None, tuple[int, int] | None]  # and the file's (size, mtime)
+
+
 def probes(
-    tasks: list[Batch], done: Iterator[list[tuple[Portable, Result | None]]], pieces: Pieces
+    tasks: list[Batch], done: Iterator[list[Seen]], pieces: Pieces, items: list[Item]
 ) -> Iterator[Probed]:
     """From ``read_batch``'s results (``done``, in task order): what ``images.probe`` would
-    answer for each item, in order; each image's result is kept in ``pieces``."""
-    for (_, _, batch, _), seen in zip(tasks, done, strict=True):
-        for item, (portable, result) in zip(batch, seen, strict=True):
-            if result is not None:
-                pieces.results[item.rel] = result
-            yield unportable(portable)
+    answer for each item, in order; each image's result is kept in ``pieces``.
+
+    ``items`` is the listing the answers are for, as ``scan.classify`` walks it: each item in
+    it is replaced by one carrying the size and time of its file that the worker saw, a batch
+    ahead of that walk (the first batch before this returns), so that the main process does
+    not look each file up again for the size estimate and the journal. (Were an item taken
+    before it is replaced, it would only be looked up as before.)"""
+    results = zip(tasks, done, strict=True)
+    start = 0
+
+    def fetch() -> list[tuple[Item, Seen]] | None:
+        nonlocal start
+        pair = next(results, None)
+        if pair is None:
+            return None
+        (_, _, batch, _), seen = pair
+        for n, (item, (_, _, stat)) in enumerate(zip(batch, seen, strict=True)):
+            if stat is not None and item.stat is None:
+                items[start + n] = replace(item, stat=stat)
+        start += len(batch)
+        return list(zip(batch, seen, strict=True))
+
+    def answers(current: list[tuple[Item, Seen]] | None) -> Iterator[Probed]:
+        while current is not None:
+            following = None
+            for n, (item, (portable, result, _)) in enumerate(current, 1):
+                if result is not None:
+                    pieces.results[item.rel] = result
+                if n == len(current):
+                    following = fetch()
+                yield unportable(portable)
+            current = following
+
+    return answers(fetch())
 
 
-def read_batch(task: Batch) -> list[tuple[Portable, Result | None]]:
+def read_batch(task: Batch) -> list[Seen]:
     """In a worker: one batch of files, each read once, its record written into the piece."""
     folder, piece, items, opts = task
-    seen: list[tuple[Portable, Result | None]] = []
+    seen: list[Seen] = []
     try:  # only the piece can raise OSError here: a source that cannot be read is skipped
         with open(folder / f"{piece:06d}.rec", "wb") as f:
             offset = 0
             for item in items:
                 probed, loaded = read_once(item, opts)
+                stat = _stat(item)
                 if loaded is None:
-                    seen.append((_portable(probed), None))
+                    seen.append((_portable(probed), None, stat))
                     continue
                 result = packed(item, loaded)
                 if isinstance(result, Skipped):
-                    seen.append((_portable(probed), result))
+                    seen.append((_portable(probed), result, stat))
                     continue
                 f.write(result.example)
                 size = len(result.example)
                 r = result.record
                 shape = (r.format, r.dtype, r.height, r.width, r.channels, r.orientation)
                 record = Stored(piece, offset, size, result.stored, result.note, shape)
-                seen.append((_portable(probed), record))
+                seen.append((_portable(probed), record, stat))
                 offset += size
     except OSError as e:
         raise cannot_write(folder, e, resumable=False) from None
     return seen
+
+
+def _stat(item: Item) -> tuple[int, int] | None:
+    """(size, mtime ns) of a local file, as ``scan.stat`` gives it; None: not known here."""
+    if item.stat is not None or item.ref is not None or not isinstance(item.path, Path):
+        return None
+    try:
+        st = os.stat(item.path)
+    except OSError:
+        return None  # the main process looks it up itself, with its own error handling
+    return st.st_size, st.st_mtime_ns
 
 
 def _portable(probed: Probed) -> Portable:
