@@ -80,7 +80,8 @@ class LocalExecutor:
         if opts.format == "raw":
             looks = [(item, opts.max_pixels) for item in found.items]
             with contextlib.closing(in_order(probe_one, looks, self.workers, 64)) as done:
-                return classify(src, opts, found, map(unportable, done), progress)
+                answers = _numpy_meanwhile(map(unportable, done), self.workers)
+                return classify(src, opts, found, answers, progress)
         pieces = Pieces(out.where / PIECES)
         shutil.rmtree(pieces.folder, ignore_errors=True)  # a killed run's
         pieces.folder.mkdir()
@@ -162,6 +163,17 @@ class LocalExecutor:
                 while upcoming is not None and upcoming.name in finished:
                     yield finished.pop(upcoming.name)
                     upcoming = next(ready, None)
+
+
+def _numpy_meanwhile(answers: Iterator[Any], workers: int) -> Iterator[Any]:
+    """``answers``; once the first has come (the workers are started), NumPy is imported here
+    while they go on, so that the workers forked to write raw pixels have it already instead
+    of each importing it (about 80 ms)."""
+    for n, answer in enumerate(answers):
+        if n == 0 and workers > 1:
+            import numpy  # noqa: F401
+
+        yield answer
 
 
 def _pack_task(task: tuple[Item, Options]) -> Packed | Skipped:
