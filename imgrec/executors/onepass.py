@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import os
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -50,7 +51,38 @@ class Stored:
     shape: tuple[str, str, int, int, int, int]  # format, dtype, height, width, channels, orient.
 
 
-Result = Stored | Skipped
+# A Stored as the main process keeps it: packed into a few dozen bytes (a Stored object and
+# its fields take about 0.45 KB); the object itself for what the packing cannot hold.
+Kept = bytes | Stored
+Result = Kept | Skipped
+_PACKED = struct.Struct("<IQIIIIBBBBB")  # piece, offset, size, stored, h, w, c, orient., codes
+_FORMATS = ("jpeg", "png", "raw")
+_DTYPES = ("uint8", "uint16", "int32", "float32")
+
+
+def kept(stored: Stored) -> Kept:
+    """``stored``, packed (see ``Kept``)."""
+    fmt, dtype, height, width, channels, orientation = stored.shape
+    if fmt not in _FORMATS or dtype not in _DTYPES or max(height, width) >= 2**32:
+        return stored
+    if not (stored.size < 2**32 and stored.stored < 2**32 and channels < 256):
+        return stored
+    note = b"" if stored.note is None else stored.note.encode("utf-8", "surrogatepass")
+    codes = (orientation, _FORMATS.index(fmt), _DTYPES.index(dtype), stored.note is not None)
+    fixed = (stored.piece, stored.offset, stored.size, stored.stored, height, width, channels)
+    return _PACKED.pack(*fixed, *codes) + note
+
+
+def unkept(kept: Kept) -> Stored:
+    """The Stored that ``kept`` packed."""
+    if isinstance(kept, Stored):
+        return kept
+    piece, offset, size, stored, h, w, c, orientation, fmt, dtype, noted = _PACKED.unpack_from(kept)
+    note = kept[_PACKED.size :].decode("utf-8", "surrogatepass") if noted else None
+    return Stored(piece, offset, size, stored, note, (_FORMATS[fmt], _DTYPES[dtype], h, w, c,
+                                                      orientation))  # fmt: skip
+
+
 # A probe's answer as it crosses between processes: the facts, or "not an image" (None), or
 # the skip reason (SkipImage does not survive pickling: its constructor takes a code).
 Portable = tuple[int, int, int] | str | None
@@ -140,7 +172,7 @@ def read_batch(task: Batch) -> list[Seen]:
                 size = len(result.example)
                 r = result.record
                 shape = (r.format, r.dtype, r.height, r.width, r.channels, r.orientation)
-                record = Stored(piece, offset, size, result.stored, result.note, shape)
+                record = kept(Stored(piece, offset, size, result.stored, result.note, shape))
                 seen.append((_portable(probed), record, stat))
                 offset += size
     except OSError as e:
@@ -211,6 +243,7 @@ def _records(
             if isinstance(result, Skipped):
                 yield result
                 continue
+            result = unkept(result)
             fd = files.get(result.piece)
             if fd is None:
                 if len(files) >= OPEN_PIECES:
