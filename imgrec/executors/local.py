@@ -1,9 +1,11 @@
 """The local executor: shards written by processes on this machine (``--workers``).
 
-With a shard for every worker, each worker loads, encodes and writes whole shards, so no
-image crosses between processes (for raw pixels that crossing costs more than the second
-core gains). With fewer shards, images are loaded and encoded in the workers, in batches,
-and written here in plan order. Either way the bytes depend only on the plan.
+Each worker loads, encodes and writes whole shards, one per worker at a time, so no image
+crosses between processes (for raw pixels that crossing costs more than the second core
+gains); the shards that do not fill a round of workers are cut into runs of records that
+all the workers write into pieces, appended here in plan order (``runs``). Encoded records
+come from the pieces of the first pass (``onepass``). With one worker, everything runs in
+this process. Either way the bytes depend only on the plan.
 """
 
 from __future__ import annotations
