@@ -153,12 +153,13 @@ def test_a_full_disk_during_the_first_pass_is_one_clear_error(odd_src, tmp_path,
 def test_raw_shards_cut_into_runs_are_the_same_bytes(odd_src, tmp_path, monkeypatch, shards):
     """With fewer shards than a round of workers, raw shards are written by all the workers
     in runs of records (executors/runs.py): runs of 2 records here, so that the piece files
-    are reused many times over, with skipped images inside runs."""
+    are reused many times over, with skipped images inside runs, read 1,000 bytes at a time."""
     from imgrec.executors import runs
 
     options = {"format": "raw", "shards": shards, "max_side": 16}
     one = _packed(odd_src, tmp_path / "w1", workers=1, **options)
     monkeypatch.setattr(runs, "RUN", 2)
+    monkeypatch.setattr(runs, "CHUNK", 1000)  # a run's piece read in several pieces
     two = _packed(odd_src, tmp_path / "w2", workers=2, **options)
     assert one == two
     assert any("truncated" in n["reason"] for n in one[1]["skipped"])

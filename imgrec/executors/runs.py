@@ -32,6 +32,7 @@ from ..stats import Stats
 from ..tfrecord import ShardWriter, frame
 
 RUN = 16  # images per run: about 6 MB of raw 400 x 300 photos
+CHUNK = 8 << 20  # bytes of a piece read at a time while a shard is assembled
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +115,7 @@ def assemble(
 ) -> ShardResult:
     """Write the shard ``spec`` and its index into ``out`` from its runs' piece files
     (``pieces``, in order); ``done``: what ``run_task`` returned for each run, in order;
-    ``buffer``: reused for the bytes of each run. The same result, byte for byte, as
+    ``buffer``: reused for the bytes read. The same result, byte for byte, as
     ``encode.write_shard`` from the images."""
     skipped: list[Note] = []
     transcoded: list[Note] = []
@@ -135,27 +136,31 @@ def assemble(
                 stats.add(record, result.stored)
                 if result.note:
                     transcoded.append(Note(item.rel, result.note))
-            with _read_into(next(pieces), sum(sizes), buffer) as blob:
-                writer.write_framed(blob, sizes)
+            piece = next(pieces)
+            for n, blob in enumerate(_chunks(piece, sum(sizes), buffer)):
+                writer.write_framed(blob, sizes if n == 0 else [])  # sizes: the index lines
     info = writer.info
     entry = ShardEntry(spec.name, info.records, info.bytes, info.sha256, spec.index, spec.split)
     return ShardResult(entry, skipped, transcoded, stats)
 
 
-def _read_into(path: Path, size: int, buffer: bytearray) -> memoryview:
-    """The file's ``size`` bytes, read into ``buffer`` (grown as needed, reused: no fresh
-    pages per piece)."""
-    if len(buffer) < size:
-        buffer.extend(bytes(size - len(buffer)))
-    view = memoryview(buffer)[:size]
+def _chunks(path: Path, size: int, buffer: bytearray) -> Iterator[memoryview]:
+    """The file's first ``size`` bytes, ``CHUNK`` at a time, each read into ``buffer``
+    (reused: no fresh pages for each piece, and memory bounded whatever the images' size)."""
+    if len(buffer) < min(size, CHUNK):
+        buffer.extend(bytes(min(size, CHUNK) - len(buffer)))
     fd = os.open(path, os.O_RDONLY)
     try:
-        got = 0
-        while got < size:
-            read = os.readv(fd, [view[got:]])
-            if read == 0:
-                raise OSError(errno.EIO, "a piece of the pack was cut short", str(path))
-            got += read
+        done = 0
+        while done < size:
+            with memoryview(buffer)[: min(CHUNK, size - done)] as view:
+                got = 0
+                while got < len(view):
+                    read = os.readv(fd, [view[got:]])
+                    if read == 0:
+                        raise OSError(errno.EIO, "a piece of the pack was cut short", str(path))
+                    got += read
+                yield view
+            done += got
     finally:
         os.close(fd)
-    return view
