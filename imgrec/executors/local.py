@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from .. import storage
 from ..discover import Item
 from ..encode import Packed, ShardResult, Skipped, load, pack_one, write_shard
@@ -79,6 +81,8 @@ class LocalExecutor:
         if storage.is_url(src) or not isinstance(out.where, Path):
             return scan(src, out.where, opts, progress)
         found = listing(src, out.where, opts, progress)
+        # Pillow's common plugins, loaded once here rather than in each worker forked below
+        Image.preinit()
         if opts.format == "raw":
             looks = [(item, opts.max_pixels) for item in found.items]
             with contextlib.closing(in_order(probe_one, looks, self.workers, 64)) as done:
