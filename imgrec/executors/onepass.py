@@ -22,7 +22,7 @@ from __future__ import annotations
 import errno
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -112,7 +112,7 @@ Seen = tuple[Portable, Result | None, tuple[int, int] | None]  # and the file's 
 
 
 def probes(
-    tasks: list[Batch], done: Iterator[list[Seen]], pieces: Pieces, items: list[Item]
+    tasks: list[Batch], done: Iterator[list[Seen]], pieces: Pieces, items: Sequence[Item]
 ) -> Iterator[Probed]:
     """From ``read_batch``'s results (``done``, in task order): what ``images.probe`` would
     answer for each item, in order; each image's result is kept in ``pieces``.
@@ -121,7 +121,7 @@ def probes(
     it is replaced by one carrying the size and time of its file that the worker saw, a batch
     ahead of that walk (the first batch before this returns), so that the main process does
     not look each file up again for the size estimate and the journal. (Were an item taken
-    before it is replaced, it would only be looked up as before.)"""
+    before it is replaced, or ``items`` not a list, it would only be looked up as before.)"""
     results = zip(tasks, done, strict=True)
     start = 0
 
@@ -132,7 +132,7 @@ def probes(
             return None
         (_, _, batch, _), seen = pair
         for n, (item, (_, _, stat)) in enumerate(zip(batch, seen, strict=True)):
-            if stat is not None and item.stat is None:
+            if stat is not None and item.stat is None and isinstance(items, list):
                 items[start + n] = replace(item, stat=stat)
         start += len(batch)
         return list(zip(batch, seen, strict=True))
