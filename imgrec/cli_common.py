@@ -93,10 +93,12 @@ def emit_json(obj: Any) -> None:
 @contextmanager
 def progress_bars(quiet: bool) -> Iterator[Callable[[str, int, int], None]]:
     """A library progress callback drawing one tqdm bar per stage on stderr."""
+    if quiet or not sys.stderr.isatty():  # no bar would be drawn: tqdm not even imported
+        yield lambda stage, done, total: None
+        return
     from tqdm import tqdm
 
     bars: dict[str, Any] = {}
-    disable = quiet or not sys.stderr.isatty()
 
     def update(stage: str, done: int, total: int) -> None:
         bar = bars.get(stage)
@@ -109,7 +111,6 @@ def progress_bars(quiet: bool) -> Iterator[Callable[[str, int, int], None]]:
                 unit_scale=in_bytes,
                 unit_divisor=1024,
                 file=sys.stderr,
-                disable=disable,
                 leave=False,
             )
         bar.update(done - bar.n)

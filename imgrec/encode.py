@@ -4,7 +4,7 @@ from its images' records in plan order. Every executor writes shards with these.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,12 +66,12 @@ def packed(item: Item, result: images.Loaded | Skipped | Exception) -> Packed | 
     if isinstance(result, Skipped):
         return result
     labels = item.ref.labels if item.ref is not None else ()
-    rec = Record(
-        result.data, result.format, result.height, result.width, result.channels,
-        result.dtype, item.label, item.text, item.rel, result.sha256, result.orientation,
-        labels,
+    fields = (
+        result.format, result.height, result.width, result.channels, result.dtype,
+        item.label, item.text, item.rel, result.sha256, result.orientation, labels,
     )  # fmt: skip
-    return Packed(serialize(rec), replace(rec, data=b""), len(result.data), result.note)
+    rec = Record(b"", *fields)  # for the statistics: the image bytes left out
+    return Packed(serialize(Record(result.data, *fields)), rec, len(result.data), result.note)
 
 
 @dataclass(frozen=True)

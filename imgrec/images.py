@@ -11,9 +11,8 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-import numpy as np
 from PIL import Image
 
 from . import storage, validate
@@ -29,6 +28,9 @@ from .pixels import (
     shape_channels,
 )
 from .storage import Location
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Pillow's own default limit (about 89.5 megapixels), used as imgrec's default for --max-pixels.
 DEFAULT_MAX_PIXELS = 89_478_485
@@ -330,7 +332,15 @@ def _checked(loaded: Loaded) -> Loaded:
 
 
 def _itemsize(dtype: str) -> int:
-    return int(np.dtype(dtype).itemsize)
+    size = _ITEMSIZES.get(dtype)
+    if size is None:
+        import numpy as np  # not for the modes' dtypes: NumPy only when pixels are needed
+
+        size = int(np.dtype(dtype).itemsize)
+    return size
+
+
+_ITEMSIZES = {"uint8": 1, "uint16": 2, "int32": 4, "float32": 4}
 
 
 def _png_bit_depth(data: bytes) -> int:

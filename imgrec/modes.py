@@ -4,11 +4,14 @@ array. The README's table of modes is checked against ``MODES``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
 from PIL import Image
 
 from .pixels import hsv_to_rgb, shape_channels
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ def target_channels(im: Image.Image, mode: Mode, channels: str) -> int:
 
 def natural_pixels(im: Image.Image) -> np.ndarray:
     """Pixels at the mode's own dtype, HWC, alpha (if the mode has it) as the last channel."""
+    import numpy as np
+
     mode = MODES[im.mode]
     if im.mode == "P":
         wants_alpha = "transparency" in im.info or (

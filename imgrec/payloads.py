@@ -5,13 +5,15 @@ out is the same either way: a header look for the plan, and the stored form for 
 from __future__ import annotations
 
 import hashlib
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from . import images, storage
 from .converters import read_ref
 from .discover import Item
 from .pixels import shape_channels
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def _payload(item: Item) -> bytes | np.ndarray:
@@ -78,17 +80,17 @@ def read_once(item: Item, opts: images.Options) -> tuple[Probed, images.Loaded |
             payload = _payload(item)
         else:
             payload = _read(item)
-        if isinstance(payload, np.ndarray):
-            probed: Probed = _probe_array(payload, opts.max_pixels)
-        else:
+        if isinstance(payload, bytes):
             opened = images.open_image(payload, opts.max_pixels)
-            probed = images.facts(opened)
+            probed: Probed = images.facts(opened)
+        else:  # pixels another tool stored
+            probed = _probe_array(payload, opts.max_pixels)
     except (images.NotAnImage, images.SkipImage) as e:
         return e, None
     try:
-        if isinstance(payload, np.ndarray):
-            return probed, load_array(payload, opts, hashlib.sha256(payload.tobytes()).hexdigest())
-        return probed, images.load_data(payload, opts, opened)
+        if isinstance(payload, bytes):
+            return probed, images.load_data(payload, opts, opened)
+        return probed, load_array(payload, opts, hashlib.sha256(payload.tobytes()).hexdigest())
     except Exception as e:  # encode.load says what each means
         return probed, e
 
@@ -116,6 +118,8 @@ def load(item: Item, opts: images.Options) -> images.Loaded:
 def load_array(arr: np.ndarray, opts: images.Options, sha256: str) -> images.Loaded:
     """An image that another tool stored as pixels (HWC; uint8, uint16 or float32; 1, 3 or
     4 channels, RGB order), into its stored form under the same rules as a file's."""
+    import numpy as np
+
     if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or 0 in arr.shape:
         raise images.SkipImage("unsupported-mode", f"pixels of shape {list(arr.shape)}")
     if arr.dtype.name not in ("uint8", "uint16", "float32"):

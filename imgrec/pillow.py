@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import io
 import struct
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import numpy as np
 from PIL import Image, ImageFile
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def open_header(fp: BinaryIO) -> ImageFile.ImageFile | None:
@@ -57,6 +59,8 @@ def sixteen_bit_colour(data: bytes, tiles: list[ImageFileTile]) -> np.ndarray | 
     Pillow's unpacker keeps each sample's high byte; decoding the same tiles again with the
     byte order swapped yields the low bytes. Both passes go through Pillow's own decoders.
     """
+    import numpy as np
+
     if not tiles or any(_rawmode(t) not in _SIXTEEN_BIT_SWAP for t in tiles):
         return None
     hi = open_header(io.BytesIO(data))

@@ -9,9 +9,12 @@ import io
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:
+    import numpy as np
 
 RESIZE_MODES = ("stretch", "fit", "fill", "pad")
 # Lanczos: the sharpest of Pillow's antialiasing filters for shrinking photographs.
@@ -29,6 +32,8 @@ class Resize:
 
 def orient(arr: np.ndarray, orientation: int) -> np.ndarray:
     """Apply an EXIF orientation to an HWC array, as PIL.ImageOps.exif_transpose does."""
+    import numpy as np
+
     if orientation >= 5:
         arr = arr.transpose(1, 0, 2)
     flip_rows = orientation in (3, 4, 7, 8)
@@ -42,6 +47,8 @@ def orient(arr: np.ndarray, orientation: int) -> np.ndarray:
 
 def shape_channels(arr: np.ndarray, base: int, channels: int) -> np.ndarray:
     """Turn natural pixels (``base`` colour channels, maybe + alpha) into ``channels``."""
+    import numpy as np
+
     colour = arr[..., :base]
     alpha = arr[..., base:] if arr.shape[2] > base else None
     if channels == 1:
@@ -62,6 +69,8 @@ def shape_channels(arr: np.ndarray, base: int, channels: int) -> np.ndarray:
 
 
 def hsv_to_rgb(im: Image.Image) -> Image.Image:
+    import numpy as np
+
     hsv = np.asarray(im).astype(np.float64) / 255.0
     h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
     i = np.floor(h * 6.0).astype(int) % 6
@@ -99,6 +108,8 @@ def plan_resize(h: int, w: int, opts: Resize) -> tuple[int, int, int, int] | Non
 
 def resize(arr: np.ndarray, opts: Resize) -> np.ndarray:
     """Apply --resize/--resize-mode or --max-side; returns ``arr`` itself when nothing changes."""
+    import numpy as np
+
     plan = plan_resize(arr.shape[0], arr.shape[1], opts)
     if plan is None:
         return arr
@@ -116,6 +127,8 @@ def resize(arr: np.ndarray, opts: Resize) -> np.ndarray:
 
 
 def _resample(arr: np.ndarray, w: int, h: int) -> np.ndarray:
+    import numpy as np
+
     c = arr.shape[2]
     if (arr.shape[1], arr.shape[0]) == (w, h):
         return arr
@@ -147,6 +160,8 @@ def _resample(arr: np.ndarray, w: int, h: int) -> np.ndarray:
 
 def encode_png(arr: np.ndarray) -> bytes | None:
     """Lossless PNG of an HWC array, or None when PNG cannot hold it (32-bit data)."""
+    import numpy as np
+
     h, w, c = arr.shape
     if arr.dtype == np.uint8 and c in (1, 3, 4):
         im = Image.fromarray(arr[..., 0] if c == 1 else arr, {1: "L", 3: "RGB", 4: "RGBA"}[c])
@@ -160,6 +175,8 @@ def encode_png(arr: np.ndarray) -> bytes | None:
 
 def _png16(arr: np.ndarray) -> bytes:
     """A 16-bit PNG (Pillow cannot write 16-bit colour): filter 0 rows, zlib level 6."""
+    import numpy as np
+
     h, w, c = arr.shape
     colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[c]
     rows = arr.astype(">u2").reshape(h, w * c).view(np.uint8)
@@ -181,6 +198,8 @@ def _png16(arr: np.ndarray) -> bytes:
 
 
 def encode_jpeg(arr: np.ndarray, quality: int) -> bytes | None:
+    import numpy as np
+
     if arr.dtype != np.uint8 or arr.shape[2] not in (1, 3):
         return None
     im = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)

@@ -77,7 +77,7 @@ class ShardWriter:
     def write(self, data: bytes) -> None:
         self.write_framed(frame(data), [HEADER_SIZE + len(data) + FOOTER_SIZE])
 
-    def write_framed(self, blob: bytes, sizes: list[int]) -> None:
+    def write_framed(self, blob: bytes | memoryview, sizes: list[int]) -> None:
         """Append records framed already (by ``frame``); ``sizes`` are their lengths."""
         self._file.write(blob)
         self._hash.update(blob)

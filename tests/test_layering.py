@@ -46,6 +46,7 @@ LAYERS = [
             "executors",
             "executors.local",
             "executors.onepass",
+            "executors.runs",
             "executors.beam",
         },
     ),  # fmt: skip

@@ -53,10 +53,20 @@ def _packed(src: Path, out: Path, **options: object) -> tuple[dict[str, bytes], 
         {"shards": 3, "seed": 7},
         {"format": "raw", "channels": "3", "max_side": 24},
         {"format": "raw", "shards": 1},
+        {"format": "raw", "shards": 3, "seed": 5},
         {"split": (("train", 0.7), ("val", 0.3)), "shards": 4},
         {"format": "png", "resize": (16, 12)},
     ],
-    ids=["encoded", "one-shard", "three-shards", "raw", "raw-one-shard", "split", "png"],
+    ids=[
+        "encoded",
+        "one-shard",
+        "three-shards",
+        "raw",
+        "raw-one-shard",
+        "raw-three-shards",
+        "split",
+        "png",
+    ],
 )
 def test_the_same_bytes_as_a_header_scan_then_a_load(odd_src, tmp_path, monkeypatch, options):
     one = _packed(odd_src, tmp_path / "w1", workers=1, **options)
@@ -137,3 +147,20 @@ def test_a_full_disk_during_the_first_pass_is_one_clear_error(odd_src, tmp_path,
     # raised in a worker, the error reaches the main process whole
     error = OutputError("OUT/.imgrec-pieces.d: cannot write (No space left on device)")
     assert str(pickle.loads(pickle.dumps(error))) == str(error)
+
+
+@pytest.mark.parametrize("shards", [1, 3])
+def test_raw_shards_cut_into_runs_are_the_same_bytes(odd_src, tmp_path, monkeypatch, shards):
+    """With fewer shards than a round of workers, raw shards are written by all the workers
+    in runs of records (executors/runs.py): runs of 2 records here, so that the piece files
+    are reused many times over, with skipped images inside runs, read 1,000 bytes at a time."""
+    from imgrec.executors import runs
+
+    options = {"format": "raw", "shards": shards, "max_side": 16}
+    one = _packed(odd_src, tmp_path / "w1", workers=1, **options)
+    monkeypatch.setattr(runs, "RUN", 2)
+    monkeypatch.setattr(runs, "CHUNK", 1000)  # a run's piece read in several pieces
+    two = _packed(odd_src, tmp_path / "w2", workers=2, **options)
+    assert one == two
+    assert any("truncated" in n["reason"] for n in one[1]["skipped"])
+    assert not (tmp_path / "w2" / PIECES).exists()

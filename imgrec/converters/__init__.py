@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .. import storage
 from ..discover import Ref, Walk
@@ -24,6 +23,9 @@ from ..options import PackOptions
 from ..storage import Location
 from ..tfrecord import HEADER_SIZE, masked_crc
 from . import caffe, recordio, tfrecords
+
+if TYPE_CHECKING:
+    import numpy as np
 
 KINDS = ("recordio", "lmdb", "tfrecord")
 

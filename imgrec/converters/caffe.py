@@ -13,9 +13,8 @@ from __future__ import annotations
 import contextlib
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
@@ -25,6 +24,9 @@ from ..errors import DependencyError, InputError
 from ..options import PackOptions
 from ..storage import Location
 from .common import Found, walk_of
+
+if TYPE_CHECKING:
+    import numpy as np
 
 LMDB_HINT = 'Caffe LMDB datasets need the lmdb package: pip install "imgrec[lmdb]"'
 _KEY = re.compile(r"^\d{8}_(.+)$", re.S)
@@ -97,6 +99,8 @@ def _parse(value: bytes) -> Any:
 def read(container: Location, ref: Ref) -> bytes | np.ndarray:
     # Opened per read: an environment must not cross a fork into a worker, and the lmdb
     # package refuses a second one for the same folder in a process.
+    import numpy as np
+
     env = _open(_folder(container))
     with contextlib.closing(env), env.begin(buffers=False) as txn:
         value = txn.get(ref.key)

@@ -1,9 +1,11 @@
 """The local executor: shards written by processes on this machine (``--workers``).
 
-With a shard for every worker, each worker loads, encodes and writes whole shards, so no
-image crosses between processes (for raw pixels that crossing costs more than the second
-core gains). With fewer shards, images are loaded and encoded in the workers, in batches,
-and written here in plan order. Either way the bytes depend only on the plan.
+Each worker loads, encodes and writes whole shards, one per worker at a time, so no image
+crosses between processes (for raw pixels that crossing costs more than the second core
+gains); the shards that do not fill a round of workers are cut into runs of records that
+all the workers write into pieces, appended here in plan order (``runs``). Encoded records
+come from the pieces of the first pass (``onepass``). With one worker, everything runs in
+this process. Either way the bytes depend only on the plan.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from .. import storage
 from ..discover import Item
 from ..encode import Packed, ShardResult, Skipped, load, pack_one, write_shard
@@ -36,6 +40,7 @@ from ..payloads import unportable
 from ..scan import Scan, classify, listing, scan
 from ..sharding import ShardSpec
 from ..storage import Folder, Location
+from . import runs
 from .onepass import (
     Pieces,
     batches,
@@ -51,7 +56,10 @@ class WorkerDied(ImgrecError):
     """A worker process ended before its work was done."""
 
 
+# Batches of tasks sent to the workers ahead of the one whose results are awaited, per worker
+IN_FLIGHT = 3
 PR_SET_PDEATHSIG = 1  # linux/prctl.h: the signal a process gets when its parent dies
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # malloc.h: mallopt's parameters
 
 
 @dataclass
@@ -73,17 +81,21 @@ class LocalExecutor:
         if storage.is_url(src) or not isinstance(out.where, Path):
             return scan(src, out.where, opts, progress)
         found = listing(src, out.where, opts, progress)
+        # Pillow's common plugins, loaded once here rather than in each worker forked below
+        Image.preinit()
         if opts.format == "raw":
             looks = [(item, opts.max_pixels) for item in found.items]
             with contextlib.closing(in_order(probe_one, looks, self.workers, 64)) as done:
-                return classify(src, opts, found, map(unportable, done), progress)
+                answers = _numpy_meanwhile(map(unportable, done), self.workers)
+                return classify(src, opts, found, answers, progress)
         pieces = Pieces(out.where / PIECES)
         shutil.rmtree(pieces.folder, ignore_errors=True)  # a killed run's
         pieces.folder.mkdir()
         self._pieces = pieces
         tasks = batches(found.items, pieces, opts.image_options(), self.workers)
         with contextlib.closing(in_order(read_batch, tasks, self.workers, 1)) as read:
-            return classify(src, opts, found, probes(tasks, read, pieces), progress)
+            answers = probes(tasks, read, pieces, found.items)
+            return classify(src, opts, found, answers, progress)
 
     def write(
         self,
@@ -96,22 +108,19 @@ class LocalExecutor:
         assert isinstance(out.where, Path), "the local executor writes local folders"
         folder = out.where
         total = sum(len(spec.items) for spec in specs)
-        # Whole shards per task: from the first pass's pieces, or loaded by a worker each.
-        whole: tuple[Callable[[Any], ShardResult], list[Any], int] | None = None
-        if self._pieces is not None:
+        if self._pieces is not None:  # whole shards from the first pass's pieces
             jobs = shard_jobs(folder, self._pieces, specs)
-            whole = write_from_pieces, jobs, self.workers if len(specs) > 1 else 1
-        elif self.workers > 1 and len(specs) >= self.workers:
-            whole = _write_whole, [(folder, spec, image_options) for spec in specs], self.workers
-        if whole is not None:
-            fn, todo, workers = whole
+            workers = self.workers if len(specs) > 1 else 1
             written = 0
-            with contextlib.closing(in_order(fn, todo, workers, 1)) as results:
+            with contextlib.closing(in_order(write_from_pieces, jobs, workers, 1)) as results:
                 for spec, result in zip(specs, results, strict=True):
                     journal.record(result)
                     written += len(spec.items)
                     progress("pack", written, total)
                     yield result
+            return
+        if self.workers > 1:
+            yield from self._write_spread(specs, folder, image_options, journal, progress)
             return
         tasks = [(item, image_options) for spec in specs for item in spec.items]
         with contextlib.closing(in_order(_pack_task, tasks, self.workers)) as loaded:
@@ -121,11 +130,56 @@ class LocalExecutor:
                 journal.record(result)
                 yield result
 
+    def _write_spread(
+        self,
+        specs: list[ShardSpec],
+        folder: Path,
+        image_options: Options,
+        journal: Journal,
+        progress: Progress,
+    ) -> Iterator[ShardResult]:
+        """``write`` on several workers, all of them busy whatever the shard count: whole
+        shards, one per worker, as long as they fill a round; the rest cut into runs of
+        records (``runs``), which the workers write into pieces and this process appends."""
+        pieces = folder / PIECES
+        cut = runs.split(specs, self.workers)
+        if cut:
+            shutil.rmtree(pieces, ignore_errors=True)  # a killed run's
+            pieces.mkdir()
+        slots = self.workers * IN_FLIGHT + 1  # every task in_order may have sent out, + 1
+        todo = runs.tasks(specs, cut, folder, pieces, image_options, slots)
+        names = runs.pieces_of(todo)
+        buffer = bytearray()
+        total = sum(len(spec.items) for spec in specs)
+        finished: dict[str, ShardResult] = {}
+        written = 0
+        with contextlib.closing(in_order(runs.run_task, todo, self.workers, 1)) as done:
+            order = [s for s in specs if s.name in cut] + [s for s in specs if s.name not in cut]
+            ready = iter(specs)
+            upcoming = next(ready, None)
+            for spec in order:
+                if spec.name in cut:
+                    result = runs.assemble(folder, spec, names, done, buffer)
+                else:
+                    result = next(done)
+                journal.record(result)
+                written += len(spec.items)
+                progress("pack", written, total)
+                finished[spec.name] = result
+                while upcoming is not None and upcoming.name in finished:
+                    yield finished.pop(upcoming.name)
+                    upcoming = next(ready, None)
 
-def _write_whole(job: tuple[Path, ShardSpec, Options]) -> ShardResult:
-    """In a worker: load, encode and write one whole shard."""
-    folder, spec, opts = job
-    return write_shard(folder, spec, (pack_one(item, opts) for item in spec.items))
+
+def _numpy_meanwhile(answers: Iterator[Any], workers: int) -> Iterator[Any]:
+    """``answers``; once the first has come (the workers are started), NumPy is imported here
+    while they go on, so that the workers forked to write raw pixels have it already instead
+    of each importing it (about 80 ms)."""
+    for n, answer in enumerate(answers):
+        if n == 0 and workers > 1:
+            import numpy  # noqa: F401
+
+        yield answer
 
 
 def _pack_task(task: tuple[Item, Options]) -> Packed | Skipped:
@@ -164,7 +218,7 @@ def in_order(
     try:
         pending = iter(batches)
         window = collections.deque(
-            pool.submit(_run_batch, b) for b in itertools.islice(pending, workers * 3)
+            pool.submit(_run_batch, b) for b in itertools.islice(pending, workers * IN_FLIGHT)
         )
         while window:
             results = window.popleft().result()
@@ -207,8 +261,21 @@ def _start_worker(parent: int) -> None:
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        _steady_heap(libc)
     if os.getppid() != parent:  # the main process died before prctl took effect
         os._exit(1)
+
+
+def _steady_heap(libc: ctypes.CDLL) -> None:
+    """In a worker: glibc's malloc serves the image-sized buffers (a few hundred KB to a few
+    MB each, allocated and freed for every image) from the heap and keeps the freed memory,
+    instead of mapping fresh pages for each (its default adapts its thresholds to what it
+    sees, and depending on incidental allocations often maps and unmaps every buffer: up to
+    ten times the page faults, 20 to 30 % of a raw pack's CPU). A worker's own setting."""
+    mallopt = getattr(libc, "mallopt", None)  # glibc only
+    if mallopt is not None:
+        mallopt(M_MMAP_THRESHOLD, 32 << 20)
+        mallopt(M_TRIM_THRESHOLD, 64 << 20)
 
 
 def _load_task(task: tuple[Item, Options]) -> Loaded | Skipped:

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import errno
 import os
+import struct
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..discover import Item
@@ -50,7 +51,36 @@ class Stored:
     shape: tuple[str, str, int, int, int, int]  # format, dtype, height, width, channels, orient.
 
 
-Result = Stored | Skipped
+# A Stored as the main process keeps it: packed into a few dozen bytes (a Stored object and
+# its fields take about 0.45 KB); the object itself for what the packing cannot hold.
+Kept = bytes | Stored
+Result = Kept | Skipped
+_PACKED = struct.Struct("<IQIIIIBBBBB")  # piece, offset, size, stored, h, w, c, orient., codes
+_FORMATS = ("jpeg", "png", "raw")
+_DTYPES = ("uint8", "uint16", "int32", "float32")
+
+
+def kept(stored: Stored) -> Kept:
+    """``stored``, packed (see ``Kept``)."""
+    fmt, dtype, height, width, channels, orientation = stored.shape
+    if fmt not in _FORMATS or dtype not in _DTYPES or max(height, width) >= 2**32:
+        return stored
+    if not (stored.size < 2**32 and stored.stored < 2**32 and channels < 256):
+        return stored
+    note = b"" if stored.note is None else stored.note.encode("utf-8", "surrogatepass")
+    codes = (orientation, _FORMATS.index(fmt), _DTYPES.index(dtype), stored.note is not None)
+    fixed = (stored.piece, stored.offset, stored.size, stored.stored, height, width, channels)
+    return _PACKED.pack(*fixed, *codes) + note
+
+
+def unkept(kept: Kept) -> Stored:
+    """The Stored that ``kept`` packed."""
+    if isinstance(kept, Stored):
+        return kept
+    piece, offset, size, stored, h, w, c, orientation, fmt, dtype, noted = _PACKED.unpack_from(kept)
+    note = kept[_PACKED.size :].decode("utf-8", "surrogatepass") if noted else None
+    return Stored(piece, offset, size, stored, note, (_FORMATS[fmt], _DTYPES[dtype], h, w, c,
+                                                      orientation))  # fmt: skip
 
 
 @dataclass
@@ -73,44 +103,87 @@ def batches(items: Sequence[Item], pieces: Pieces, opts: Options, workers: int) 
     ]
 
 
+Seen = tuple[Portable, Result | None, tuple[int, int] | None]  # and the file's (size, mtime)
+
+
 def probes(
-    tasks: list[Batch], done: Iterator[list[tuple[Portable, Result | None]]], pieces: Pieces
+    tasks: list[Batch], done: Iterator[list[Seen]], pieces: Pieces, items: Sequence[Item]
 ) -> Iterator[Probed]:
     """From ``read_batch``'s results (``done``, in task order): what ``images.probe`` would
-    answer for each item, in order; each image's result is kept in ``pieces``."""
-    for (_, _, batch, _), seen in zip(tasks, done, strict=True):
-        for item, (answer, result) in zip(batch, seen, strict=True):
-            if result is not None:
-                pieces.results[item.rel] = result
-            yield unportable(answer)
+    answer for each item, in order; each image's result is kept in ``pieces``.
+
+    ``items`` is the listing the answers are for, as ``scan.classify`` walks it: each item in
+    it is replaced by one carrying the size and time of its file that the worker saw, a batch
+    ahead of that walk (the first batch before this returns), so that the main process does
+    not look each file up again for the size estimate and the journal. (Were an item taken
+    before it is replaced, or ``items`` not a list, it would only be looked up as before.)"""
+    results = zip(tasks, done, strict=True)
+    start = 0
+
+    def fetch() -> list[tuple[Item, Seen]] | None:
+        nonlocal start
+        pair = next(results, None)
+        if pair is None:
+            return None
+        (_, _, batch, _), seen = pair
+        for n, (item, (_, _, stat)) in enumerate(zip(batch, seen, strict=True)):
+            if stat is not None and item.stat is None and isinstance(items, list):
+                items[start + n] = replace(item, stat=stat)
+        start += len(batch)
+        return list(zip(batch, seen, strict=True))
+
+    def answers(current: list[tuple[Item, Seen]] | None) -> Iterator[Probed]:
+        while current is not None:
+            following = None
+            for n, (item, (answer, result, _)) in enumerate(current, 1):
+                if result is not None:
+                    pieces.results[item.rel] = result
+                if n == len(current):
+                    following = fetch()
+                yield unportable(answer)
+            current = following
+
+    return answers(fetch())
 
 
-def read_batch(task: Batch) -> list[tuple[Portable, Result | None]]:
+def read_batch(task: Batch) -> list[Seen]:
     """In a worker: one batch of files, each read once, its record written into the piece."""
     folder, piece, items, opts = task
-    seen: list[tuple[Portable, Result | None]] = []
+    seen: list[Seen] = []
     try:  # only the piece can raise OSError here: a source that cannot be read is skipped
         with open(folder / f"{piece:06d}.rec", "wb") as f:
             offset = 0
             for item in items:
                 probed, loaded = read_once(item, opts)
+                stat = _stat(item)
                 if loaded is None:
-                    seen.append((portable(probed), None))
+                    seen.append((portable(probed), None, stat))
                     continue
                 result = packed(item, loaded)
                 if isinstance(result, Skipped):
-                    seen.append((portable(probed), result))
+                    seen.append((portable(probed), result, stat))
                     continue
                 f.write(result.example)
                 size = len(result.example)
                 r = result.record
                 shape = (r.format, r.dtype, r.height, r.width, r.channels, r.orientation)
-                record = Stored(piece, offset, size, result.stored, result.note, shape)
-                seen.append((portable(probed), record))
+                record = kept(Stored(piece, offset, size, result.stored, result.note, shape))
+                seen.append((portable(probed), record, stat))
                 offset += size
     except OSError as e:
         raise cannot_write(folder, e, resumable=False) from None
     return seen
+
+
+def _stat(item: Item) -> tuple[int, int] | None:
+    """(size, mtime ns) of a local file, as ``scan.stat`` gives it; None: not known here."""
+    if item.stat is not None or item.ref is not None or not isinstance(item.path, Path):
+        return None
+    try:
+        st = os.stat(item.path)
+    except OSError:
+        return None  # the main process looks it up itself, with its own error handling
+    return st.st_size, st.st_mtime_ns
 
 
 def probe_one(task: tuple[Item, int]) -> Portable:
@@ -147,6 +220,7 @@ def _records(
             if isinstance(result, Skipped):
                 yield result
                 continue
+            result = unkept(result)
             fd = files.get(result.piece)
             if fd is None:
                 if len(files) >= OPEN_PIECES:
