@@ -97,7 +97,25 @@ class Numbers(MutableSequence[int]):
         os.close(self._fd)
 
 
-class Values(Sequence[T], Generic[T]):
+class _ByPosition(Sequence[T], Generic[T]):
+    """A sequence whose subclasses give ``_at(k)`` for 0 <= k < len: indices and slices as
+    a list's."""
+
+    @overload
+    def __getitem__(self, i: int) -> T: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[T]: ...
+    def __getitem__(self, i: int | slice) -> T | list[T]:
+        where = range(len(self))[i]  # negative indices, bounds and steps as for a list
+        if isinstance(where, range):
+            return [self._at(k) for k in where]
+        return self._at(where)
+
+    def _at(self, k: int) -> T:
+        raise NotImplementedError
+
+
+class Values(_ByPosition[T]):
     """Values kept as lines of a file (``encode`` makes a JSON-able form, ``decode`` reads it
     back), appended in order and read in order or by position."""
 
@@ -117,16 +135,9 @@ class Values(Sequence[T], Generic[T]):
     def __len__(self) -> int:
         return len(self._starts)
 
-    @overload
-    def __getitem__(self, i: int) -> T: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[T]: ...
-    def __getitem__(self, i: int | slice) -> T | list[T]:
-        if isinstance(i, slice):
-            return [self[k] for k in range(len(self))[i]]
+    def _at(self, i: int) -> T:
         self._file.flush()
         n = len(self._starts)
-        i = i + n if i < 0 else i
         start = self._starts[i]
         stop = self._starts[i + 1] if i + 1 < n else self._end
         return self._decode(json.loads(os.pread(self._file.fileno(), stop - start, start)))
@@ -142,7 +153,7 @@ class Values(Sequence[T], Generic[T]):
         self._starts.close()
 
 
-class Picked(Sequence[T], Generic[T]):
+class Picked(_ByPosition[T]):
     """``values[k]`` for each k in ``indices[start:stop]``, read when asked for."""
 
     def __init__(self, values: Sequence[T], indices: Sequence[int], start: int, stop: int) -> None:
@@ -152,15 +163,8 @@ class Picked(Sequence[T], Generic[T]):
     def __len__(self) -> int:
         return self._stop - self._start
 
-    @overload
-    def __getitem__(self, i: int) -> T: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[T]: ...
-    def __getitem__(self, i: int | slice) -> T | list[T]:
-        if isinstance(i, slice):
-            return [self[k] for k in range(len(self))[i]]
-        k = range(self._start, self._stop)[i]
-        return self._values[self._indices[k]]
+    def _at(self, k: int) -> T:
+        return self._values[self._indices[self._start + k]]
 
     def __iter__(self) -> Iterator[T]:
         for k in range(self._start, self._stop):

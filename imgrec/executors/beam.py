@@ -181,25 +181,15 @@ class BeamExecutor:
         journal: Journal,
         progress: Progress,
     ) -> Iterator[ShardResult]:
-        try:
-            yield from self._write(specs, out, image_options, journal, progress)
-        finally:
-            self.close()  # the scan's files, which the plan read from
-
-    def _write(
-        self,
-        specs: list[ShardSpec],
-        out: Folder,
-        image_options: Options,
-        journal: Journal,
-        progress: Progress,
-    ) -> Iterator[ShardResult]:
-        if not specs:
-            return
-        beam = import_beam()
         total = sum(len(spec.items) for spec in specs)
-        progress("pack", 0, total)
-        tasks = write_work(out, journal, specs)
+        try:
+            if not specs:
+                return
+            progress("pack", 0, total)
+            tasks = write_work(out, journal, specs)
+        finally:
+            self.close()  # the scan's files: the work list now holds what was read from them
+        beam = import_beam()
         splits = {spec.name: spec.split for spec in specs}
         work = str(storage.absolute(out.at(journal.name(WORK))))
         # Absolute: workers need not share the driver's working folder.
