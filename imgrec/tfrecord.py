@@ -60,7 +60,8 @@ class ShardInfo:
 
 
 class ShardWriter:
-    """Write one shard and its index file atomically. Use as a context manager."""
+    """Write one shard and its index file atomically. Use as a context manager. Both are
+    written as the records come: nothing is held per record."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -68,10 +69,13 @@ class ShardWriter:
         self._stack = contextlib.ExitStack()
         self._hash = hashlib.sha256()
         self._offset = 0
-        self._index: list[str] = []
+        self._records = 0
 
     def __enter__(self) -> ShardWriter:
         self._file = self._stack.enter_context(atomic_file(self.path))
+        # Entered last, so renamed into place first: a shard under its final name always
+        # has its index beside it.
+        self._index = self._stack.enter_context(atomic_file(self.index_path))
         return self
 
     def write(self, data: bytes) -> None:
@@ -82,20 +86,16 @@ class ShardWriter:
         self._file.write(blob)
         self._hash.update(blob)
         for size in sizes:
-            self._index.append(index_line(self._offset, size))
+            self._index.write(index_line(self._offset, size).encode())
             self._offset += size
+        self._records += len(sizes)
 
     def __exit__(self, *exc: object) -> None:
-        # The index is renamed into place before the shard: a shard under its final name
-        # always has its index beside it.
-        if exc[0] is None:
-            with atomic_file(self.index_path) as f:
-                f.write("".join(self._index).encode())
         self._stack.__exit__(*exc)  # type: ignore[arg-type]
 
     @property
     def info(self) -> ShardInfo:
-        return ShardInfo(self.path, len(self._index), self._offset, self._hash.hexdigest())
+        return ShardInfo(self.path, self._records, self._offset, self._hash.hexdigest())
 
 
 def index_path_for(shard: Path) -> Path:
