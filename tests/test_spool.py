@@ -21,18 +21,30 @@ def disk(tmp_path):
     store.close()
 
 
-def test_numbers_are_a_list_of_integers_on_disk(disk):
+@pytest.mark.parametrize("count", [1_000, 100_000])  # held in memory; moved into its file
+def test_numbers_are_a_list_of_integers_on_disk(disk, count):
     numbers = disk.numbers(4)
-    expected = [random.Random(1).randrange(2**32) for _ in range(40_000)]  # > one block
+    expected = [random.Random(1).randrange(2**32) for _ in range(count)]
     numbers.extend(expected)
+    assert (count * 4 > spool.HELD) == any(disk.folder.glob("*.n"))
     assert len(numbers) == len(expected)
     assert list(numbers) == expected
     assert numbers[0] == expected[0] and numbers[-1] == expected[-1]
-    assert numbers[17_000:17_010] == expected[17_000:17_010]
+    assert numbers[170:180] == expected[170:180]
+    assert list(numbers.iter_from(count - 3)) == expected[-3:]  # type: ignore[attr-defined]
     numbers[5] = 7
     assert numbers[5] == 7
     with pytest.raises(IndexError):
         numbers[len(expected)]
+
+
+def test_bytes_read_back_in_order_and_by_position(disk):
+    blobs = disk.blobs()
+    expected = [bytes([k % 256]) * (k % 7) for k in range(2_000)]  # empty ones too
+    for data in expected:
+        spool.append(blobs, data)
+    assert list(blobs) == expected
+    assert blobs[0] == b"" and blobs[6] == expected[6] and blobs[-1] == expected[-1]
 
 
 def test_a_shuffle_on_disk_is_the_shuffle_in_memory(disk):
@@ -129,3 +141,50 @@ def test_a_bucket_listing_walked_on_disk_is_the_walk_in_memory(disk, monkeypatch
     assert [i.rel for i in in_memory.items][:4] == ["a/2.jpg", "a/b/3.jpg", "a/z.jpg", "a-b/1.jpg"]
     assert (on_disk.labels, on_disk.ignored) == (in_memory.labels, in_memory.ignored)
     assert on_disk.labels == ["a", "a-b", "b", "b-c", "d"]
+
+
+def _local_tree(root: Path) -> None:
+    """Names whose path order is not their byte order, a folder reached twice, a hidden
+    file, a broken link."""
+    for rel in ["a/2.jpg", "a/b/3.jpg", "a/z.jpg", "a-b/1.jpg", "c.jpg", "a/.hidden.jpg"]:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"x")
+    (root / "0-first").symlink_to(root / "a-b", target_is_directory=True)
+    (root / "a" / "gone.jpg").symlink_to(root / "nowhere.jpg")
+
+
+def test_a_local_walk_streamed_to_disk_is_the_walk_in_memory_and_in_path_order(disk, tmp_path):
+    src = tmp_path / "src"
+    _local_tree(src)
+    in_memory = walk(src)
+    on_disk = walk(src, store=disk)
+    assert isinstance(on_disk.items, spool.Values)
+    assert list(on_disk.items) == list(in_memory.items)
+    rels = [i.rel for i in in_memory.items]
+    # "a-b" is reached twice (through the "0-first" link too): walked where it comes first
+    assert rels == ["0-first/1.jpg", "a/2.jpg", "a/b/3.jpg", "a/z.jpg", "c.jpg"]
+    assert rels == sorted(rels, key=lambda r: r.split("/"))
+    assert (on_disk.labels, on_disk.ignored, on_disk.broken_links) == (
+        in_memory.labels, in_memory.ignored, in_memory.broken_links)  # fmt: skip
+    assert in_memory.ignored == 2 and in_memory.broken_links == ["a/gone.jpg"]
+
+
+def test_a_src_that_cannot_be_listed_is_one_clear_error(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from imgrec.errors import InputError
+
+    src = tmp_path / "src"
+    _local_tree(src)
+    scandir = os.scandir
+
+    def refused(path):  # type: ignore[no-untyped-def]
+        if Path(path) == src:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refused)
+    with pytest.raises(InputError, match="cannot read this folder .Permission denied.") as e:
+        walk(src)
+    assert str(src) in str(e.value)
