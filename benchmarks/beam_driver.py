@@ -78,7 +78,8 @@ def one(count: int, mode: str, work: Path) -> dict[str, float]:
     else:
         store = spool.MEMORY
         walked = listing(src, out.where, opts, lambda *a: None)
-        found = classify(src, opts, walked, fake_probes(walked.items, 0, 1), lambda *a: None)
+        looked = zip(walked.items, fake_probes(walked.items, 0, 1), strict=True)
+        found = classify(src, opts, walked, looked, lambda *a: None)
     times["scan_s"] = time.perf_counter() - start
     times["peak_after_scan_mb"] = peak_mb() - base
     mark = time.perf_counter()
@@ -86,7 +87,7 @@ def one(count: int, mode: str, work: Path) -> dict[str, float]:
     times["plan_s"] = time.perf_counter() - mark
     times["peak_after_plan_mb"] = peak_mb() - base
     mark = time.perf_counter()
-    journal = Journal.open(out, opts, found.found.labels, found.candidates, resume=False)
+    journal = Journal.open(out, opts, found.found.labels, found.files, resume=False)
     beam.write_work(out, journal, specs)
     times["journal_and_work_list_s"] = time.perf_counter() - mark
     times["total_s"] = time.perf_counter() - start

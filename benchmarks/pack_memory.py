@@ -2,10 +2,11 @@
 tree in MB (sampled every 10 ms, as run.py samples it) and the main process's own peak
 (``ru_maxrss``) in MiB.
 
-    python benchmarks/pack_memory.py SRC [SRC ...] [--tree /path/to/imgrec]
+    python benchmarks/pack_memory.py SRC [SRC ...] [--tree /path/to/imgrec] [--runs N]
 
-Each SRC is packed with --workers 2, --workers 1 and --format raw --workers 2 into a
-scratch folder; ``--tree`` runs another imgrec source tree (``PYTHONPATH``).
+Each SRC is packed with --workers 2, --workers 1 and --format raw --workers 2 (the first
+N of these with ``--runs N``) into a scratch folder; ``--tree`` runs another imgrec source
+tree (``PYTHONPATH``).
 """
 
 from __future__ import annotations
@@ -48,12 +49,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sources", type=Path, nargs="+")
     ap.add_argument("--tree", type=Path, help="imgrec source tree to run (PYTHONPATH)")
+    ap.add_argument("--runs", type=int, default=len(RUNS), help="the first N option sets")
     args = ap.parse_args()
     env = dict(os.environ)
     if args.tree:
         env["PYTHONPATH"] = str(args.tree.resolve())
     with tempfile.TemporaryDirectory() as scratch:
-        for options in RUNS:
+        for options in RUNS[: args.runs]:
             for src in args.sources:
                 tree, main_mib = measure(src, Path(scratch) / "out", options, env)
                 print(f"{' '.join(options):28s} {src.name:14s} tree {tree:6.1f} MB"

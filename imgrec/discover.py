@@ -38,15 +38,22 @@ class Item:
 
 
 def encode_item(item: Item) -> list[Any]:
-    """A JSON-able form of an item of a walk or list (not of another tool's dataset)."""
-    if item.ref is not None:
-        raise ValueError("items inside another tool's dataset are not written out")
-    return [str(item.path), item.rel, item.label, item.text, item.stat]
+    """A JSON-able form of an item (``decode_item`` reads it back)."""
+    data = [str(item.path), item.rel, item.label, item.text, item.stat]
+    ref = item.ref
+    if ref is not None:
+        data.append([ref.kind, ref.offset, ref.key.hex(), list(ref.fields), list(ref.labels)])
+    return data
 
 
 def decode_item(data: list[Any]) -> Item:
-    path, rel, label, text, st = data
-    return Item(storage.parse(path), rel, label, text, tuple(st) if st is not None else None)
+    path, rel, label, text, st, *more = data
+    ref = None
+    if more:
+        kind, offset, key, fields, labels = more[0]
+        ref = Ref(kind, offset, bytes.fromhex(key), tuple(fields), tuple(labels))
+    stat = tuple(st) if st is not None else None
+    return Item(storage.parse(path), rel, label, text, stat, ref)
 
 
 @dataclass
@@ -82,14 +89,14 @@ def walk(
     """Every regular file under ``src`` in sorted order, labelled by its first-level folder.
     ``store`` keeps the items (in memory, or on disk: an object-store listing then streams).
 
-    Symlinked folders are followed once (a folder reached twice, as in a loop, is not walked
-    again). ``exclude`` (the output folder, when it sits inside SRC) is left out.
+    Symlinked folders are followed once (a folder reached twice, as in a loop, is walked
+    where it comes first in path order). ``exclude`` (the output folder, when it sits inside
+    SRC) is left out. A local walk streams into ``store`` too.
     """
     if isinstance(src, str):
         return _walk_listing(src, labels, exclude, store)
     if not src.is_dir():
         raise InputError("not a folder (SRC must be a folder of images)", str(src))
-    files: list[tuple[str, Path]] = []
     broken: list[str] = []
     ignored = 0
     seen: set[tuple[int, int]] = set()
@@ -97,48 +104,69 @@ def walk(
     # folder's path costs a stat per component (quadratic in a deep tree).
     excluded = _identity(exclude) if isinstance(exclude, Path) else None
 
-    # An explicit stack, not recursion: very deep trees must not hit Python's recursion limit.
-    stack: list[tuple[Path, str]] = [(src, "")]
-    while stack:
-        folder, rel = stack.pop()
+    def entries(folder: Path) -> Iterator[os.DirEntry[str]] | None:
+        """The folder's entries sorted by name; None if it was walked already (a symlink
+        loop, or a folder linked twice) or cannot be read."""
+        nonlocal ignored
         try:
             st = folder.stat()
-            if (st.st_dev, st.st_ino) in seen:  # a symlink loop or a folder linked twice
+            if (st.st_dev, st.st_ino) in seen:
                 ignored += 1
-                continue
+                return None
             seen.add((st.st_dev, st.st_ino))
-            entries = list(os.scandir(folder))
+            return iter(sorted(os.scandir(folder), key=lambda e: e.name))
         except OSError:
             ignored += 1
-            continue
-        subfolders = []
-        for e in entries:
-            path, child = Path(e.path), f"{rel}{e.name}"
+            return None
+
+    def files() -> Iterator[tuple[str, Location, None]]:
+        """The files in path order, component by component: each folder's entries sorted by
+        name, a subfolder's files where its name falls. Only the folders on the way down
+        are held (an explicit stack, not recursion: very deep trees must not hit Python's
+        recursion limit)."""
+        nonlocal ignored
+        top = entries(src)
+        stack = [(top, "")] if top is not None else []
+        count = 0
+        while stack:
+            found, rel = stack[-1]
+            e = next(found, None)
+            if e is None:
+                stack.pop()
+                continue
+            child = f"{rel}{e.name}"
             if e.name.startswith("."):
                 ignored += 1
             elif _is_dir(e):
+                path = Path(e.path)
                 if excluded is None or _identity(path) != excluded:
-                    subfolders.append((path, child + "/"))
+                    inner = entries(path)
+                    if inner is not None:
+                        stack.append((inner, child + "/"))
             elif _is_file(e):
-                files.append((child, path))
+                count += 1
                 if progress is not None:
-                    progress("walk", len(files), 0)
+                    progress("walk", count, 0)
+                yield child, Path(e.path), None
             elif e.is_symlink():
                 broken.append(child)
             else:
                 ignored += 1  # socket, fifo, device
-        stack.extend(subfolders)
-    files.sort(key=lambda f: f[0].split("/"))  # path order, component by component
-    folders = sorted(
-        e.name
-        for e in os.scandir(src)
-        if not e.name.startswith(".")
-        and _is_dir(e)
-        and (excluded is None or _identity(Path(e.path)) != excluded)
-    )
-    return _labelled(
-        src, [(rel, path, None) for rel, path in files], folders, labels, ignored, broken, store
-    )
+
+    try:
+        folders = sorted(
+            e.name
+            for e in os.scandir(src)
+            if not e.name.startswith(".")
+            and _is_dir(e)
+            and (excluded is None or _identity(Path(e.path)) != excluded)
+        )
+    except OSError as e:
+        raise InputError(f"cannot read this folder ({e.strerror}); check its permissions",
+                         str(src)) from None  # fmt: skip
+    found = _labelled(src, files(), folders, labels, 0, [], store)
+    found.ignored, found.broken_links = ignored, broken
+    return found
 
 
 def _labelled(

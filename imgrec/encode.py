@@ -12,7 +12,7 @@ from . import images, payloads
 from .discover import Item
 from .manifest import Note, ShardEntry
 from .schema import Record, serialize
-from .sharding import ShardSpec
+from .sharding import ShardSpec, index_of
 from .stats import Stats
 from .tfrecord import ShardWriter
 
@@ -105,19 +105,27 @@ class ShardResult:
 def write_shard(folder: Path, spec: ShardSpec, results: Iterable[Packed | Skipped]) -> ShardResult:
     """Write the shard ``spec`` (and its index) into the local ``folder``, atomically: the
     images' results come in plan order, one per item."""
+    # items first: zip stops at their end without taking a result of the next shard
+    named = ((item.rel, result) for item, result in zip(spec.items, results, strict=False))
+    return write_records(folder, spec.name, spec.split, named)
+
+
+def write_records(
+    folder: Path, name: str, split: str | None, results: Iterable[tuple[str, Packed | Skipped]]
+) -> ShardResult:
+    """``write_shard`` of the shard ``name``, from each image's relative path and result."""
     skipped: list[Note] = []
     transcoded: list[Note] = []
     stats = Stats()
-    with ShardWriter(folder / spec.name) as writer:
-        # items first: zip stops at their end without taking a result of the next shard
-        for item, result in zip(spec.items, results, strict=False):
+    with ShardWriter(folder / name) as writer:
+        for rel, result in results:
             if isinstance(result, Skipped):
-                skipped.append(Note(item.rel, result.reason))
+                skipped.append(Note(rel, result.reason))
                 continue
             writer.write(result.example)
             stats.add(result.record, result.stored)
             if result.note:
-                transcoded.append(Note(item.rel, result.note))
+                transcoded.append(Note(rel, result.note))
     info = writer.info
-    entry = ShardEntry(spec.name, info.records, info.bytes, info.sha256, spec.index, spec.split)
+    entry = ShardEntry(name, info.records, info.bytes, info.sha256, index_of(name), split)
     return ShardResult(entry, skipped, transcoded, stats)

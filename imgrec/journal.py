@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, storage
-from .discover import Item
 from .encode import ShardResult
 from .errors import InputError, OutputError
 from .lock import LOCK
 from .manifest import MANIFEST, is_shard_name
 from .options import PackOptions
-from .scan import stat
+from .scan import File
 from .sharding import ShardSpec
 from .storage import Folder, Location
 
@@ -119,14 +118,15 @@ class Journal:
         out: Folder,
         opts: PackOptions,
         labels: list[str],
-        items: Sequence[Item],
+        files: Sequence[File],
         resume: bool,
     ) -> Journal:
         """A new journal, or (``resume``) the interrupted run's, refused if the plan changed.
-        The source files are streamed, one line each: nothing is held per file."""
+        ``files``: each image's relative path, size and time (``Scan.files``), streamed one
+        line each: nothing is held per file."""
         head = [__version__, labels, opts.recorded()]
         key = hashlib.sha256(json.dumps(head, sort_keys=True, ensure_ascii=True).encode())
-        for line in _file_lines(items):
+        for line in _file_lines(files):
             key.update(line)
         journal = cls(out, key.hexdigest())
         if not resume:
@@ -135,12 +135,12 @@ class Journal:
             # OUT is marked unfinished now: the earlier dataset (if any) ends here.
             out.delete(MANIFEST)
             with out.open_write(journal.name(FILES)) as f:  # for a refused --resume to say why
-                f.writelines(_file_lines(items))
+                f.writelines(_file_lines(files))
             return journal
         try:
             then = json.loads(out.read(journal.name(PLAN)))
             if then["key"] != journal.key:
-                raise InputError(_mismatch(journal, then, opts, items), str(out))
+                raise InputError(_mismatch(journal, then, opts, files), str(out))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise OutputError(
                 f"{out.at(journal.name(PLAN))}: unreadable ({e}); use --overwrite"
@@ -185,13 +185,13 @@ def _dumps(data: dict[str, Any]) -> bytes:
     return json.dumps(data, ensure_ascii=True).encode()
 
 
-def _file_lines(items: Iterable[Item]) -> Iterator[bytes]:
-    for item in items:
-        yield json.dumps([item.rel, *stat(item)], ensure_ascii=True).encode() + b"\n"
+def _file_lines(files: Iterable[File]) -> Iterator[bytes]:
+    for rel, size, mtime in files:
+        yield json.dumps([rel, size, mtime], ensure_ascii=True).encode() + b"\n"
 
 
 def _mismatch(
-    journal: Journal, then: dict[str, Any], opts: PackOptions, items: Sequence[Item]
+    journal: Journal, then: dict[str, Any], opts: PackOptions, files: Iterable[File]
 ) -> str:
     """Why a --resume is refused: the options that changed, or how the source changed."""
     now = json.loads(json.dumps(opts.recorded()))  # tuples -> lists, as stored
@@ -208,7 +208,7 @@ def _mismatch(
         for line in f:
             rel, *st = json.loads(line)
             old[rel] = st
-    new = {rel: st for rel, *st in map(json.loads, _file_lines(items))}
+    new = {rel: st for rel, *st in map(json.loads, _file_lines(files))}
     added = len(new.keys() - old.keys())
     removed = len(old.keys() - new.keys())
     modified = sum(1 for k in new.keys() & old.keys() if new[k] != old[k])

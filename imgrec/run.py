@@ -90,6 +90,7 @@ def _pack(
     try:
         return _pack_scanned(src, folder, opts, executor, note, resume)
     finally:
+        executor.close()
         with contextlib.suppress(OSError):
             folder.delete_tree(PIECES)  # the local executor's, once its shards are written
 
@@ -114,7 +115,7 @@ def _pack_scanned(
     journal: Journal | None = None
     try:
         prepare_out(folder, resuming=resume)
-        journal = Journal.open(folder, opts, found.found.labels, found.candidates, resume)
+        journal = Journal.open(folder, opts, found.found.labels, found.files, resume)
         done: dict[str, ShardResult] = {}
         if resume:
             done = {s.name: r for s in specs if (r := journal.finished(s)) is not None}

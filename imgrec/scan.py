@@ -18,6 +18,12 @@ from .payloads import Probed
 from .spool import MEMORY, Store
 from .storage import Location
 
+File = tuple[str, int, int]  # a file's relative path, size and time (ns)
+
+
+def _file(data: File) -> File:
+    return data
+
 
 @dataclass
 class Scan:
@@ -27,6 +33,7 @@ class Scan:
     candidates: Sequence[Item]  # a list; on disk for listings too long to hold (``spool``)
     estimate: Sequence[int]  # each candidate's rough stored bytes (plans the shard count)
     dense: Sequence[int]  # each candidate's decoded bytes, at the source's depth
+    files: Sequence[File]  # each candidate's file as it was (what a --resume must find again)
     ignored: int
     skipped: list[Note]
     store: Store = MEMORY  # where the candidates are kept; the plan keeps its numbers there
@@ -39,12 +46,16 @@ def skip(opts: PackOptions, path: Location, note: Note, into: list[Note]) -> Non
     into.append(note)
 
 
-def scan(src: Location, out: Location, opts: PackOptions, progress: Progress) -> Scan:
-    """The listing of SRC, and a header-only look at each file it names."""
-    found = listing(src, out, opts, progress)
+def scan(
+    src: Location, out: Location, opts: PackOptions, progress: Progress, store: Store = MEMORY
+) -> Scan:
+    """The listing of SRC, and a header-only look at each file it names. ``store`` keeps
+    the listing and the candidates (in memory, or on disk)."""
+    found = listing(src, out, opts, progress, store)
     # Header reads from an object store wait on the network: many run at once there.
     threads = 16 if storage.is_url(src) else 1
-    return classify(src, opts, found, probes(found.items, opts.max_pixels, threads), progress)
+    looked = zip(found.items, probes(found.items, opts.max_pixels, threads), strict=True)
+    return classify(src, opts, found, looked, progress, store)
 
 
 def listing(
@@ -64,16 +75,18 @@ def classify(
     src: Location,
     opts: PackOptions,
     found: Walk,
-    probes: Iterable[Probed],
+    looked: Iterable[tuple[Item, Probed]],
     progress: Progress,
     store: Store = MEMORY,
 ) -> Scan:
-    """What the look at each file (``probes``: ``images.probe``'s answer for each item of
-    ``found``, in order, wherever it was computed) means: images to pack, skipped, ignored.
-    ``store`` keeps the candidates (in memory, or on disk for listings too long to hold)."""
+    """What the look at each file means (``looked``: each item of ``found``, in order, with
+    ``images.probe``'s answer for it, wherever it was computed): images to pack, skipped,
+    ignored. ``store`` keeps the candidates (in memory, or on disk for listings too long to
+    hold)."""
     candidates = store.values(encode_item, decode_item)
     estimate, dense = store.numbers(8), store.numbers(8)
-    result = Scan(found, candidates, estimate, dense, found.ignored, [], store)
+    files = store.values(_file, _file)
+    result = Scan(found, candidates, estimate, dense, files, found.ignored, [], store)
     for rel in found.missing:
         reason = str(images.SkipImage("missing"))
         skip(opts, storage.join(src, rel), Note(rel, reason), result.skipped)
@@ -83,8 +96,9 @@ def classify(
             skip(opts, storage.join(src, rel), Note(rel, reason), result.skipped)
         else:
             result.ignored += 1
-    for n, (item, probed) in enumerate(zip(found.items, probes, strict=True), 1):
-        progress("scan", n, len(found.items))
+    n, total = 0, len(found.items)
+    for n, (item, probed) in enumerate(looked, 1):
+        progress("scan", n, total)
         if isinstance(probed, images.NotAnImage):
             if Path(item.rel).suffix.lower() in images.IMAGE_EXTENSIONS:
                 code = "empty" if stat(item)[0] == 0 else "not-an-image"
@@ -97,8 +111,11 @@ def classify(
             continue
         width, height, per_pixel = probed
         spool.append(candidates, item)
+        spool.append(files, (item.rel, *stat(item)))
         dense.append(width * height * per_pixel)
         estimate.append(_estimate(opts.format, item, width * height * per_pixel))
+    if n != total:
+        raise ValueError(f"{n} answers for {total} files")  # a bug, not bad input
     if not result.candidates:
         raise InputError(
             f"no images to pack ({result.ignored} files ignored, {len(result.skipped)} skipped)",

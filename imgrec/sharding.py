@@ -26,15 +26,21 @@ class ShardSpec:
     name: str  # e.g. "train-00003-of-00010.tfrecord"
     split: str | None
     items: Sequence[Item]  # a tuple; on disk for listings too long to hold (``spool``)
+    positions: Sequence[int] = ()  # where its items are among the plan's candidates
 
     @property
     def index(self) -> str:
-        return self.name + ".idx"
+        return index_of(self.name)
 
     @property
     def prefix(self) -> str:
         """The name the shard shares with the others of its run ("train", "data")."""
         return self.name.rsplit("-", 3)[0]
+
+
+def index_of(shard: str) -> str:
+    """The name of a shard's index file."""
+    return shard + ".idx"
 
 
 def plan(
@@ -72,7 +78,8 @@ def plan(
         ranges = balanced_ranges(len(ordered), count)
         for index, (start, stop) in enumerate(ranges):
             shard = f"{name}-{index:05d}-of-{len(ranges):05d}.tfrecord"
-            specs.append(ShardSpec(shard, split, store.pick(candidates, ordered, start, stop)))
+            items = store.pick(candidates, ordered, start, stop)
+            specs.append(ShardSpec(shard, split, items, store.span(ordered, start, stop)))
     return specs
 
 

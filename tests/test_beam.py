@@ -92,7 +92,8 @@ def test_headers_are_read_in_the_pipeline_and_the_driver_keeps_the_scan_on_disk(
         assert isinstance(found.candidates, spool.Values)  # in a file, not in memory
         walked = listing(src, out.where, opts, no_progress)
         looks = scan.probes(walked.items, opts.max_pixels, 1)
-        expected = scan.classify(src, opts, walked, looks, no_progress)
+        looked = zip(walked.items, looks, strict=True)
+        expected = scan.classify(src, opts, walked, looked, no_progress)
         assert list(found.candidates) == expected.candidates
         assert list(found.estimate) == list(expected.estimate)
         assert (found.skipped, found.ignored) == (expected.skipped, expected.ignored)

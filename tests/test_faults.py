@@ -124,9 +124,10 @@ def shards_in(folder: Path) -> list[str]:
 
 def packing(folder: Path) -> bool:
     """A pack into ``folder`` has written something: a shard, or (a local pack reads and
-    encodes every image before its plan, into pieces) the first piece."""
+    encodes every image before its plan, into pieces) the first piece (the working folder
+    holds the scan's files from the start)."""
     pieces = folder / ".imgrec-pieces.d"
-    return bool(shards_in(folder)) or (pieces.is_dir() and any(pieces.iterdir()))
+    return bool(shards_in(folder)) or (pieces.is_dir() and any(pieces.glob("*.rec")))
 
 
 def one_error_line(stderr: str) -> str:

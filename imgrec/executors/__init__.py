@@ -38,3 +38,7 @@ class Executor(Protocol):
         """Write these shards (and their index files) into ``out``, atomically; yield each
         one's result in ``specs`` order, once ``journal`` has recorded it."""
         ...
+
+    def close(self) -> None:
+        """Remove what the run kept on this machine (the scan's and the plan's files); called
+        once, when the run ends, however it ends."""

@@ -127,7 +127,8 @@ class BeamExecutor:
         self.close()
         self._store = spool.Disk()
         found = listing(src, out.where, opts, progress, self._store)
-        looked = self._probe(found.items, out, opts.max_pixels, progress)
+        answers = self._probe(found.items, out, opts.max_pixels, progress)
+        looked = zip(found.items, answers, strict=True)
         return classify(src, opts, found, looked, progress, self._store)
 
     def close(self) -> None:

@@ -20,7 +20,7 @@ import shutil
 import signal
 import sys
 import warnings
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -29,12 +29,13 @@ from typing import Any
 
 from PIL import Image
 
-from .. import storage
+from .. import spool
 from ..discover import Item
 from ..encode import Packed, ShardResult, Skipped, load, pack_one, write_shard
 from ..errors import ImgrecError
 from ..images import Loaded, Options
 from ..journal import PIECES, Journal
+from ..lock import cannot_write
 from ..options import PackOptions, Progress
 from ..payloads import unportable
 from ..scan import Scan, classify, listing, scan
@@ -43,6 +44,7 @@ from ..storage import Folder, Location
 from . import runs
 from .onepass import (
     Pieces,
+    batch_count,
     batches,
     probe_one,
     probes,
@@ -65,7 +67,10 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # malloc.h: mallopt's parameters
 @dataclass
 class LocalExecutor:
     workers: int = 1
-    # The first pass's records, when ``scan`` read each file once (a local SRC)
+    # Where the scan's and the plan's per-image sequences are kept (files in OUT's working
+    # folder, so that memory does not grow with the number of images), and, when ``scan``
+    # read each file once (a local SRC), the first pass's records.
+    _store: spool.Disk | None = field(default=None, init=False, repr=False, compare=False)
     _pieces: Pieces | None = field(default=None, init=False, repr=False, compare=False)
 
     def check(self) -> None:
@@ -76,26 +81,46 @@ class LocalExecutor:
         that reads each file once (``onepass``), its records kept in OUT for ``write``.
         Raw pixels: a header look at each file, in the workers (writing pixels twice would
         cost more than reading a header twice). A SRC on an object store: header reads,
-        many at a time."""
-        self._pieces = None
-        if storage.is_url(src) or not isinstance(out.where, Path):
+        many at a time. The listing, the scan and the plan are kept in files (``spool``)."""
+        self.close()
+        if not isinstance(out.where, Path):
             return scan(src, out.where, opts, progress)
-        found = listing(src, out.where, opts, progress)
+        working = out.where / PIECES
+        shutil.rmtree(working, ignore_errors=True)  # a killed run's
+        try:
+            working.mkdir()
+            self._store = store = spool.Disk(working)
+            if isinstance(src, str):  # on an object store
+                return scan(src, out.where, opts, progress, store)
+            return self._scan_local(src, working, opts, progress, store)
+        except OSError as e:
+            if e.filename is not None and not str(e.filename).startswith(str(working)):
+                raise  # not the working folder's (a source that cannot be read is skipped)
+            raise cannot_write(working, e, resumable=False) from None
+
+    def _scan_local(
+        self, src: Path, working: Path, opts: PackOptions, progress: Progress, store: spool.Disk
+    ) -> Scan:
+        found = listing(src, working.parent, opts, progress, store)
         # Pillow's common plugins, loaded once here rather than in each worker forked below
         Image.preinit()
+        # The listing is read once: what the workers are sent is kept until its answers come.
+        listed, again = itertools.tee(found.items)
+        count = len(found.items)
         if opts.format == "raw":
-            looks = [(item, opts.max_pixels) for item in found.items]
-            with contextlib.closing(in_order(probe_one, looks, self.workers, 64)) as done:
+            looks = ((item, opts.max_pixels) for item in listed)
+            with contextlib.closing(in_order(probe_one, looks, self.workers, 64, count)) as done:
                 answers = _numpy_meanwhile(map(unportable, done), self.workers)
-                return classify(src, opts, found, answers, progress)
-        pieces = Pieces(out.where / PIECES)
-        shutil.rmtree(pieces.folder, ignore_errors=True)  # a killed run's
-        pieces.folder.mkdir()
-        self._pieces = pieces
-        tasks = batches(found.items, pieces, opts.image_options(), self.workers)
-        with contextlib.closing(in_order(read_batch, tasks, self.workers, 1)) as read:
-            answers = probes(tasks, read, pieces, found.items)
-            return classify(src, opts, found, answers, progress)
+                pairs = zip(again, answers, strict=True)
+                return classify(src, opts, found, pairs, progress, store)
+        pieces = self._pieces = Pieces(working, store.blobs())
+        tasks = batches(listed, count, working, opts.image_options(), self.workers)
+        size = batch_count(count, self.workers)
+        with contextlib.closing(in_order(read_batch, tasks, self.workers, 1, size)) as read:
+            looked = probes(again, read, pieces)
+            result = classify(src, opts, found, looked, progress, store)
+        assert len(pieces.results) == len(result.candidates), "one place per candidate"
+        return result
 
     def write(
         self,
@@ -112,7 +137,8 @@ class LocalExecutor:
             jobs = shard_jobs(folder, self._pieces, specs)
             workers = self.workers if len(specs) > 1 else 1
             written = 0
-            with contextlib.closing(in_order(write_from_pieces, jobs, workers, 1)) as results:
+            done = in_order(write_from_pieces, jobs, workers, 1, len(specs))
+            with contextlib.closing(done) as results:
                 for spec, result in zip(specs, results, strict=True):
                     journal.record(result)
                     written += len(spec.items)
@@ -122,13 +148,19 @@ class LocalExecutor:
         if self.workers > 1:
             yield from self._write_spread(specs, folder, image_options, journal, progress)
             return
-        tasks = [(item, image_options) for spec in specs for item in spec.items]
-        with contextlib.closing(in_order(_pack_task, tasks, self.workers)) as loaded:
+        tasks = ((item, image_options) for spec in specs for item in spec.items)
+        with contextlib.closing(in_order(_pack_task, tasks, self.workers, 8, total)) as loaded:
             counted = _counted(loaded, lambda n: progress("pack", n, total))
             for spec in specs:
                 result = write_shard(folder, spec, counted)
                 journal.record(result)
                 yield result
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        self._pieces = None
 
     def _write_spread(
         self,
@@ -142,18 +174,17 @@ class LocalExecutor:
         shards, one per worker, as long as they fill a round; the rest cut into runs of
         records (``runs``), which the workers write into pieces and this process appends."""
         pieces = folder / PIECES
+        pieces.mkdir(exist_ok=True)
         cut = runs.split(specs, self.workers)
-        if cut:
-            shutil.rmtree(pieces, ignore_errors=True)  # a killed run's
-            pieces.mkdir()
         slots = self.workers * IN_FLIGHT + 1  # every task in_order may have sent out, + 1
         todo = runs.tasks(specs, cut, folder, pieces, image_options, slots)
-        names = runs.pieces_of(todo)
+        names = runs.pieces_of(pieces, slots)
         buffer = bytearray()
         total = sum(len(spec.items) for spec in specs)
         finished: dict[str, ShardResult] = {}
         written = 0
-        with contextlib.closing(in_order(runs.run_task, todo, self.workers, 1)) as done:
+        count = runs.count(specs, cut)
+        with contextlib.closing(in_order(runs.run_task, todo, self.workers, 1, count)) as done:
             order = [s for s in specs if s.name in cut] + [s for s in specs if s.name not in cut]
             ready = iter(specs)
             upcoming = next(ready, None)
@@ -194,19 +225,32 @@ def _counted(results: Iterator[Any], tick: Callable[[int], None]) -> Iterator[An
 
 
 def in_order(
-    fn: Callable[[Any], Any], tasks: list[Any], workers: int, batch: int = 8
+    fn: Callable[[Any], Any],
+    tasks: Iterable[Any],
+    workers: int,
+    batch: int = 8,
+    count: int | None = None,
 ) -> Generator[Any]:
     """``fn(task)`` for each task, in order, computed by ``workers`` processes.
 
     Tasks travel in ``batch``es (fewer, larger messages between processes), and at most a few
     batches per worker are in flight: memory stays flat however many images there are, and
-    a slow disk holds the workers back instead of filling memory.
+    a slow disk holds the workers back instead of filling memory. ``tasks`` may be made as
+    they are taken (then ``count`` says how many there are: it sizes the batches).
     """
-    if workers == 1 or len(tasks) < 2:
+    if count is None:
+        tasks = list(tasks)
+        count = len(tasks)
+    if workers == 1 or count < 2:
         yield from map(fn, tasks)
         return
-    size = max(1, min(batch, len(tasks) // (workers * 4)))
-    batches = [(fn, tasks[i : i + size]) for i in range(0, len(tasks), size)]
+    size = max(1, min(batch, count // (workers * 4)))
+    listed = iter(tasks)
+
+    def batches() -> Iterator[tuple[Callable[[Any], Any], list[Any]]]:
+        while chunk := list(itertools.islice(listed, size)):
+            yield fn, chunk
+
     # fork is fast and does not re-import the caller's script; but once TensorFlow (and its
     # thread pools) is loaded, a forked child can deadlock, so spawn is used then.
     method = "spawn" if "tensorflow" in sys.modules else "fork"
@@ -216,7 +260,7 @@ def in_order(
     )
     finished = False
     try:
-        pending = iter(batches)
+        pending = batches()
         window = collections.deque(
             pool.submit(_run_batch, b) for b in itertools.islice(pending, workers * IN_FLIGHT)
         )

@@ -17,6 +17,7 @@ the main process while the workers go on.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -58,21 +59,34 @@ def split(specs: list[ShardSpec], workers: int) -> set[str]:
 
 def tasks(
     specs: list[ShardSpec], cut: set[str], out: Path, pieces: Path, opts: Options, slots: int
-) -> list[Task]:
-    """The work for ``run_task``: the cut shards' runs first (the main process assembles
-    them while the workers go on with whole shards), then the whole shards.
+) -> Iterator[Task]:
+    """The work for ``run_task``, made as it is taken: the cut shards' runs first (the main
+    process assembles them while the workers go on with whole shards), then the whole
+    shards. Each task carries its images (a whole shard's: a plan kept on disk is read).
 
     Runs go into ``slots`` piece files in turn, overwritten rather than made anew: writing
     into pages the page cache holds already costs a copy, fresh pages cost several times
     that. So at most ``slots - 1`` tasks may be under way or done but not yet assembled
     (``in_order``'s window), and a piece file holds the bytes of its last run only."""
-    cuts = [tuple(spec.items[start : start + RUN]) for spec in specs if spec.name in cut
-            for start in range(0, len(spec.items), RUN)]  # fmt: skip
-    runs: list[Task] = [
-        ("run", (pieces, f"{n % slots:04d}.run", items, opts)) for n, items in enumerate(cuts)
-    ]
-    whole: list[Task] = [("whole", (out, spec, opts)) for spec in specs if spec.name not in cut]
-    return runs + whole
+    n = 0
+    for spec in specs:
+        if spec.name in cut:
+            for start in range(0, len(spec.items), RUN):
+                items = tuple(spec.items[start : start + RUN])
+                yield "run", (pieces, _piece(n, slots), items, opts)
+                n += 1
+    for spec in specs:
+        if spec.name not in cut:
+            yield "whole", (out, ShardSpec(spec.name, spec.split, tuple(spec.items)), opts)
+
+
+def count(specs: list[ShardSpec], cut: set[str]) -> int:
+    """How many tasks ``tasks`` makes."""
+    return sum(-(-len(spec.items) // RUN) if spec.name in cut else 1 for spec in specs)
+
+
+def _piece(n: int, slots: int) -> str:
+    return f"{n % slots:04d}.run"
 
 
 def run_task(task: Task) -> list[Framed | Skipped] | ShardResult:
@@ -98,12 +112,10 @@ def run_task(task: Task) -> list[Framed | Skipped] | ShardResult:
     return seen
 
 
-def pieces_of(todo: list[Task]) -> Iterator[Path]:
-    """The piece file of each run in ``todo``, in order (for ``assemble``)."""
-    for kind, job in todo:
-        if kind == "run":
-            pieces, name, _, _ = job  # type: ignore[misc]
-            yield pieces / name
+def pieces_of(pieces: Path, slots: int) -> Iterator[Path]:
+    """The piece file of each run ``tasks`` makes, in order (for ``assemble``)."""
+    for n in itertools.count():
+        yield pieces / _piece(n, slots)
 
 
 def assemble(
