@@ -10,6 +10,7 @@ call, a few microseconds; numbers are held in memory up to ``HELD`` bytes per se
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import os
@@ -178,7 +179,10 @@ class Blobs(_ByPosition[bytes]):
                 yield f.read(stop - start)
 
     def close(self) -> None:
-        self._file.close()
+        """Close the files, whose contents are thrown away: a write still buffered that fails
+        (a full disk) does not matter any more, and the file is closed all the same."""
+        with contextlib.suppress(OSError):
+            self._file.close()
         self._starts.close()
 
 
@@ -344,6 +348,7 @@ class Disk:
         return heapq.merge(*runs, key=key)
 
     def close(self) -> None:
+        """Close and remove every file (even when the disk is full: see ``Blobs.close``)."""
         for made in self._made:
             made.close()
         self._made.clear()

@@ -188,3 +188,30 @@ def test_a_src_that_cannot_be_listed_is_one_clear_error(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="cannot read this folder .Permission denied.") as e:
         walk(src)
     assert str(src) in str(e.value)
+
+
+def test_a_store_closes_and_goes_away_when_its_disk_is_full(tmp_path, monkeypatch):
+    import errno
+    import io
+
+    class Full(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def writable(self) -> bool:
+            return True
+
+        def seekable(self) -> bool:
+            return True
+
+        def seek(self, offset, whence=0):  # type: ignore[no-untyped-def]
+            return 0
+
+        def write(self, data):  # type: ignore[no-untyped-def]
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(spool, "open", lambda path, mode: io.BufferedRandom(Full()), raising=False)
+    store = spool.Disk(tmp_path)
+    spool.append(store.blobs(), b"still in the buffer")
+    store.close()  # its flush fails: the files were to be thrown away all the same
+    assert list(tmp_path.iterdir()) == []
