@@ -29,6 +29,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from .. import spool
 from ..discover import Item
 from ..encode import Packed, ShardResult, Skipped, packed, write_records
 from ..images import NotAnImage, Options, SkipImage
@@ -93,11 +94,10 @@ def probes(
     (with the size and time of its file that the worker saw, so that the main process does
     not look each file up again) and what ``images.probe`` would answer for it, in order.
     Each candidate's place is appended to ``pieces.results``."""
-    results = pieces.results
     seen_all = (answer for seen in done for answer in seen)
     for item, (answer, result, stat) in zip(items, seen_all, strict=True):
         if result is not None:
-            results.append(result)  # type: ignore[attr-defined]
+            spool.append(pieces.results, result)
         if stat is not None and item.stat is None:
             item = replace(item, stat=stat)
         yield item, unportable(answer)
