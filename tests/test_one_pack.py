@@ -97,7 +97,7 @@ def test_loading_in_threads_changes_no_process_wide_state(tree):
                 seen.add("warning filters changed")
 
     def load_all() -> None:
-        for _ in range(20):
+        for _ in range(8):  # each load would make a change the watcher sees
             for path in files.values():
                 try:
                     images.probe(path)
