@@ -73,15 +73,19 @@ def batches(
 ) -> Iterator[Batch]:
     """The first pass's tasks, for ``read_batch``: the ``count`` items in listing order, in
     batches, made as they are taken."""
-    size = max(1, min(BATCH, count // (workers * 8)))
+    size = _batch_size(count, workers)
     listed = iter(items)
-    for n in range(-(-count // size)):
+    for n in range(batch_count(count, workers)):
         yield pieces, n, list(islice(listed, size)), opts
 
 
 def batch_count(count: int, workers: int) -> int:
     """How many batches ``batches`` makes of ``count`` items."""
-    return -(-count // max(1, min(BATCH, count // (workers * 8))))
+    return -(-count // _batch_size(count, workers))
+
+
+def _batch_size(count: int, workers: int) -> int:
+    return max(1, min(BATCH, count // (workers * 8)))
 
 
 Seen = tuple[Portable, bytes | None, tuple[int, int] | None]  # and the file's (size, mtime)
