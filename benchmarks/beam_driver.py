@@ -46,12 +46,13 @@ def one(count: int, mode: str, work: Path) -> dict[str, float]:
     """In a fresh process: one row."""
     import apache_beam  # noqa: F401  (its import is not the driver's work)
 
-    from imgrec import PackOptions, spool, storage
-    from imgrec.executors import beam
-    from imgrec.journal import Journal
-    from imgrec.scan import classify, listing
-    from imgrec.sharding import plan
-    from imgrec.storage import Folder
+    from imgrec import PackOptions
+    from imgrec.core import spool, storage
+    from imgrec.core.storage import Folder
+    from imgrec.packing.executors import beam
+    from imgrec.packing.journal import Journal
+    from imgrec.packing.scan import classify, listing
+    from imgrec.packing.sharding import plan
 
     src = "s3://bucket/src"
 

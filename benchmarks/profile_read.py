@@ -12,7 +12,7 @@ table gives the medians of build time, time to the first batch, one pass, the CP
 that pass (this process, all threads) and the rate, relative to the first pipeline. With
 ``--fresh`` every pipeline runs in a new process each round, as run.py's rows do, so that
 start-up costs (graph optimisation, first use of each function) are in the numbers. Steps
-mirror imgrec/reader.py and imgrec/tfdecode.py; the ``imgrec.*`` rows are the library.
+mirror imgrec/reading/tfdata.py and imgrec/reading/graph.py; the ``imgrec.*`` rows are the library.
 """
 
 from __future__ import annotations
@@ -33,10 +33,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 def steps(tf: Any, kind: str, path: str, batch: int, size: tuple[int, int]) -> dict[str, Any]:
     import imgrec
-    from imgrec import crops, reader, schema, shards, tfdecode
+    from imgrec.format import schema
+    from imgrec.reading import crops, graph, paths, tfdata
 
     files = sorted(tf.io.gfile.glob(os.path.join(path, "*.tfrecord")))
-    full = tfdecode.feature_spec(tf)
+    full = graph.feature_spec(tf)
     plain = tf.autograph.experimental.do_not_convert
     autotune = tf.data.AUTOTUNE
 
@@ -142,28 +143,28 @@ def steps(tf: Any, kind: str, path: str, batch: int, size: tuple[int, int]) -> d
             lambda s: tf.image.resize(jpeg(s, full, dct_method="INTEGER_ACCURATE"), size) / 255
         ).prefetch(autotune)
 
-        # imgrec's own per-record graph (tfdecode.decode_stored, reader._resize), batched
+        # imgrec's own per-record graph (graph.decode_stored, tfdata._resize), batched
         # and converted as imgrec.dataset does, with the manifest's Layout as imgrec builds
         # it, and without the size range (the JPEG's DCT scale then chosen per record):
-        known = shards.describe(shards.resolve(path, None))
+        known = paths.describe(paths.resolve(path, None))
         assert known is not None and known.height and known.width, "needs a manifest"
-        want = reader.choose_channels(known, None, True)
-        as_read = tfdecode.Layout(
+        want = tfdata.choose_channels(known, None, True)
+        as_read = graph.Layout(
             known.formats, known.channels, known.oriented, (known_min(known), known_max(known))
         )
-        per_record = tfdecode.Layout(known.formats, known.channels, known.oriented, None)
+        per_record = graph.Layout(known.formats, known.channels, known.oriented, None)
 
         def like_imgrec(layout: Any, floats: bool = False) -> Any:
             """imgrec's graph; ``floats``: resized to float and scaled in the parallel map
             (no rounding to uint8, no conversion stage after the batch)."""
-            geometry = tfdecode.Geometry(at_least=size)
+            geometry = graph.Geometry(at_least=size)
 
             def one(s: Any) -> Any:
                 f = tf.io.parse_single_example(s, full)
-                image = tfdecode.decode_stored(tf, f, tf.uint8, layout, want, geometry)
+                image = graph.decode_stored(tf, f, tf.uint8, layout, want, geometry)
                 if floats:
                     return tf.ensure_shape(tf.image.resize(image, size) / 255.0, [*size, 3])
-                return tf.ensure_shape(reader._resize(tf, image, size), [*size, 3])
+                return tf.ensure_shape(tfdata._resize(tf, image, size), [*size, 3])
 
             return mapped(one, None if floats else to_float).prefetch(autotune)
 
@@ -172,7 +173,7 @@ def steps(tf: Any, kind: str, path: str, batch: int, size: tuple[int, int]) -> d
         out["  floats in the map (no uint8 round trip)"] = lambda: like_imgrec(as_read, floats=True)
     if kind == "crop":
         return out
-    out["imgrec host_dataset (uint8 batches)"] = lambda: reader.host_dataset(
+    out["imgrec host_dataset (uint8 batches)"] = lambda: tfdata.host_dataset(
         path, batch_size=batch, resize=size
     )
     out["imgrec.dataset"] = lambda: imgrec.dataset(path, batch_size=batch, resize=size)
@@ -186,7 +187,7 @@ def jpeg_ops(tf: Any, folder: str, size: tuple[int, int], count: int = 60) -> No
     ``folder``: what each way of decoding costs, whatever the pipeline around it."""
     from pathlib import Path
 
-    from imgrec import crops
+    from imgrec.reading import crops
 
     files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))
     files = files[:: max(1, len(files) // count)][:count]

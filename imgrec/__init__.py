@@ -10,33 +10,33 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from .errors import DependencyError, ImgrecError, InputError, OutputError, ShardError  # noqa: E402
+from .core.errors import DependencyError, ImgrecError, InputError, OutputError, ShardError  # noqa: E402
 
 if TYPE_CHECKING:
-    from .decoding import decode
-    from .integrity import verify
-    from .manifest import read_manifest
-    from .options import PackOptions
-    from .reader import dataset
-    from .run import convert, pack, plan
-    from .summary import summarize as inspect
-    from .tfds import write_metadata as write_tfds_metadata
-    from .tfrecord import write_index
+    from .checking.integrity import verify
+    from .checking.summary import summarize as inspect
+    from .format.framing import write_index
+    from .format.manifest import read_manifest
+    from .format.options import PackOptions
+    from .packing.driver import convert, pack, plan
+    from .packing.tfds import write_metadata as write_tfds_metadata
+    from .reading.tfdata import dataset
+    from .reading.to_files import decode
 
 # public name -> (module, attribute). No module is named like a public name: importing a
 # submodule sets it as an attribute of the package, which would hide the function.
 _LAZY = {
-    "PackOptions": ("options", "PackOptions"),
-    "pack": ("run", "pack"),
-    "plan": ("run", "plan"),
-    "convert": ("run", "convert"),
-    "inspect": ("summary", "summarize"),
-    "verify": ("integrity", "verify"),
-    "decode": ("decoding", "decode"),
-    "dataset": ("reader", "dataset"),
-    "write_index": ("tfrecord", "write_index"),
-    "write_tfds_metadata": ("tfds", "write_metadata"),
-    "read_manifest": ("manifest", "read_manifest"),
+    "PackOptions": ("format.options", "PackOptions"),
+    "pack": ("packing.driver", "pack"),
+    "plan": ("packing.driver", "plan"),
+    "convert": ("packing.driver", "convert"),
+    "inspect": ("checking.summary", "summarize"),
+    "verify": ("checking.integrity", "verify"),
+    "decode": ("reading.to_files", "decode"),
+    "dataset": ("reading.tfdata", "dataset"),
+    "write_index": ("format.framing", "write_index"),
+    "write_tfds_metadata": ("packing.tfds", "write_metadata"),
+    "read_manifest": ("format.manifest", "read_manifest"),
 }
 
 

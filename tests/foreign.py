@@ -13,9 +13,9 @@ import numpy as np
 from fixtures import smooth_rgb
 from PIL import Image
 
-from imgrec.converters.caffe import Datum
-from imgrec.schema import Example
-from imgrec.tfrecord import frame
+from imgrec.format.framing import frame
+from imgrec.format.schema import Example
+from imgrec.packing.converters.caffe import Datum
 
 MAGIC = 0xCED7230A
 

@@ -12,13 +12,15 @@ from pathlib import Path
 import pytest
 from fixtures import DIRECT, beam_pack, disk_full_on, files_of, run
 
-from imgrec import PackOptions, pack, scan, spool
-from imgrec.errors import DependencyError, InputError, OutputError
-from imgrec.executors import beam
-from imgrec.executors.beam import pipeline_flags
-from imgrec.options import no_progress
-from imgrec.scan import listing
-from imgrec.storage import Folder
+from imgrec import PackOptions, pack
+from imgrec.core import spool
+from imgrec.core.errors import DependencyError, InputError, OutputError
+from imgrec.core.storage import Folder
+from imgrec.core.progress import no_progress
+from imgrec.packing import scan
+from imgrec.packing.executors import beam
+from imgrec.packing.executors.beam import pipeline_flags
+from imgrec.packing.scan import listing
 
 pytestmark = pytest.mark.slow
 
@@ -213,7 +215,7 @@ def test_help_and_local_pack_do_not_import_apache_beam(tree, tmp_path):
         "cli(['pack', '--help'], standalone_mode=False)\n"
         f"cli(['pack', {str(src)!r}, {str(tmp_path / 'o')!r}, '-q'], standalone_mode=False)\n"
         f"cli(['inspect', {str(tmp_path / 'o')!r}], standalone_mode=False)\n"
-        "import imgrec.executors.beam\n"
+        "import imgrec.packing.executors.beam\n"
         "assert 'apache_beam' not in sys.modules, 'apache_beam was imported'\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

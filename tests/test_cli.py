@@ -170,7 +170,7 @@ def test_python_dash_m_works():
 
 
 def test_preview_contact_sheet_has_the_expected_grid(tmp_path):
-    from imgrec.preview import CAPTION, TILE
+    from imgrec.reading.preview import CAPTION, TILE
 
     src = tmp_path / "src"
     colours = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255)}

@@ -14,8 +14,8 @@ from PIL import Image
 
 import imgrec
 from imgrec import InputError, PackOptions
-from imgrec.schema import parse
-from imgrec.tfrecord import read_records
+from imgrec.format.framing import read_records
+from imgrec.format.schema import parse
 
 
 def records_of(out) -> dict[str, object]:
@@ -89,7 +89,7 @@ def test_caffe_lmdb_gives_the_source_pixels(tmp_path, raw):
 def test_caffe_float_data_becomes_float32_raw(tmp_path):
     import lmdb
 
-    from imgrec.converters.caffe import Datum
+    from imgrec.packing.converters.caffe import Datum
 
     values = np.random.default_rng(0).random((3, 4, 5), np.float32)  # C, H, W (BGR)
     env = lmdb.open(str(tmp_path / "lmdb"), map_size=1 << 20)

@@ -11,9 +11,9 @@ from PIL import Image
 
 import imgrec
 from imgrec import PackOptions, pack
-from imgrec.crops import window_function
-from imgrec.reader import host_dataset
-from imgrec.tfdecode import jpeg_ratio
+from imgrec.reading.crops import window_function
+from imgrec.reading.graph import jpeg_ratio
+from imgrec.reading.tfdata import host_dataset
 
 
 @pytest.fixture(scope="module")
@@ -149,16 +149,16 @@ def raw_sets(tmp_path_factory):
 
 
 def _calls(monkeypatch) -> list[tuple]:
-    import imgrec.reader
+    import imgrec.reading.tfdata
 
     calls: list[tuple] = []
-    real = imgrec.reader.decode_raw_batch
+    real = imgrec.reading.tfdata.decode_raw_batch
 
     def counting(tf_, serialized, dtype, shape):
         calls.append((dtype, shape))
         return real(tf_, serialized, dtype, shape)
 
-    monkeypatch.setattr(imgrec.reader, "decode_raw_batch", counting)
+    monkeypatch.setattr(imgrec.reading.tfdata, "decode_raw_batch", counting)
     return calls
 
 

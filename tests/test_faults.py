@@ -37,14 +37,17 @@ from fixtures import encode, files_of, names_in, run, smooth_rgb
 from PIL import Image
 
 import imgrec
-import imgrec.run
+import imgrec.images.loading
+import imgrec.packing.driver
+import imgrec.packing.lock
 from imgrec import InputError, OutputError, PackOptions
-from imgrec.images import NotAnImage, SkipImage
-from imgrec.lock import LOCK, locked
-from imgrec.schema import Record, serialize
-from imgrec.shards import resolve
-from imgrec.storage import Folder
-from imgrec.tfrecord import ShardWriter
+from imgrec.core.storage import Folder
+from imgrec.format.framing import ShardWriter
+from imgrec.format.layout import LOCK
+from imgrec.format.schema import Record, serialize
+from imgrec.images.loading import NotAnImage, SkipImage
+from imgrec.packing.lock import locked
+from imgrec.reading.paths import resolve
 
 JOURNAL_PLAN = ".imgrec-journal.d/plan.json"
 
@@ -209,8 +212,8 @@ def test_pack_refuses_an_out_whose_lock_is_held_and_touches_nothing(tree, tmp_pa
 HOLD_THE_LOCK = """
 import sys, time
 from pathlib import Path
-from imgrec.lock import locked
-from imgrec.storage import Folder
+from imgrec.packing.lock import locked
+from imgrec.core.storage import Folder
 with locked(Folder(Path(sys.argv[1]))):
     time.sleep(120)
 """
@@ -291,7 +294,7 @@ def test_read_only_out_when_taking_the_lock(tree, tmp_path, monkeypatch):
     def read_only(path: Path) -> int:
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
 
-    monkeypatch.setattr(imgrec.lock, "_acquire", read_only)
+    monkeypatch.setattr(imgrec.packing.lock, "_acquire", read_only)
     r = run("pack", src, out, "--overwrite")
     assert r.exit_code == 1
     line = one_error_line(r.stderr)
@@ -458,7 +461,9 @@ def test_packs_and_loads_on_threads_leave_pillow_and_warnings_alone(tree, tmp_pa
             for _ in range(10):
                 for path in paths:
                     try:
-                        imgrec.images.load(path, imgrec.images.Options(max_pixels=60_000))
+                        imgrec.images.loading.load(
+                            path, imgrec.images.loading.ImageOptions(max_pixels=60_000)
+                        )
                     except (NotAnImage, SkipImage):
                         pass
         except BaseException as e:
@@ -755,7 +760,7 @@ def _interrupted_pack(src: Path, out: Path, monkeypatch: pytest.MonkeyPatch) -> 
         raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(imgrec.run, "write_manifest", interrupted)
+        m.setattr(imgrec.packing.driver, "write_manifest", interrupted)
         with pytest.raises(KeyboardInterrupt):
             imgrec.pack(src, out, PackOptions(shards=2))
     assert (out / JOURNAL_PLAN).exists() and len(shards_in(out)) == 2

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imgrec import ShardError
-from imgrec.schema import Record, SchemaError, parse, serialize
-from imgrec.tfrecord import ShardWriter, frame, read_records
+from imgrec.format.framing import ShardWriter, frame, read_records
+from imgrec.format.schema import Record, SchemaError, parse, serialize
 
 records = st.builds(
     Record,

@@ -15,7 +15,9 @@ from fixtures import smooth_rgb
 from PIL import Image
 
 import imgrec
-from imgrec import InputError, PackOptions, images, pack, storage
+from imgrec import InputError, PackOptions, pack
+from imgrec.core import storage
+from imgrec.images import loading
 
 README = Path(__file__).parent.parent / "README.md"
 
@@ -53,7 +55,7 @@ def test_record_over_the_protobuf_limit_is_refused_before_writing(tmp_path, monk
     src = tmp_path / "src"
     one_image(src / "a", size=(8, 8))
     one_image(src / "a", "big.png", size=(40, 40))
-    monkeypatch.setattr(images, "MAX_PAYLOAD_BYTES", 8 * 8 * 3)
+    monkeypatch.setattr(loading, "MAX_PAYLOAD_BYTES", 8 * 8 * 3)
     manifest = pack(src, tmp_path / "out", PackOptions(format="raw")).to_dict()
     assert [s["path"] for s in manifest["skipped"]] == ["a/big.png"]
     assert manifest["skipped"][0]["reason"].startswith("too-large: 4800 bytes")
@@ -228,8 +230,8 @@ def test_readme_mode_table_matches_the_code():
     for cells in rows:
         for mode in re.findall(r"`([^`]+)`", cells[0]):
             documented[mode] = cells
-    assert set(documented) == set(images.MODES)
-    for name, mode in images.MODES.items():
+    assert set(documented) == set(loading.MODES)
+    for name, mode in loading.MODES.items():
         cells = documented[name]
         assert cells[2] == mode.dtype, name
         base = cells[1].split(",")[0]
@@ -239,4 +241,4 @@ def test_readme_mode_table_matches_the_code():
 
 def test_readme_skip_reasons_match_the_code():
     rows = _readme_table("### Skip reasons")
-    assert {r[0].strip("`"): r[1] for r in rows} == images.REASONS
+    assert {r[0].strip("`"): r[1] for r in rows} == loading.REASONS

@@ -9,7 +9,8 @@ from fixtures import gray16, noise, smooth_rgb
 from PIL import Image
 
 import imgrec
-from imgrec import PackOptions, images, modes, pack
+from imgrec import PackOptions, pack
+from imgrec.images import loading, modes
 
 
 def sample(mode: str, fmt: str) -> Image.Image:
@@ -27,7 +28,7 @@ def sample(mode: str, fmt: str) -> Image.Image:
     return Image.fromarray(rgb).convert(mode)
 
 
-@pytest.mark.parametrize(("fmt", "mode", "channels"), sorted(images.PASSTHROUGH))
+@pytest.mark.parametrize(("fmt", "mode", "channels"), sorted(loading.PASSTHROUGH))
 def test_passthrough_entries_decode_exactly_like_pillow(tmp_path, fmt, mode, channels):
     src = tmp_path / "src"
     src.mkdir()
@@ -81,7 +82,7 @@ def test_opaque_alpha_is_dropped_by_auto(tmp_path):
 
 def test_resizing_32_bit_integers_keeps_the_top_of_the_range():
     """float32 cannot hold 2**31 - 1: rounding it there wrapped to the most negative value."""
-    from imgrec.pixels import Resize, resize
+    from imgrec.images.pixels import Resize, resize
 
     top = np.iinfo(np.int32).max
     arr = np.full((8, 10, 1), top, np.int32)

@@ -19,20 +19,15 @@ from hypothesis import strategies as st
 
 import imgrec
 from imgrec import InputError, OutputError, PackOptions, ShardError, pack
-from imgrec.schema import parse
-from imgrec.shards import resolve
-from imgrec.tfrecord import (
-    ShardWriter,
-    index_path_for,
-    read_index,
-    read_records,
-    write_index,
-)
+from imgrec.format.framing import ShardWriter, read_index, read_records, write_index
+from imgrec.format.layout import index_for
+from imgrec.format.schema import parse
+from imgrec.reading.paths import resolve
 
 
 def check_index_against_framing(shard: Path) -> list[tuple[int, int]]:
     """The index beside ``shard`` tiles the file exactly and agrees with read_records."""
-    entries = read_index(index_path_for(shard))
+    entries = read_index(index_for(shard))
     data = shard.read_bytes()
     records = list(read_records(shard))
     assert [off for off, _ in entries] == [off for off, _ in records]
@@ -82,7 +77,7 @@ def test_write_index_rebuilds_packs_index_byte_for_byte(tree, tmp_path):
     out = tmp_path / "out"
     pack(src, out, PackOptions(shards=2))
     for shard in resolve(out):
-        idx = index_path_for(shard)
+        idx = index_for(shard)
         written_by_pack = idx.read_bytes()
         idx.unlink()
         assert write_index(shard) == idx
@@ -108,7 +103,7 @@ def test_write_index_on_a_tensorflow_shard(tmp_path):
     ours = tmp_path / "ours.tfrecord"
     write_with_imgrec(ours, payloads)
     assert ours.read_bytes() == shard.read_bytes()
-    assert index_path_for(ours).read_bytes() == idx.read_bytes()
+    assert index_for(ours).read_bytes() == idx.read_bytes()
 
     # ... and so does the tfrecord package's own index tool.
     theirs = tmp_path / "theirs.idx"
@@ -125,7 +120,7 @@ def test_empty_shard_has_an_empty_index(tmp_path):
     assert write_index(shard).read_bytes() == b""
     ours = tmp_path / "ours.tfrecord"
     write_with_imgrec(ours, [])
-    assert index_path_for(ours).read_bytes() == b""
+    assert index_for(ours).read_bytes() == b""
 
 
 @settings(max_examples=40, deadline=None)
@@ -134,12 +129,10 @@ def test_write_index_equals_shardwriter_index(tmp_path_factory, payloads):
     folder = tmp_path_factory.mktemp("p")
     shard = folder / "s.tfrecord"
     write_with_imgrec(shard, payloads)
-    from_writer = index_path_for(shard).read_bytes()
-    index_path_for(shard).unlink()
+    from_writer = index_for(shard).read_bytes()
+    index_for(shard).unlink()
     assert write_index(shard).read_bytes() == from_writer
-    assert read_index(index_path_for(shard)) == [
-        (off, 16 + len(d)) for off, d in read_records(shard)
-    ]
+    assert read_index(index_for(shard)) == [(off, 16 + len(d)) for off, d in read_records(shard)]
 
 
 # --- damage ------------------------------------------------------------------------------
@@ -171,7 +164,7 @@ def damaged_copies(tmp_path: Path) -> dict[str, tuple[Path, int, int]]:
 
 def test_damaged_shard_raises_and_keeps_the_old_index(tmp_path):
     for name, (shard, record, offset) in damaged_copies(tmp_path).items():
-        idx = index_path_for(shard)
+        idx = index_for(shard)
         idx.write_text("0 26\n")  # an earlier index, which must survive
         with pytest.raises(ShardError) as info:
             write_index(shard)
@@ -191,8 +184,8 @@ def test_missing_shard_and_unwritable_index_are_imgrec_errors(tree, tmp_path):
     r = run("index", out)
     assert r.exit_code == 1 and "Traceback" not in r.stderr
     assert r.stderr == f"Error: {second}: cannot read the shard (No such file or directory)\n"
-    index_path_for(first).unlink()
-    index_path_for(first).mkdir()  # the index cannot be written where it belongs
+    index_for(first).unlink()
+    index_for(first).mkdir()  # the index cannot be written where it belongs
     with pytest.raises(OutputError, match="cannot write the index"):
         write_index(first)
     assert not list(out.glob(".*incomplete"))
@@ -202,7 +195,7 @@ def test_index_file_given_as_shard_is_an_input_error(tmp_path):
     shard = tmp_path / "s.tfrecord"
     write_with_imgrec(shard, [b"abc"])
     with pytest.raises(InputError, match="index file"):
-        write_index(index_path_for(shard))
+        write_index(index_for(shard))
 
 
 def test_read_index_rejects_garbage(tmp_path):
@@ -220,22 +213,22 @@ def test_index_command_folder_file_and_glob(tree, tmp_path):
     out = tmp_path / "out"
     pack(src, out, PackOptions(shards=2))
     shards = resolve(out)
-    before = {s: index_path_for(s).read_bytes() for s in shards}
+    before = {s: index_for(s).read_bytes() for s in shards}
     for s in shards:
-        index_path_for(s).unlink()
+        index_for(s).unlink()
 
     r = run("index", out, "--json")
     assert r.exit_code == 0, r.output
     info = json.loads(r.stdout)
     assert [d["shard"] for d in info["indexes"]] == [str(s) for s in shards]
-    assert [d["index"] for d in info["indexes"]] == [str(index_path_for(s)) for s in shards]
+    assert [d["index"] for d in info["indexes"]] == [str(index_for(s)) for s in shards]
     assert sum(d["records"] for d in info["indexes"]) == 13
-    assert {s: index_path_for(s).read_bytes() for s in shards} == before
+    assert {s: index_for(s).read_bytes() for s in shards} == before
 
     r = run("index", shards[0])
     assert r.exit_code == 0, r.output
     records = len(before[shards[0]].splitlines())
-    assert r.stdout == f"{index_path_for(shards[0])}: {records} records\n"
+    assert r.stdout == f"{index_for(shards[0])}: {records} records\n"
 
     r = run("index", "--json", out / "data-*.tfrecord")
     assert r.exit_code == 0, r.output
@@ -324,7 +317,7 @@ print(json.dumps(out))
 def read_with_tfrecord_package(shard: Path, payload: str, part=(0, 1)) -> list[dict]:
     # shard=(i, n) makes the loader seek to the offsets in the index and read in file order
     # (without it, it starts at a random indexed record and wraps around).
-    args = [str(shard), str(index_path_for(shard)), {**DESCRIPTION, payload: "byte"}, part]
+    args = [str(shard), str(index_for(shard)), {**DESCRIPTION, payload: "byte"}, part]
     records = json.loads(in_tfrecord_process(LOADER, json.dumps(args), payload))
     for r in records:
         r["shape"] = tuple(r["shape"])

@@ -20,11 +20,11 @@ from PIL import Image
 
 import imgrec
 from imgrec import OutputError, PackOptions, pack
-from imgrec.checks import check_record
-from imgrec.errors import InputError, ShardError
-from imgrec.integrity import verify
-from imgrec.schema import Record, SchemaError, parse, serialize
-from imgrec.tfrecord import ShardWriter, frame, read_records, scan
+from imgrec.checking.integrity import verify
+from imgrec.core.errors import InputError, ShardError
+from imgrec.format.framing import ShardWriter, frame, read_records, scan
+from imgrec.format.record_check import check_record
+from imgrec.format.schema import Record, SchemaError, parse, serialize
 
 
 def make_src(root: Path, n: int = 12, size: int = 16) -> Path:

@@ -17,9 +17,11 @@ from fixtures import disk_full_on, files_of, run, smooth_rgb
 from PIL import Image
 
 import imgrec
-from imgrec import PackOptions, discover, pack, storage
-from imgrec.errors import InputError, OutputError
-from imgrec.executors import beam
+from imgrec import PackOptions, pack
+from imgrec.core import storage
+from imgrec.core.errors import InputError, OutputError
+from imgrec.packing import discover
+from imgrec.packing.executors import beam
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,9 @@ from fixtures import beam_pack, disk_full_on, files_of, names_in, run
 from PIL import Image
 
 import imgrec
-from imgrec import InputError, OutputError, PackOptions, images, pack
-from imgrec.manifest import Manifest
+from imgrec import InputError, OutputError, PackOptions, pack
+from imgrec.format.manifest import Manifest
+from imgrec.images import loading
 
 
 def test_pack_returns_the_typed_manifest_it_wrote(tree, tmp_path):
@@ -100,9 +101,9 @@ def test_loading_in_threads_changes_no_process_wide_state(tree):
         for _ in range(8):  # each load would make a change the watcher sees
             for path in files.values():
                 try:
-                    images.probe(path)
-                    images.load(path, images.Options())
-                except (images.NotAnImage, images.SkipImage):
+                    loading.probe(path)
+                    loading.load(path, loading.ImageOptions())
+                except (loading.NotAnImage, loading.SkipImage):
                     pass
 
     watcher = threading.Thread(target=watch)
@@ -125,11 +126,11 @@ def test_ctrl_c_suggests_resume_only_for_pack(shared_tree, packed_tree, tmp_path
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("imgrec.summary.summarize", interrupted)
+    monkeypatch.setattr("imgrec.checking.summary.summarize", interrupted)
     r = run("inspect", out)
     assert r.exit_code == 130
     assert r.stderr == "Interrupted.\n"
-    monkeypatch.setattr("imgrec.run.scan", interrupted)
+    monkeypatch.setattr("imgrec.packing.driver.scan", interrupted)
     r = run("pack", src, tmp_path / "out2")
     assert r.exit_code == 130 and "imgrec pack --resume" in r.stderr
 
@@ -137,7 +138,7 @@ def test_ctrl_c_suggests_resume_only_for_pack(shared_tree, packed_tree, tmp_path
 @pytest.mark.slow
 def test_a_local_resume_of_an_interrupted_beam_run_leaves_no_journal(tree, tmp_path, monkeypatch):
     pytest.importorskip("apache_beam")
-    from imgrec.executors import beam
+    from imgrec.packing.executors import beam
 
     src, _ = tree
     opts = PackOptions(shards=3)
@@ -156,7 +157,7 @@ def test_a_local_resume_of_an_interrupted_beam_run_leaves_no_journal(tree, tmp_p
 @pytest.mark.slow
 def test_a_failed_beam_run_removes_what_its_workers_left_half_written(tree, tmp_path, monkeypatch):
     pytest.importorskip("apache_beam")
-    from imgrec.executors import beam
+    from imgrec.packing.executors import beam
 
     src, _ = tree
     out = tmp_path / "out"

@@ -12,11 +12,12 @@ import pytest
 from corpus import damaged, make_corpus
 from fixtures import files_of, make_tree
 
-from imgrec import PackOptions, pack, storage
-from imgrec.errors import InputError
-from imgrec.executors.local import LocalExecutor
-from imgrec.journal import PIECES
-from imgrec.scan import scan
+from imgrec import PackOptions, pack
+from imgrec.core import storage
+from imgrec.core.errors import InputError
+from imgrec.format.layout import PIECES
+from imgrec.packing.executors.local import LocalExecutor
+from imgrec.packing.scan import scan
 
 
 @pytest.fixture(scope="module")
@@ -133,8 +134,8 @@ def test_pieces_a_killed_run_left_do_not_block_the_next(odd_src, tmp_path):
 def test_a_full_disk_during_the_first_pass_is_one_clear_error(odd_src, tmp_path, monkeypatch):
     import errno
 
-    from imgrec.errors import OutputError
-    from imgrec.executors import onepass
+    from imgrec.core.errors import OutputError
+    from imgrec.packing.executors import onepass
 
     def full(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -154,7 +155,7 @@ def test_raw_shards_cut_into_runs_are_the_same_bytes(odd_src, tmp_path, monkeypa
     """With fewer shards than a round of workers, raw shards are written by all the workers
     in runs of records (executors/runs.py): runs of 2 records here, so that the piece files
     are reused many times over, with skipped images inside runs, read 1,000 bytes at a time."""
-    from imgrec.executors import runs
+    from imgrec.packing.executors import runs
 
     options = {"format": "raw", "shards": shards, "max_side": 16}
     one = _packed(odd_src, tmp_path / "w1", workers=1, **options)
@@ -189,10 +190,10 @@ def test_the_main_process_holds_nothing_per_image(tmp_path, monkeypatch, fmt):
     import pathlib
     import tracemalloc
 
-    from imgrec import tfrecord
+    from imgrec.format import framing
 
     held: list[int] = []
-    finish = tfrecord.ShardWriter.__exit__
+    finish = framing.ShardWriter.__exit__
 
     def finished(self, *exc):  # type: ignore[no-untyped-def]
         if tracemalloc.is_tracing():
@@ -201,7 +202,7 @@ def test_the_main_process_holds_nothing_per_image(tmp_path, monkeypatch, fmt):
             held.append(sum(t.size for t in kept.traces))
         return finish(self, *exc)
 
-    monkeypatch.setattr(tfrecord.ShardWriter, "__exit__", finished)
+    monkeypatch.setattr(framing.ShardWriter, "__exit__", finished)
     sources = {count: _tiny_images(tmp_path / f"src{count}", count) for count in (200, 1_400)}
     pack(sources[200], tmp_path / "warm", PackOptions(workers=1, format=fmt))  # imports
     peaks = []
@@ -220,8 +221,8 @@ def test_the_main_process_holds_nothing_per_image(tmp_path, monkeypatch, fmt):
 def test_a_full_disk_in_the_working_folder_is_one_clear_error(odd_src, tmp_path, monkeypatch):
     import errno
 
-    from imgrec import spool
-    from imgrec.errors import OutputError
+    from imgrec.core import spool
+    from imgrec.core.errors import OutputError
 
     out = tmp_path / "out"
     pack(odd_src, out, PackOptions(workers=1))

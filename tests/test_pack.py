@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from imgrec import InputError, OutputError, PackOptions, pack
-from imgrec.schema import Record, parse
-from imgrec.tfrecord import read_records
+from imgrec.format.framing import read_records
+from imgrec.format.schema import Record, parse
 
 
 def records(out: Path) -> list[Record]:

@@ -12,9 +12,9 @@ from PIL import Image
 import imgrec
 from imgrec import InputError, PackOptions, pack
 from imgrec.cli import cli
-from imgrec.discover import Item
-from imgrec.options import parse_split
-from imgrec.sharding import assign_splits
+from imgrec.format.options import parse_split
+from imgrec.packing.discover import Item
+from imgrec.packing.sharding import assign_splits
 
 SPLIT = (("train", 0.8), ("val", 0.1), ("test", 0.1))
 
@@ -146,8 +146,8 @@ def test_split_cli_inspect_and_errors(tmp_path):
 
 
 def split_of_each_file(out) -> dict[str, str]:
-    from imgrec.schema import parse
-    from imgrec.tfrecord import read_records
+    from imgrec.format.framing import read_records
+    from imgrec.format.schema import parse
 
     found = {}
     for shard in sorted(out.glob("*.tfrecord")):
@@ -177,8 +177,8 @@ def test_repacking_with_more_and_fewer_images_moves_none_between_splits(tmp_path
 
 
 def test_a_split_far_from_its_ratio_is_warned_about():
-    from imgrec.manifest import Manifest, SplitInfo
-    from imgrec.stats import Stats
+    from imgrec.format.manifest import Manifest, SplitInfo
+    from imgrec.format.stats import Stats
 
     stats = Stats(records=100)
     stats.labels.update({"cat": 100})

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from imgrec import PackOptions, spool, storage
-from imgrec.discover import Item, decode_item, encode_item, walk
-from imgrec.sharding import plan
+from imgrec import PackOptions
+from imgrec.core import spool, storage
+from imgrec.packing.discover import Item, decode_item, encode_item, walk
+from imgrec.packing.sharding import plan
 
 
 @pytest.fixture
@@ -173,7 +174,7 @@ def test_a_src_that_cannot_be_listed_is_one_clear_error(tmp_path, monkeypatch):
     import errno
     import os
 
-    from imgrec.errors import InputError
+    from imgrec.core.errors import InputError
 
     src = tmp_path / "src"
     _local_tree(src)

@@ -21,11 +21,12 @@ from fixtures import make_tree, run, smooth_rgb
 from PIL import Image
 
 import imgrec
-from imgrec import InputError, PackOptions, schema
-from imgrec.manifest import read_manifest
-from imgrec.storage import Folder
-from imgrec.tfds import FEATURES, INFO, LABEL_NAMES, write_metadata
-from imgrec.tfrecord import read_records
+from imgrec import InputError, PackOptions
+from imgrec.core.storage import Folder
+from imgrec.format import schema
+from imgrec.format.framing import read_records
+from imgrec.format.manifest import read_manifest
+from imgrec.packing.tfds import FEATURES, INFO, LABEL_NAMES, write_metadata
 
 # The fields of tensorflow-datasets 4.6.0's dataset_info.proto and feature.proto (JSON
 # names), the oldest release that reads filepathTemplate: TFDS parses strictly, so a field
@@ -198,7 +199,7 @@ def test_files_hold_only_what_tfds_4_6_reads_and_the_manifests_numbers(tree, tmp
 
 def test_importing_it_imports_neither_tensorflow_nor_tfds():
     heavy = "{'tensorflow', 'tensorflow_datasets'}"
-    code = f"import sys, imgrec.tfds; assert not {heavy} & set(sys.modules)"
+    code = f"import sys, imgrec.packing.tfds; assert not {heavy} & set(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

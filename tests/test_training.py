@@ -16,7 +16,7 @@ from PIL import Image
 
 import imgrec
 from imgrec import PackOptions, pack
-from imgrec.reader import host_dataset
+from imgrec.reading.tfdata import host_dataset
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,8 @@ from corpus import IMAGE, damaged, make_corpus
 from fixtures import encode, files_of, smooth_rgb
 from PIL import Image, ImageFile
 
-from imgrec import PackOptions, pack, validate
+from imgrec import PackOptions, pack
+from imgrec.images import structure
 
 
 def _sound_files() -> dict[str, bytes]:
@@ -38,28 +39,28 @@ def _sound_files() -> dict[str, bytes]:
 
 def test_sound_files_need_no_decode():
     for name, data in _sound_files().items():
-        check = validate.jpeg_decodes if name.endswith(".jpg") else validate.png_decodes
+        check = structure.jpeg_decodes if name.endswith(".jpg") else structure.png_decodes
         assert check(data), name
         if name.endswith(".png"):  # inflated a little at a time, as a huge image would be
-            assert validate.png_decodes(data, chunk=100), name
+            assert structure.png_decodes(data, chunk=100), name
 
 
 def test_layouts_left_to_pillow():
     rgb = Image.fromarray(smooth_rgb(40, 60, 2))
-    assert not validate.jpeg_decodes(encode(rgb, "JPEG", progressive=True))
-    assert not validate.jpeg_decodes(encode(rgb.convert("CMYK"), "JPEG"))
+    assert not structure.jpeg_decodes(encode(rgb, "JPEG", progressive=True))
+    assert not structure.jpeg_decodes(encode(rgb.convert("CMYK"), "JPEG"))
     png = encode(rgb, "PNG")
     ihdr = png[12:28] + b"\x01"  # interlaced (Adam7), which Pillow does not write
     interlaced = png[:12] + ihdr + struct.pack(">I", zlib.crc32(ihdr)) + png[33:]
     assert Image.open(io.BytesIO(interlaced)).info.get("interlace") == 1
-    assert not validate.png_decodes(interlaced)
+    assert not structure.png_decodes(interlaced)
     jpg, png = encode(rgb, "JPEG"), encode(rgb, "PNG")
-    assert not validate.jpeg_decodes(jpg[:-2])  # no EOI
-    assert not validate.jpeg_decodes(jpg[:-2] + b"\xff\xd0\xff\xd9")  # a restart not asked for
-    assert not validate.png_decodes(png[:-12])  # no IEND
-    assert not validate.png_decodes(png[:-12] + png[-12:-4])  # IEND without its CRC
-    assert not validate.jpeg_decodes(png) and not validate.png_decodes(jpg)
-    assert not validate.jpeg_decodes(b"") and not validate.png_decodes(b"")
+    assert not structure.jpeg_decodes(jpg[:-2])  # no EOI
+    assert not structure.jpeg_decodes(jpg[:-2] + b"\xff\xd0\xff\xd9")  # a restart not asked for
+    assert not structure.png_decodes(png[:-12])  # no IEND
+    assert not structure.png_decodes(png[:-12] + png[-12:-4])  # IEND without its CRC
+    assert not structure.jpeg_decodes(png) and not structure.png_decodes(jpg)
+    assert not structure.jpeg_decodes(b"") and not structure.png_decodes(b"")
 
 
 def test_huffman_tables_libjpeg_refuses_are_left_to_pillow():
@@ -73,13 +74,13 @@ def test_huffman_tables_libjpeg_refuses_are_left_to_pillow():
 
     # two codes of length 1 use the all-ones code "1": libjpeg's JERR_BAD_HUFF_TABLE
     bad = with_dc_table([2] + [0] * 15, bytes([0, 1]))
-    assert _decodes(bad) is False and not validate.jpeg_decodes(bad)
+    assert _decodes(bad) is False and not structure.jpeg_decodes(bad)
     # a DC symbol over 15
     bad = with_dc_table([1, 1] + [0] * 14, bytes([0, 16]))
-    assert _decodes(bad) is False and not validate.jpeg_decodes(bad)
+    assert _decodes(bad) is False and not structure.jpeg_decodes(bad)
     # counts adding up past the segment
     bad = with_dc_table([0, 3] + [0] * 14, bytes([0, 1]))
-    assert not validate.jpeg_decodes(bad)
+    assert not structure.jpeg_decodes(bad)
 
 
 def _decodes(data: bytes) -> bool | None:
@@ -134,9 +135,9 @@ def _fuzz(seed: int, count: int) -> dict[str, int]:
         decodes = _decodes(damaged_data)
         if decodes is None:
             continue
-        check = validate.jpeg_decodes if name.endswith(".jpg") else validate.png_decodes
+        check = structure.jpeg_decodes if name.endswith(".jpg") else structure.png_decodes
         if name.endswith(".png"):
-            assert check(damaged_data) == validate.png_decodes(damaged_data, chunk=500)
+            assert check(damaged_data) == structure.png_decodes(damaged_data, chunk=500)
         if check(damaged_data):
             assert decodes, f"validate accepts a {name} that Pillow cannot decode"
             seen["accepted"] += 1
@@ -157,8 +158,8 @@ def test_damaged_files_are_never_accepted_when_pillow_rejects_them_many():
 
 
 def _without_validate(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(validate, "jpeg_decodes", lambda data: False)
-    monkeypatch.setattr(validate, "png_decodes", lambda data, chunk=0: False)
+    monkeypatch.setattr(structure, "jpeg_decodes", lambda data: False)
+    monkeypatch.setattr(structure, "png_decodes", lambda data, chunk=0: False)
 
 
 @pytest.mark.parametrize(
@@ -174,14 +175,14 @@ def test_pack_is_the_same_with_and_without_validate(tmp_path, monkeypatch, optio
     make_corpus(src)
     opts = PackOptions(workers=1, shards=2, **options)
     calls = {"accepted": 0}
-    real = validate.jpeg_decodes
+    real = structure.jpeg_decodes
 
     def counting(data: bytes) -> bool:
         ok = real(data)
         calls["accepted"] += ok
         return ok
 
-    monkeypatch.setattr(validate, "jpeg_decodes", counting)
+    monkeypatch.setattr(structure, "jpeg_decodes", counting)
     fast = pack(src, tmp_path / "fast", opts)
     if not options:
         assert calls["accepted"] >= 10  # the sound JPEGs and those damaged harmlessly

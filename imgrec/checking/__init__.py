@@ -1,0 +1,2 @@
+"""Checking datasets: what shards hold (``inspect``) and whether every byte is right
+(``verify``). No TensorFlow."""

@@ -1,0 +1,368 @@
+"""``imgrec pack``: its options, and what it prints."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..core.errors import ImgrecError
+from .common import (
+    CONTEXT,
+    SIZE,
+    F,
+    emit_json,
+    errors_to_click,
+    human_bytes,
+    json_option,
+    progress_bars,
+    quiet_option,
+)
+
+
+def split_option(value: str | None) -> tuple[tuple[str, float], ...] | None:
+    from ..format.options import parse_split
+
+    try:
+        return parse_split(value) if value else None
+    except ImgrecError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+# The options pack and convert share, in the order --help shows them.
+SHARED = [
+    click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["encoded", "png", "jpeg", "raw"]),
+        default="encoded",
+        show_default=True,
+        help="encoded: keep JPEG/PNG bytes as they are, others become PNG; png/jpeg: re-encode"
+        " everything; raw: decoded pixels (uint8, or uint16 for 16-bit sources).",
+    ),
+    click.option(
+        "--quality",
+        type=click.IntRange(1, 100),
+        default=95,
+        show_default=True,
+        help="JPEG quality for --format jpeg.",
+    ),
+    click.option(
+        "--channels",
+        type=click.Choice(["auto", "1", "3", "4"]),
+        default="auto",
+        show_default=True,
+        help="auto keeps gray as 1, colour as 3, and alpha (4) only where it is used.",
+    ),
+    click.option(
+        "--shards",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Number of shards [default: as many as needed for about 128 MiB each].",
+    ),
+    click.option("--name", default="data", show_default=True, help="Shard file name prefix."),
+    click.option(
+        "--labels",
+        "labels_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="File with one class name per line, fixing the label order.",
+    ),
+    click.option("--seed", type=int, default=0, show_default=True, help="Shuffle seed."),
+    click.option(
+        "--split",
+        default=None,
+        callback=lambda ctx, param, value: split_option(value),
+        metavar="NAME=RATIO,...",
+        help="Split into named sets, e.g. train=0.8,val=0.1,test=0.1; shards are named after"
+        " each split. An image's split depends only on its path, the seed and the ratios.",
+    ),
+    click.option(
+        "--split-mode",
+        type=click.Choice(["stable", "exact"]),
+        default="stable",
+        show_default=True,
+        help="stable: adding or removing images never moves another between splits; ratios hold"
+        " up to chance. exact: each class cut at its ratio to within one image, but added or"
+        " removed images move others across the cuts.",
+    ),
+    click.option("--no-shuffle", is_flag=True, help="Keep the sorted walk order in the shards."),
+    click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Processes loading images [default: all cores]. Output does not depend on it.",
+    ),
+    click.option(
+        "--on-error",
+        type=click.Choice(["skip", "fail"]),
+        default="skip",
+        show_default=True,
+        help="skip: record unreadable images and go on; fail: stop.",
+    ),
+    click.option(
+        "--max-pixels",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Skip images with more pixels than this [default: 89478485, Pillow's].",
+    ),
+    click.option(
+        "--resize",
+        type=SIZE,
+        default=None,
+        help="Resize every image to WxH (e.g. 224x224), per --resize-mode.",
+    ),
+    click.option(
+        "--resize-mode",
+        type=click.Choice(["stretch", "fit", "fill", "pad"]),
+        default="stretch",
+        show_default=True,
+        help="stretch: exactly WxH; fit: inside WxH, aspect kept; fill: cover WxH and centre-crop;"
+        " pad: fit, then pad with zeros to WxH.",
+    ),
+    click.option(
+        "--max-side",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Shrink images whose longer side exceeds N, keeping the aspect (never enlarges).",
+    ),
+    click.option(
+        "--resume",
+        is_flag=True,
+        help="Continue an interrupted pack into OUT (same SRC and options): finished shards are"
+        " kept, and the result is identical to an uninterrupted run.",
+    ),
+    click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Print the plan (images per class, skipped, estimated size, shards); write nothing.",
+    ),
+    click.option("--overwrite", is_flag=True, help="Replace an earlier pack in a non-empty OUT."),
+]
+FROM_LIST = click.option(
+    "--from-list",
+    "from_list",
+    default=None,
+    metavar="FILE",
+    help="Pack the files this list names (paths under SRC, one per line; or CSV path,label"
+    " for labels that are not folder names) instead of walking SRC. - reads stdin.",
+)
+RUNNER = click.option(
+    "--runner",
+    type=click.Choice(
+        "local beam DirectRunner DataflowRunner FlinkRunner SparkRunner PortableRunner".split()
+    ),
+    default="local",
+    show_default=True,
+    help="local: processes on this machine (--workers). beam: an Apache Beam pipeline on Beam's"
+    " default runner (or --beam-option runner=...); or name the Beam runner. The output is"
+    ' byte-identical. Beam needs pip install "imgrec[beam]".',
+)
+BEAM_OPTION = click.option(
+    "--beam-option",
+    "beam_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A Beam pipeline option (or a flag KEY), passed on as --KEY=VALUE; repeatable, e.g."
+    " project=my-project, region=europe-west1, direct_num_workers=2.",
+)
+PACK_OPTIONS = [*SHARED[:6], FROM_LIST, *SHARED[6:], RUNNER, BEAM_OPTION]
+
+
+def with_options(options: list[Any]) -> Callable[[F], F]:
+    def apply(f: F) -> F:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return apply
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("src", type=click.Path(file_okay=False))
+@click.argument("out", type=click.Path())
+@with_options(PACK_OPTIONS)
+@json_option
+@quiet_option
+@errors_to_click
+def pack(
+    src: str, out: str, resume: bool, dry_run: bool, as_json: bool, quiet: bool, **options: Any
+) -> None:
+    """Pack the images under SRC into TFRecord shards in OUT.
+
+    Each first-level folder of SRC is a class (labels 0..K-1 in sorted name order); files
+    directly in SRC get label -1. Files are recognised as images by content, not extension.
+    OUT gets NAME-00000-of-0000N.tfrecord shards, an .idx index beside each, and
+    manifest.json, written last. With a Beam runner, SRC and OUT may be URLs (gs://, s3://)
+    read and written through Beam's filesystems.
+
+    \b
+    Example:
+      imgrec pack photos/ shards/
+      imgrec pack photos/ shards/ --format raw --shards 8 --overwrite
+      imgrec pack photos/ shards/ --split train=0.9,val=0.1 --dry-run
+    """
+    if options["runner"] == "local" and options["beam_options"]:
+        raise click.UsageError("--beam-option is for Beam runs: add --runner beam (or a runner)")
+    if options["runner"] != "local" and options["workers"] is not None:
+        raise click.UsageError(
+            "--workers is for --runner local; on Beam the runner sets the parallelism"
+            " (e.g. --beam-option direct_num_workers=2)"
+        )
+    options["beam_options"] = tuple(options["beam_options"])
+    _run(src, out, options, resume=resume, dry_run=dry_run, as_json=as_json, quiet=quiet)
+
+
+def _run(
+    src: str, out: str, options: dict[str, Any], *, resume: bool, dry_run: bool, as_json: bool,
+    quiet: bool,
+) -> None:  # fmt: skip
+    """Make PackOptions from the shared options, run (or plan) the pack, print the result."""
+    from ..core import storage
+    from ..format.options import PackOptions
+    from ..images.loading import DEFAULT_MAX_PIXELS
+    from ..packing.driver import pack as run_pack
+    from ..packing.driver import plan
+
+    options["format"] = options.pop("fmt")
+    options["shuffle"] = not options.pop("no_shuffle")
+    options["workers"] = options["workers"] or os.cpu_count() or 1
+    options["max_pixels"] = options["max_pixels"] or DEFAULT_MAX_PIXELS
+    if options["labels_file"] is not None:
+        options["labels_file"] = str(options["labels_file"])
+    opts = PackOptions(**options)
+    if dry_run:
+        with progress_bars(quiet) as progress:
+            planned = plan(src, out, opts, progress).to_dict()
+        emit_json(planned) if as_json else _print_plan(planned)
+        return
+    start = time.perf_counter()
+    with progress_bars(quiet) as progress:
+        packed = run_pack(src, out, opts, progress, resume=resume)
+    seconds = time.perf_counter() - start
+    manifest = packed.to_dict()
+    for warning in packed.split_warnings():
+        click.echo(f"warning: {warning}", err=True)
+    where = storage.join(storage.location(out), "manifest.json")
+    if as_json:
+        emit_json({"out": str(storage.location(out)), "manifest": str(where),
+                   "seconds": round(seconds, 3), **manifest})  # fmt: skip
+        return
+    stats = manifest["stats"]
+    sizes = [s["bytes"] for s in manifest["shards"]]
+    click.echo(f"Packed {manifest['records']} images into {len(sizes)} shard(s),"
+               f" {human_bytes(sum(sizes))}, in {seconds:.1f} s"
+               f" ({manifest['records'] / max(seconds, 1e-9):.0f} images/s)")  # fmt: skip
+    if len(sizes) > 1:
+        click.echo(f"  shards of {human_bytes(min(sizes))} to {human_bytes(max(sizes))}")
+    counts = stats["labels"]
+    for label in [*manifest["labels"], *[k for k in counts if k not in manifest["labels"]]]:
+        click.echo(f"  {label}: {counts.get(label, 0)}")
+    for name, s in manifest.get("splits", {}).items():
+        order = [*manifest["labels"], *[k for k in s["labels"] if k not in manifest["labels"]]]
+        per_class = ", ".join(f"{label} {s['labels'].get(label, 0)}" for label in order)
+        click.echo(f"  split {name}: {s['records']} images ({per_class})")
+    click.echo(
+        f"Ignored {manifest['ignored']} non-image file(s); skipped {len(manifest['skipped'])}."
+    )
+    _print_skipped(manifest["skipped"])
+    if manifest["transcoded"]:
+        click.echo(f"Transcoded {len(manifest['transcoded'])} image(s) (see the manifest).")
+    click.echo(f"Manifest: {where}")
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("src", type=click.Path())
+@click.argument("out", type=click.Path())
+@click.option(
+    "--from",
+    "source_format",
+    type=click.Choice(["recordio", "lmdb", "tfrecord"]),
+    default=None,
+    help="What SRC is [default: recognised from its files: a .rec, a folder with data.mdb,"
+    " TFRecord files].",
+)
+@click.option(
+    "--lst",
+    "lst_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="RecordIO: the im2rec .lst file (index, labels, path): records' file names, and"
+    " class names from their folders.",
+)
+@click.option(
+    "--keys",
+    "source_keys",
+    default=None,
+    metavar="ROLE=KEY,...",
+    callback=lambda ctx, param, value: keys_option(value),
+    help="TFRecord: the feature keys to read, e.g. image=img/bytes,label=img/cls,"
+    "filename=img/name,text=img/cls_name [default: the inception/slim or TFDS keys].",
+)
+@with_options(SHARED)
+@json_option
+@quiet_option
+@errors_to_click
+def convert(
+    src: str, out: str, resume: bool, dry_run: bool, as_json: bool, quiet: bool, **options: Any
+) -> None:
+    """Convert another tool's dataset (MXNet RecordIO, Caffe LMDB, TFRecords) into shards.
+
+    SRC is a .rec file (its .idx beside it, or none), an LMDB folder (data.mdb) of Caffe
+    Datum records, or TFRecord files (a file, a folder or a glob). Every option works as in
+    pack; OUT gets the same shards, index files and manifest. Class names come from
+    --labels (one per line, in class-number order), or from what the records carry.
+
+    \b
+    Example:
+      imgrec convert train.rec shards/ --lst train.lst
+      imgrec convert caffe_lmdb/ shards/ --labels classes.txt --format png
+      imgrec convert 'old/train-*' shards/ --split train=0.9,val=0.1
+    """
+    from ..core.storage import location
+    from ..packing.converters import detect
+
+    options["source_format"] = options["source_format"] or detect(location(src))
+    options["lst_file"] = str(options["lst_file"]) if options["lst_file"] else None
+    _run(src, out, options, resume=resume, dry_run=dry_run, as_json=as_json, quiet=quiet)
+
+
+def keys_option(value: str | None) -> tuple[tuple[str, str], ...] | None:
+    if not value:
+        return None
+    pairs = []
+    for part in value.split(","):
+        role, eq, key = part.strip().partition("=")
+        if not eq or role not in ("image", "label", "text", "filename") or not key:
+            raise click.BadParameter(
+                f"want ROLE=KEY pairs (roles: image, label, text, filename); got {part!r}"
+            )
+        pairs.append((role, key))
+    return tuple(pairs)
+
+
+def _print_skipped(skipped: list[dict[str, str]]) -> None:
+    for s in skipped[:5]:
+        click.echo(f"  skipped {s['path']}: {s['reason']}")
+    if len(skipped) > 5:
+        click.echo(f"  ... and {len(skipped) - 5} more")
+
+
+def _print_plan(p: dict[str, Any]) -> None:
+    click.echo(f"Dry run: nothing written. {p['images']} images would go to {p['out']}:")
+    for label, count in p["labels"].items():
+        click.echo(f"  {label}: {count}")
+    click.echo(f"Ignored {p['ignored']} non-image file(s); would skip {len(p['skipped'])}.")
+    _print_skipped(p["skipped"])
+    dense = human_bytes(p["dense_bytes"])
+    if p["estimated_bytes"] is not None:
+        ratio = p["estimated_bytes"] / p["dense_bytes"] if p["dense_bytes"] else 0
+        click.echo(
+            f"Estimated size as {p['format']}: {human_bytes(p['estimated_bytes'])}"
+            f" ({ratio:.0%} of the {dense} of decoded pixels)"
+        )
+    for part in p["shards"]:
+        click.echo(f"Shards: {part['shards']} x {part['name']} ({part['images']} images)")

@@ -1,0 +1,243 @@
+"""TFRecord framing without TensorFlow.
+
+Each record on disk is::
+
+    uint64 length (little endian)
+    uint32 masked CRC32C of the 8 length bytes
+    bytes  data[length]
+    uint32 masked CRC32C of data
+
+This is byte-for-byte what ``tf.io.TFRecordWriter`` (no compression) writes. Index files
+hold one line per record, ``"<offset> <size>"``: the offset of the length field and the size
+of the whole framed record, the format NVIDIA DALI and the ``tfrecord`` package read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import google_crc32c
+
+from ..core import storage
+from ..core.errors import InputError, OutputError, ShardError
+from ..core.storage import Location, atomic_file
+from .layout import index_for, is_index_name
+
+HEADER_SIZE = 12  # length + its CRC
+FOOTER_SIZE = 4
+# A record longer than this is not something imgrec (or TensorFlow's proto parser) reads:
+# it guards against allocating memory for a corrupt or hostile length field.
+MAX_RECORD_BYTES = 2**31 - 1
+
+_MASK_DELTA = 0xA282EAD8
+
+
+def masked_crc(data: bytes | memoryview) -> int:
+    crc = int(google_crc32c.value(bytes(data)))
+    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def frame(data: bytes) -> bytes:
+    """The framed bytes of one record."""
+    length = struct.pack("<Q", len(data))
+    return b"".join(
+        (length, struct.pack("<I", masked_crc(length)), data, struct.pack("<I", masked_crc(data)))
+    )
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    path: Path
+    records: int
+    bytes: int
+    sha256: str
+
+
+class ShardWriter:
+    """Write one shard and its index file atomically. Use as a context manager. Both are
+    written as the records come: nothing is held per record."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.index_path = index_for(path)
+        self._stack = contextlib.ExitStack()
+        self._hash = hashlib.sha256()
+        self._offset = 0
+        self._records = 0
+
+    def __enter__(self) -> ShardWriter:
+        self._file = self._stack.enter_context(atomic_file(self.path))
+        # Entered last, so renamed into place first: a shard under its final name always
+        # has its index beside it.
+        self._index = self._stack.enter_context(atomic_file(self.index_path))
+        return self
+
+    def write(self, data: bytes) -> None:
+        self.write_framed(frame(data), [HEADER_SIZE + len(data) + FOOTER_SIZE])
+
+    def write_framed(self, blob: bytes | memoryview, sizes: list[int]) -> None:
+        """Append records framed already (by ``frame``); ``sizes`` are their lengths."""
+        self._file.write(blob)
+        self._hash.update(blob)
+        for size in sizes:
+            self._index.write(index_line(self._offset, size).encode())
+            self._offset += size
+        self._records += len(sizes)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.__exit__(*exc)  # type: ignore[arg-type]
+
+    @property
+    def info(self) -> ShardInfo:
+        return ShardInfo(self.path, self._records, self._offset, self._hash.hexdigest())
+
+
+def index_line(offset: int, size: int) -> str:
+    """One index line: offset of the record's length field, size of the framed record."""
+    return f"{offset} {size}\n"
+
+
+def write_index(shard: str | Location) -> Location:
+    """(Re)build the index file of an existing shard (a local file or a URL); returns where
+    it is.
+
+    Walks the framing with both CRCs checked, so a damaged shard raises ShardError (naming
+    the file, record and byte offset) and leaves any existing index alone. The result is
+    byte-identical to the index ShardWriter writes for the same records.
+    """
+    where = Path(shard) if isinstance(shard, str) and not storage.is_url(shard) else shard
+    if is_index_name(storage.name_of(where)):
+        raise InputError("this is an index file; give the shard it belongs to", str(where))
+    try:
+        lines = [
+            index_line(offset, HEADER_SIZE + len(data) + FOOTER_SIZE)
+            for offset, data in read_records(where)
+        ]
+    except OSError as e:
+        raise InputError(f"cannot read the shard ({e.strerror or e})", str(where)) from None
+    index = index_for(where)
+    try:
+        folder = storage.Folder(storage.parent_of(where))
+        folder.write(storage.name_of(index), "".join(lines).encode())
+    except OSError as e:
+        raise OutputError(f"{index}: cannot write the index ({e.strerror or e})") from None
+    return index
+
+
+def read_index(path: Location) -> list[tuple[int, int]]:
+    """The ``(offset, size)`` pairs of an index file."""
+    entries = []
+    with storage.open_read(path) as f:
+        text = f.read().decode("ascii", "replace")
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if len(fields) != 2 or not all(f.isdigit() for f in fields):
+            raise InputError(f"line {number} is not '<offset> <size>': {line!r}", str(path))
+        entries.append((int(fields[0]), int(fields[1])))
+    return entries
+
+
+def _size(path: Location) -> int:
+    found = storage.size(path)
+    if found is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+    return found
+
+
+def read_records(path: Location, verify: bool = True) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(offset, data)`` for each record, checking both CRCs unless ``verify`` is off.
+
+    Raises ShardError naming the file, record index and byte offset of the first problem.
+    """
+    size = _size(path)
+    with storage.open_read(path) as f:
+        index = 0
+        offset = 0
+        while True:
+            header = f.read(HEADER_SIZE)
+            if not header:
+                return
+            if len(header) < HEADER_SIZE:
+                raise ShardError("truncated record header", str(path), index, offset)
+            (length,) = struct.unpack("<Q", header[:8])
+            if verify and struct.unpack("<I", header[8:])[0] != masked_crc(header[:8]):
+                raise ShardError("length CRC mismatch (corrupt shard)", str(path), index, offset)
+            if length > MAX_RECORD_BYTES or offset + HEADER_SIZE + length + FOOTER_SIZE > size:
+                raise ShardError(
+                    f"record length {length} runs past the end of the file (truncated shard)",
+                    str(path),
+                    index,
+                    offset,
+                )
+            data = f.read(length)
+            footer = f.read(FOOTER_SIZE)
+            if verify and struct.unpack("<I", footer)[0] != masked_crc(data):
+                raise ShardError("data CRC mismatch (corrupt record)", str(path), index, offset)
+            yield offset, data
+            offset += HEADER_SIZE + length + FOOTER_SIZE
+            index += 1
+
+
+def count_records(path: Location) -> int:
+    """Count records by walking the length fields only (no CRC check, no data read)."""
+    n = 0
+    size = _size(path)
+    with storage.open_read(path) as f:
+        offset = 0
+        while offset < size:
+            header = f.read(8)
+            if len(header) < 8:
+                raise ShardError("truncated record header", str(path), n, offset)
+            (length,) = struct.unpack("<Q", header)
+            offset += HEADER_SIZE + length + FOOTER_SIZE
+            if offset > size:
+                raise ShardError("record runs past the end of the file", str(path), n, offset)
+            f.seek(offset)
+            n += 1
+    return n
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One record as found in a shard: its data, or what is wrong with it."""
+
+    index: int
+    offset: int
+    data: bytes | None  # None when the framing around it cannot be trusted
+    problem: str | None
+
+
+def scan(path: Location) -> Iterator[Frame]:
+    """Walk a shard's framing and report every record, damaged or not; never raises for
+    damage. A record whose data CRC fails is reported and the walk goes on (its length was
+    sound); a bad length or a cut-off end stops the walk, as nothing after it can be found.
+    Lengths are checked against the file size before anything is allocated.
+    """
+    size = _size(path)
+    with storage.open_read(path) as f:
+        index = offset = 0
+        while offset < size:
+            header = f.read(HEADER_SIZE)
+            if len(header) < HEADER_SIZE:
+                yield Frame(index, offset, None, "truncated record header (shard cut short)")
+                return
+            (length,) = struct.unpack("<Q", header[:8])
+            if struct.unpack("<I", header[8:])[0] != masked_crc(header[:8]):
+                yield Frame(index, offset, None, "length CRC mismatch: the rest is unreadable")
+                return
+            end = offset + HEADER_SIZE + length + FOOTER_SIZE
+            if length > MAX_RECORD_BYTES or end > size:
+                yield Frame(index, offset, None, f"record length {length} runs past the end")
+                return
+            data = f.read(length)
+            (crc,) = struct.unpack("<I", f.read(FOOTER_SIZE))
+            ok = crc == masked_crc(data)
+            yield Frame(index, offset, data, None if ok else "data CRC mismatch (corrupt data)")
+            offset, index = end, index + 1

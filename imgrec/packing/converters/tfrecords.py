@@ -1,0 +1,110 @@
+"""Other tools' TFRecord files: a file, a folder of them, or a glob.
+
+Keys are found from the first record: the inception/slim ``build_image_data.py`` keys
+(``image/encoded``, ``image/class/label``, ``image/class/text``, ``image/filename``), or a
+TFDS image dataset's (``image``, ``label``); ``--keys image=...,label=...,text=...,
+filename=...`` names them for anything else.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import Any
+
+from ...core import storage
+from ...core.errors import InputError
+from ...core.storage import Location
+from ...format.framing import FOOTER_SIZE, HEADER_SIZE, masked_crc, read_records
+from ...format.options import PackOptions
+from ...format.schema import Example
+from ...images import loading
+from ..discover import Ref, Walk
+from .common import Found, walk_of
+
+KNOWN = (
+    {"image": "image/encoded", "label": "image/class/label", "text": "image/class/text",
+     "filename": "image/filename"},
+    {"image": "image", "label": "label", "filename": "image/filename"},
+)  # fmt: skip
+
+
+def _files(src: Location) -> list[Location]:
+    found: list[Location]
+    if isinstance(src, Path) and src.is_dir():
+        found = sorted(p for p in src.iterdir() if p.is_file() and not p.name.startswith(".")
+                       and not p.name.endswith((".idx", ".json", ".txt")))  # fmt: skip
+    elif any(c in str(src) for c in "*?["):
+        found = storage.expand(str(src))
+    else:
+        found = [src]
+    if not found:
+        raise InputError("no TFRecord files here", str(src))
+    return list(found)
+
+
+def _keys(example: Any, opts: PackOptions, where: Location) -> dict[str, str]:
+    if opts.source_keys:
+        keys = dict(opts.source_keys)
+        if "image" not in keys:
+            raise InputError("--keys must name the image's key (image=...)")
+        return keys
+    feature = example.features.feature
+    for keys in KNOWN:
+        if keys["image"] in feature:
+            return keys
+    listed = ", ".join(sorted(feature)[:8])
+    raise InputError(
+        f"no image key this reader knows (it has {listed}); name them with --keys"
+        " image=KEY,label=KEY",
+        str(where),
+    )
+
+
+def _example(data: bytes) -> Any:
+    ex = Example()
+    ex.ParseFromString(data)
+    return ex
+
+
+def _value(example: Any, key: str | None, kind: str) -> Any:
+    if not key or key not in example.features.feature:
+        return None
+    values = getattr(example.features.feature[key], kind).value
+    return values[0] if len(values) else None
+
+
+def listing(src: Location, opts: PackOptions) -> Walk:
+    files = _files(src)
+    found = []
+    keys: dict[str, str] | None = None
+    for path in files:
+        for offset, data in read_records(path):
+            ex = _example(data)
+            keys = keys or _keys(ex, opts, path)
+            label = _value(ex, keys.get("label"), "int64_list")
+            text = _value(ex, keys.get("text"), "bytes_list") or b""
+            name = _value(ex, keys.get("filename"), "bytes_list") or b""
+            image = _value(ex, keys["image"], "bytes_list") or b""
+            ref = Ref("tfrecord", offset=offset, fields=(str(path), keys["image"]))
+            found.append(Found(ref, name.decode("utf-8", "surrogateescape"), label,
+                               text.decode("utf-8", "surrogateescape"), len(image)))  # fmt: skip
+    return walk_of(files[0], found, opts, 0)
+
+
+def read(container: Location, ref: Ref) -> bytes:
+    path, key = storage.parse(ref.fields[0]), ref.fields[1]
+    with storage.open_read(path) as f:
+        f.seek(ref.offset)
+        header = f.read(HEADER_SIZE)
+        (length,) = struct.unpack("<Q", header[:8]) if len(header) == HEADER_SIZE else (None,)
+        data = f.read(length) if length is not None else b""
+        footer = f.read(FOOTER_SIZE)
+    if length is None or len(data) != length or len(footer) != FOOTER_SIZE:
+        raise loading.SkipImage("truncated", f"the record at byte {ref.offset} is cut short")
+    if struct.unpack("<I", footer)[0] != masked_crc(data):
+        raise loading.SkipImage("corrupt", f"the record at byte {ref.offset} fails its CRC")
+    value = _value(_example(data), key, "bytes_list")
+    if value is None:
+        raise loading.SkipImage("corrupt", f"the record at byte {ref.offset} has no {key!r}")
+    return bytes(value)

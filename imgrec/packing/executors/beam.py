@@ -1,0 +1,302 @@
+"""The Beam executor: headers read and shards written by Apache Beam pipelines.
+
+``run.pack`` does everything around the image work, as for the local executor. The driver
+holds nothing per image: the listing streams to files on its disk (``spool``), and so do
+the candidates and the shard plan. Two pipelines do the work on the images.
+
+The scan: the listing is written to ``listing.jsonl`` in OUT's working folder, in runs of
+consecutive lines; each run becomes one element::
+
+    (answers file, byte range of its lines)
+      | Reshuffle                                               spread the runs over workers
+      | Map        payloads.probe of each image (16 at a time   -> one JSON line per image in
+                   on an object store)                             the answers file
+
+and the driver reads the answers back in listing order to classify them. The shards::
+
+    one element per shard to write: (name, where its images are listed in work.jsonl)
+      | FlatMap    read the shard's images from the work list  -> (name, position, item)
+      | Reshuffle                                               spread the images over workers
+      | Map        encode.pack_one                              -> (name, (position, item, result))
+      | GroupByKey                                              one group per shard
+      | Map        sort by position, encode.write_shard         -> shard + .idx (atomic), and
+                                                                   its journal entry
+
+A shard's bytes depend only on the plan and the per-image results, so the output is
+byte-identical to the local executor's. Workers hand their results back through the
+journal in OUT, which also lets ``--resume`` keep what an interrupted pipeline finished.
+SRC and OUT must therefore be places that the driver and every worker see alike: URLs of an
+object store, a local disk for the DirectRunner, or a shared filesystem mounted alike.
+
+apache_beam is imported only when a pipeline is made.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from ...core import spool, storage
+from ...core.deps import import_beam
+from ...core.errors import InputError, OutputError
+from ...core.progress import Progress
+from ...core.storage import Folder, Location
+from ...format.layout import PIECES
+from ...format.options import RUNNERS, PackOptions
+from ...images.loading import ImageOptions
+from ..discover import Item, decode_item, encode_item
+from ..encode import Packed, ShardResult, Skipped, pack_one, write_shard
+from ..journal import Journal
+from ..payloads import Probed, portable, unportable
+from ..scan import Scan, classify, listing, probes
+from ..sharding import ShardSpec
+
+WORK = "work.jsonl"  # in the journal: each shard's images, one JSON line each
+LISTING = f"{PIECES}/listing.jsonl"  # the scan's: every file SRC names, one JSON line each
+PROBE_RUN = 4096  # files a scan task looks at, at most
+
+# (shard name, byte range of its lines in the work list)
+ShardTask = tuple[str, int, int]
+# (answers file in OUT, byte range of its lines in the listing)
+ProbeTask = tuple[str, int, int]
+
+
+def pipeline_flags(runner: str, beam_options: Sequence[str]) -> list[str]:
+    """Beam's command-line flags for ``--runner`` and the ``--beam-option`` values."""
+    if runner != "beam" and runner not in RUNNERS:
+        raise InputError(f"unknown Beam runner {runner!r}; use beam or one of {', '.join(RUNNERS)}")
+    flags = [] if runner == "beam" else [f"--runner={runner}"]
+    for option in beam_options:
+        key, eq, value = option.lstrip("-").partition("=")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", key):
+            raise InputError(
+                f"--beam-option wants KEY=VALUE (or a flag KEY), e.g. region=europe-west1;"
+                f" got {option!r}"
+            )
+        if key == "runner" and runner != "beam":
+            raise InputError(f"the runner is given twice: --runner {runner} and {option!r}")
+        flags.append(f"--{key}={value}" if eq else f"--{key}")
+    return flags
+
+
+class BeamExecutor:
+    """``runner`` is ``"beam"`` (Beam's default runner, the DirectRunner, unless
+    ``beam_options`` names one) or one of ``RUNNERS``; ``beam_options`` are ``KEY=VALUE``
+    (or ``KEY``) strings given to Beam's PipelineOptions as ``--KEY=VALUE``."""
+
+    def __init__(self, runner: str = "beam", beam_options: Sequence[str] = ()) -> None:
+        self.flags = pipeline_flags(runner, beam_options)
+        self._store: spool.Disk | None = None
+
+    def check(self) -> None:
+        """Make an (empty) pipeline: bad options stop the run before OUT changes, and Beam's
+        filesystems get their options (credentials, endpoints) for the URLs."""
+        self._new_pipeline()
+
+    def _new_pipeline(self) -> Any:
+        """A pipeline with the run's options (each runs once)."""
+        beam = import_beam()
+        from apache_beam.options.pipeline_options import PipelineOptions
+
+        try:
+            pipeline = beam.Pipeline(options=PipelineOptions(self.flags))
+        except ValueError as e:  # an unknown runner, a malformed option
+            raise InputError(f"Beam cannot make the pipeline: {e}") from None
+        storage.forget_clients()  # the pipeline gave Beam's filesystems its options
+        return pipeline
+
+    def _run(self, pipeline: Any, out: Folder, advice: str) -> None:
+        from apache_beam.runners.runner import PipelineState
+
+        try:
+            state = pipeline.run().wait_until_finish()
+        except Exception as e:  # the runner's own error types; KeyboardInterrupt goes through
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise OutputError(f"{out}: the Beam pipeline failed ({first}); {advice}") from e
+        if state is not None and state != PipelineState.DONE:
+            raise OutputError(f"{out}: the Beam pipeline ended as {state}; {advice}")
+
+    def scan(self, src: Location, out: Folder, opts: PackOptions, progress: Progress) -> Scan:
+        """The listing on the driver, streamed to disk (an object-store prefix's is never
+        held in memory); the look at each file's header in a first pipeline; what it found
+        classified on the driver, one file at a time."""
+        self.close()
+        self._store = spool.Disk()
+        found = listing(src, out.where, opts, progress, self._store)
+        answers = self._probe(found.items, out, opts.max_pixels, progress)
+        looked = zip(found.items, answers, strict=True)
+        return classify(src, opts, found, looked, progress, self._store)
+
+    def close(self) -> None:
+        """Remove the scan's files on this machine."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def _probe(
+        self, items: Sequence[Item], out: Folder, max_pixels: int, progress: Progress
+    ) -> Iterator[Probed]:
+        """``images.probe`` of each item, in order, computed by a pipeline: the items go to
+        the workers in runs of consecutive lines of a listing file in OUT, and each run's
+        answers come back as a file beside it."""
+        progress("scan", 0, len(items))
+        per_task = min(PROBE_RUN, max(16, math.ceil(len(items) / 256)))
+        tasks: list[ProbeTask] = []
+        at = str(storage.absolute(out.at(LISTING)))
+        with out.open_write(LISTING) as f:
+            offset = 0
+            for n, item in enumerate(items):
+                if n % per_task == 0:
+                    tasks.append((f"{PIECES}/probed-{len(tasks):06d}.jsonl", offset, offset))
+                line = _line(encode_item(_absolute(item)))
+                f.write(line)
+                offset += len(line)
+                tasks[-1] = (tasks[-1][0], tasks[-1][1], offset)
+        anywhere = Folder(storage.absolute(out.where))
+        # Header reads from an object store wait on the network: many run at once there.
+        threads = 16 if items and storage.is_url(items[0].path) else 1
+        beam = import_beam()
+        pipeline = self._new_pipeline()
+        _ = (
+            pipeline
+            | "Runs" >> beam.Create(tasks)
+            | "Spread" >> beam.Reshuffle()
+            | "Probe" >> beam.Map(_probe_task, at, anywhere, max_pixels, threads)
+        )
+        self._run(pipeline, out, "nothing was written yet, run again")
+        for task in tasks:
+            with storage.open_read(out.at(task[0])) as answers:
+                for line in answers:
+                    yield unportable(json.loads(line))
+        progress("scan", len(items), len(items))
+
+    def write(
+        self,
+        specs: list[ShardSpec],
+        out: Folder,
+        image_options: ImageOptions,
+        journal: Journal,
+        progress: Progress,
+    ) -> Iterator[ShardResult]:
+        total = sum(len(spec.items) for spec in specs)
+        try:
+            if not specs:
+                return
+            progress("pack", 0, total)
+            tasks = write_work(out, journal, specs)
+        finally:
+            self.close()  # the scan's files: the work list now holds what was read from them
+        beam = import_beam()
+        splits = {spec.name: spec.split for spec in specs}
+        work = str(storage.absolute(out.at(journal.name(WORK))))
+        # Absolute: workers need not share the driver's working folder.
+        anywhere = Journal(Folder(storage.absolute(out.where)), journal.key)
+        pipeline = self._new_pipeline()
+        _ = (
+            pipeline
+            | "Shards" >> beam.Create(tasks)
+            | "ReadPlan" >> beam.FlatMap(_read_work, work)
+            | "Spread" >> beam.Reshuffle()
+            | "PackImage" >> beam.Map(_pack_task, image_options)
+            | "ByShard" >> beam.GroupByKey()
+            | "WriteShard" >> beam.Map(_write_group, anywhere, splits)
+        )
+        self._run(pipeline, out, "finished shards are kept, run again with --resume")
+        results = [journal.recorded(spec) for spec in specs]
+        missing = [spec.name for spec, r in zip(specs, results, strict=True) if r is None]
+        if missing:
+            raise OutputError(
+                f"{out}: the Beam pipeline ended without writing {len(missing)} shard(s)"
+                f" ({missing[0]}, ...); run again with --resume"
+            )
+        progress("pack", total, total)
+        yield from (r for r in results if r is not None)
+
+
+def write_work(out: Folder, journal: Journal, specs: list[ShardSpec]) -> list[ShardTask]:
+    """Write each shard's images, in plan order, as JSON lines; returns where each shard's
+    lines are. Only these few numbers go into the pipeline, however many images there are."""
+    tasks = []
+    with out.open_write(journal.name(WORK)) as f:
+        offset = 0
+        for spec in specs:
+            start = offset
+            for position, item in enumerate(spec.items):
+                # Absolute: workers need not share the driver's working folder. The path is
+                # only used to read the image; what is stored comes from rel, label, text.
+                line = _line([position, encode_item(_absolute(item))])
+                f.write(line)
+                offset += len(line)
+            tasks.append((spec.name, start, offset))
+    return tasks
+
+
+def _read_work(task: ShardTask, work: str) -> Iterator[tuple[str, int, Item]]:
+    name, start, stop = task
+    with storage.open_read(storage.parse(work)) as f:
+        f.seek(start)
+        lines = f.read(stop - start).splitlines()
+    for line in lines:
+        position, item = json.loads(line)
+        yield name, position, decode_item(item)
+
+
+def _lines(f: BinaryIO, size: int) -> Iterator[bytes]:
+    """The lines in the next ``size`` bytes of ``f``, read one at a time."""
+    while size > 0 and (line := f.readline()):
+        size -= len(line)
+        yield line
+
+
+def _line(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=True).encode() + b"\n"
+
+
+def _absolute(item: Item) -> Item:
+    return replace(item, path=storage.absolute(item.path))
+
+
+def _probe_task(task: ProbeTask, listing: str, out: Folder, max_pixels: int, threads: int) -> str:
+    """In a worker: look at the headers of one run of the listing; write the answers."""
+    answers, start, stop = task
+    with storage.open_read(storage.parse(listing)) as f, out.open_write(answers) as written:
+        f.seek(start)
+        items = (decode_item(json.loads(line)) for line in _lines(f, stop - start))
+        for probed in probes(items, max_pixels, threads):
+            written.write(_line(portable(probed)))
+    return answers
+
+
+def _pack_task(
+    task: tuple[str, int, Item], image_options: ImageOptions
+) -> tuple[str, tuple[int, Item, Packed | Skipped]]:
+    name, position, item = task
+    return name, (position, item, pack_one(item, image_options))
+
+
+def _write_group(
+    group: tuple[str, Iterable[tuple[int, Item, Packed | Skipped]]],
+    journal: Journal,
+    splits: dict[str, str | None],
+) -> str:
+    """Write one shard from its images' results, in plan order, and record it."""
+    name, grouped = group
+    ordered = sorted(grouped, key=lambda r: r[0])
+    spec = ShardSpec(name, splits[name], tuple(item for _, item, _ in ordered))
+    results = [r for _, _, r in ordered]
+    out = journal.out
+    if isinstance(out.where, Path):
+        result = write_shard(out.where, spec, results)
+    else:  # written on the worker's disk, then copied up: the index first, as locally
+        with tempfile.TemporaryDirectory(prefix="imgrec-") as tmp:
+            result = write_shard(Path(tmp), spec, results)
+            out.put(spec.index, Path(tmp) / spec.index)
+            out.put(spec.name, Path(tmp) / spec.name)
+    journal.record(result)
+    return name

@@ -1,0 +1,108 @@
+"""``imgrec inspect --preview``: a contact sheet of sample images with their labels.
+
+Samples are drawn evenly across classes and decoded through ``reader.dataset``, the path
+training uses, so what the sheet shows is what a model gets: 16-bit and alpha included.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from ..core import storage
+from ..core.storage import Location
+from ..format.framing import scan
+from ..format.manifest import read
+from ..format.schema import SchemaError, parse
+from ..format.stats import UNLABELLED
+from .paths import resolve
+from .tfdata import dataset
+
+TILE = 128  # pixels per side of each picture
+CAPTION = 16  # pixels of label text under it
+
+
+def pick(files: list[Location], count: int) -> list[tuple[str, bytes]]:
+    """Up to ``count`` serialized records, as evenly spread over the classes as they allow:
+    round-robin over the classes, in label order, taking each class's first records."""
+    known: list[str] = []
+    for folder in {str(storage.parent_of(f)): storage.parent_of(f) for f in files}.values():
+        m = read(folder)
+        known += [n for n in (m.labels if m else []) if n not in known]
+    per_class: dict[str, list[bytes]] = {}
+    for f in files:
+        for frame in scan(f):
+            if frame.problem is not None or frame.data is None:
+                continue
+            try:
+                rec = parse(frame.data, strict=False)
+            except SchemaError:
+                continue
+            name = rec.text or (str(rec.label) if rec.label >= 0 else UNLABELLED)
+            bucket = per_class.setdefault(name, [])
+            if len(bucket) < count:
+                bucket.append(frame.data)
+        full = [n for n in known if len(per_class.get(n, [])) >= count]
+        if known and len(full) == len(known):
+            break
+    order = [n for n in known if n in per_class] + sorted(n for n in per_class if n not in known)
+    chosen: list[tuple[str, bytes]] = []
+    depth = 0
+    while len(chosen) < count and any(len(per_class[n]) > depth for n in order):
+        for n in order:
+            if depth < len(per_class[n]) and len(chosen) < count:
+                chosen.append((n, per_class[n][depth]))
+        depth += 1
+    return chosen
+
+
+def tile_of(image: np.ndarray, size: int = TILE) -> Image.Image:
+    """A float HWC image in [0, 1] as an RGB tile: gray repeated, alpha over a checkerboard,
+    scaled to fit ``size`` keeping its aspect (up or down), centred on dark gray."""
+    arr = np.clip(np.nan_to_num(image.astype(np.float64)), 0.0, 1.0)
+    c = arr.shape[2]
+    rgb = np.repeat(arr[..., :1], 3, axis=2) if c in (1, 2) else arr[..., :3]
+    if c in (2, 4):
+        alpha = arr[..., -1:]
+        y, x = np.mgrid[0 : arr.shape[0], 0 : arr.shape[1]]
+        checker = np.where(((y // 8) + (x // 8)) % 2 == 0, 0.8, 0.6)[..., None]
+        rgb = rgb * alpha + checker * (1 - alpha)
+    im = Image.fromarray(np.round(rgb * 255).astype(np.uint8), "RGB")
+    scale = size / max(im.width, im.height)
+    fitted = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
+    # Small images are enlarged with nearest neighbour, so their pixels stay visible.
+    im = im.resize(fitted, Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.NEAREST)
+    canvas = Image.new("RGB", (size, size), (40, 40, 40))
+    canvas.paste(im, ((size - im.width) // 2, (size - im.height) // 2))
+    return canvas
+
+
+def contact_sheet(paths: list[str], out: Path, count: int = 36) -> dict[str, Any]:
+    """Write the contact sheet PNG; returns what it shows."""
+    files = resolve(paths)
+    chosen = pick(files, count)
+    images = [
+        im.numpy()
+        for im in dataset(files, labels=False, records=[data for _, data in chosen], device="cpu")
+    ]
+    cols = max(1, math.ceil(math.sqrt(len(images))))
+    rows = max(1, math.ceil(len(images) / cols))
+    sheet = Image.new("RGB", (cols * TILE, rows * (TILE + CAPTION)), (20, 20, 20))
+    draw = ImageDraw.Draw(sheet)
+    for i, ((label, _), image) in enumerate(zip(chosen, images, strict=True)):
+        x, y = (i % cols) * TILE, (i // cols) * (TILE + CAPTION)
+        sheet.paste(tile_of(image), (x, y))
+        draw.text((x + 3, y + TILE + 2), label[:20], fill=(230, 230, 230))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out)
+    return {
+        "path": str(out),
+        "images": len(images),
+        "columns": cols,
+        "rows": rows,
+        "labels": [label for label, _ in chosen],
+    }

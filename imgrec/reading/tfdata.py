@@ -1,0 +1,359 @@
+"""Reading shards back into tensors for training: the one decode path of the project.
+
+``imgrec decode``, ``inspect --preview`` and ``imgrec.dataset`` all go through
+``dataset``. Its host part yields integer images (uint8/uint16, as stored; resized on the
+host and rounded back to that dtype); conversion to float by ``tf.image.convert_image_dtype``
+happens on the target device, so on a GPU only integers cross the bus (a quarter of the
+bytes of float32 for uint8).
+
+Shards are read where they are: local files and ``gs://`` by TensorFlow's own reader;
+``s3://`` (which TensorFlow 2.16+ no longer reads itself) by imgrec's framing reader
+through ``storage``, one stream per shard, several shards at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..core.deps import import_tf
+from ..core.errors import DependencyError, ImgrecError
+from ..format import schema
+from ..format.record_check import Problem
+from .crops import CROPS, window_function
+from .graph import Geometry, Layout, decode_raw_batch, decode_stored, feature_spec, to_float
+from .paths import Known, describe, entries, resolve
+from .sources import checked_records, source
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+
+def pick_device(device: str) -> str:
+    """'auto' | 'cpu' | 'gpu' -> a TensorFlow device name."""
+    tf = import_tf()
+    if device == "cpu":
+        return "/CPU:0"
+    gpus = tf.config.list_physical_devices("GPU")
+    if device == "gpu" and not gpus:
+        raise DependencyError("--device gpu was asked for, but TensorFlow sees no GPU here")
+    if device not in ("auto", "gpu"):
+        raise ImgrecError(f"unknown device {device!r}; use auto, cpu or gpu")
+    return "/GPU:0" if gpus else "/CPU:0"
+
+
+def choose_channels(known: Known | None, channels: int | None, batched: bool) -> int | None:
+    """The channel count to decode to: as asked, or (None) one that loses nothing when the
+    records differ: gray and RGB together become RGB. Mixes with alpha are refused for
+    batches, naming the choice to make."""
+    if channels is not None:
+        if channels not in (1, 3, 4):
+            raise ImgrecError(f"channels={channels!r}: use 1, 3 or 4 (or None: as stored)")
+        return channels
+    if known is None or len(known.channels) < 2:
+        return None
+    if known.channels <= {1, 3}:
+        return 3
+    if batched:
+        *rest, last = [str(c) for c in sorted(known.channels)]
+        listed = f"{', '.join(rest)} and {last}"
+        raise ImgrecError(
+            f"these images have {listed} channels, which cannot share a batch without"
+            " choosing what to do with alpha: pass channels=3 (drop alpha) or channels=4"
+            " (add opaque alpha), or read without batch_size"
+        )
+    return None
+
+
+def _check_batchable(known: Known | None, resize: tuple[int, int] | None) -> None:
+    """Refuse, up front and with the way out, a batch TensorFlow could not stack."""
+    if known is None or known.height is None or known.width is None or resize is not None:
+        return  # shards without a manifest: TensorFlow reports a mismatch when it meets one
+    (h0, h1), (w0, w1) = known.height, known.width
+    if h0 != h1 or w0 != w1:
+        raise ImgrecError(
+            f"images range from {h0}x{w0} to {h1}x{w1} (HxW); pass resize=(height, width)"
+            " to batch them, pack with --resize, or read without batch_size"
+        )
+
+
+def dataset(
+    paths: str | Path | Sequence[str | Path],
+    *,
+    batch_size: int | None = None,
+    shuffle: bool = False,
+    seed: int | None = None,
+    resize: tuple[int, int] | None = None,
+    crop: str | None = None,
+    channels: int | None = None,
+    cache: bool | str = False,
+    dtype: Any = "float32",
+    device: str = "auto",
+    labels: bool = True,
+    with_filenames: bool = False,
+    deterministic: bool = True,
+    limit: int | None = None,
+    split: str | None = None,
+    input_context: Any = None,
+    on_problem: Callable[[Problem], None] | None = None,
+    records: Sequence[bytes] | None = None,
+) -> tf.data.Dataset:
+    """A ``tf.data.Dataset`` of ``(image, label)`` (or images alone with ``labels=False``).
+
+    ``paths`` are dataset folders, shard files or globs, local or ``gs://``/``s3://``.
+    Images are HWC tensors of ``dtype`` in [0, 1] (through ``tf.image.convert_image_dtype``;
+    float sources keep their values). ``with_filenames`` adds the record's filename as a last
+    element. Batching images of different sizes needs ``resize=(height, width)``. ``split``
+    reads one split of a dataset packed with ``--split``.
+
+    ``resize`` is bilinear, on the host, rounded back to the stored dtype; a JPEG at least
+    twice the size in both sides is decoded at a reduced DCT scale (1/2, 1/4 or 1/8, never
+    below the size asked for), which is both faster and an antialiased reduction.
+    ``crop="random"`` draws the standard training crop (8% to 100% of the area, aspect 3/4
+    to 4/3; then resize and a random left-right flip), ``crop="center"`` the evaluation
+    crop (the centred square of the short side times size / (size + 32)); a JPEG is then
+    decoded inside the window only, at a reduced DCT scale where the window is at least
+    twice the size (large photos). Crops are stateless: the same ``seed`` gives the same
+    crops, and each epoch draws new ones. Raw pixels all of one size (as the manifest
+    says) are parsed and decoded a batch at a time.
+
+    ``cache=True`` keeps the decoded, resized integer images in memory after the first
+    epoch (``cache="PATH"`` in files starting with PATH): later epochs skip reading and
+    decoding. uint8 at 224x224x3 is 147 KiB an image: a quarter of a float32 cache.
+
+    ``channels`` (1, 3 or 4) converts every image as TensorFlow's decoders do; left None,
+    images keep their channels, except that gray and colour images read together all become
+    RGB (nothing is lost), so that any photo folder batches.
+
+    ``input_context`` (the ``tf.distribute.InputContext`` that
+    ``strategy.distribute_datasets_from_function`` passes) reads this replica's part: whole
+    shards when there are at least as many shards as replicas, every n-th record otherwise.
+    Together the replicas read every record once per epoch.
+
+    With ``on_problem``, every record is checked before TensorFlow sees it (both CRCs, the
+    schema, the encoded header against the declared shape, and a full decode of the image
+    data with Pillow): a damaged or malformed record is passed to ``on_problem`` (naming
+    shard, record and offset) and left out, and the rest still decode. Should TensorFlow
+    still fail on a record that passed, that record is dropped rather than stopping the
+    pipeline. Without ``on_problem``, records stream straight from the shards (fastest; a
+    damaged shard then stops iteration with TensorFlow's error).
+
+    ``records`` decodes these serialized records (taken from ``paths``) instead of reading
+    the shards: the preview uses it to show chosen records through this same path.
+    """
+    tf = import_tf()
+    host = host_dataset(paths, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                        resize=resize, crop=crop, channels=channels, cache=cache, dtype=dtype,
+                        deterministic=deterministic, limit=limit, split=split,
+                        input_context=input_context, on_problem=on_problem,
+                        records=records)  # fmt: skip
+    out_dtype = tf.as_dtype(dtype)
+    target = pick_device(device)
+    plain = tf.autograph.experimental.do_not_convert
+    ds = host
+    if target != "/CPU:0":
+        # Only the integer tensors cross to the GPU; the conversion below then runs there.
+        # (On the CPU the copy would be a pure cost: about 40% of the read rate.)
+        ds = ds.apply(tf.data.experimental.copy_to_device(target))
+
+    def finish(image: Any, label: Any, filename: Any) -> Any:
+        image = to_float(tf, image, out_dtype)
+        picked = (image, *([label] if labels else []), *([filename] if with_filenames else []))
+        return picked if len(picked) > 1 else image
+
+    with tf.device(target):
+        # One map converts and picks the outputs: each stage costs per batch. On the CPU
+        # batches convert in parallel; on a GPU the device does the work, in order.
+        parallel = tf.data.AUTOTUNE if target == "/CPU:0" else None
+        ds = ds.map(plain(finish), num_parallel_calls=parallel)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def host_dataset(
+    paths: str | Path | Sequence[str | Path],
+    *,
+    batch_size: int | None = None,
+    shuffle: bool = False,
+    seed: int | None = None,
+    resize: tuple[int, int] | None = None,
+    crop: str | None = None,
+    channels: int | None = None,
+    cache: bool | str = False,
+    dtype: Any = "float32",
+    deterministic: bool = True,
+    limit: int | None = None,
+    split: str | None = None,
+    input_context: Any = None,
+    on_problem: Callable[[Problem], None] | None = None,
+    records: Sequence[bytes] | None = None,
+) -> tf.data.Dataset:
+    """The host part of ``dataset``: ``(image, label, filename)`` with images still in their
+    stored integer dtype (uint8 or uint16; float only where a dataset mixes 8- and 16-bit
+    images, or stores floats). This is what crosses to the device."""
+    tf = import_tf()
+    _check_reading(resize, crop, cache)
+    files = resolve(paths, split)
+    known = describe(files)
+    want = choose_channels(known, channels, batch_size is not None)
+    if batch_size is not None:
+        _check_batchable(known, resize)
+    out_dtype = tf.as_dtype(dtype)
+    # Without a manifest the dtypes are unknown: every one is handled.
+    kinds = sorted(known.dtypes if known else schema.DTYPES)
+    spec = feature_spec(tf)
+    layout = Layout()
+    fixed = _fixed_size(known)
+    if known is not None:
+        sizes = None
+        if known.height is not None and known.width is not None:
+            sizes = ((known.height[0], known.width[0]), (known.height[1], known.width[1]))
+        layout = Layout(known.formats, known.channels, known.oriented, sizes)
+    # Work the manifest shows is not needed is left out of the graph: a resize to the size
+    # every record has, a channel conversion to the channels every record has.
+    same = resize is not None and fixed == tuple(resize)
+    scale_to = None if crop is None and same else resize
+    convert_to = None if known is not None and known.channels == {want} else want
+
+    def decode(f: Any, geometry: Geometry) -> Any:
+        if len(kinds) == 1:
+            return decode_stored(tf, f, tf.as_dtype(kinds[0]), layout, convert_to, geometry)
+        # Mixed dtypes (8- and 16-bit images in one dataset) cannot share one integer
+        # tensor type, so these are converted to float on the host instead.
+        branches = [
+            (
+                lambda k=k: to_float(
+                    tf,
+                    decode_stored(tf, f, tf.as_dtype(k), layout, convert_to, geometry),
+                    out_dtype,
+                )
+            )  # fmt: skip
+            for k in kinds
+        ]
+        index = tf.argmax(tf.cast(tf.equal(f[schema.DTYPE], kinds), tf.int32))
+        return tf.switch_case(tf.cast(index, tf.int32), branches)
+
+    static = _static_shape(known, want, resize)
+
+    def parse(serialized: Any, crop_seed: Any = None) -> Any:
+        f = tf.io.parse_single_example(serialized, spec)
+        if crop is not None and resize is not None:
+            window = window_function(tf, crop, resize, crop_seed)
+            geometry = Geometry(at_least=resize, window=window)
+        else:
+            geometry = Geometry(at_least=scale_to)
+        image = decode(f, geometry)
+        if scale_to is not None:
+            image = _resize(tf, image, scale_to)
+        if crop == "random":
+            image = tf.image.stateless_random_flip_left_right(image, tf.reverse(crop_seed, [0]))
+        return tf.ensure_shape(image, static), f[schema.LABEL], f[schema.FILENAME]
+
+    count: int | None = None
+    if records is not None:
+        ds = tf.data.Dataset.from_tensor_slices(tf.constant(list(records), tf.string))
+    elif on_problem is not None:
+        ds = checked_records(tf, files, shuffle, seed, on_problem)
+    else:
+        listed = entries(files)
+        counts = [e.records for _, e in listed] if listed is not None else None
+        found = source(tf, files, counts, shuffle=shuffle, seed=seed,
+                       deterministic=deterministic, input_context=input_context)  # fmt: skip
+        ds, count = found.records, found.count
+    if limit is not None:
+        ds = ds.take(limit)
+        count = min(limit, count) if count is not None else None
+    if count is not None:
+        # Known to Keras: model.fit shows a total, and len(ds) works.
+        ds = ds.apply(tf.data.experimental.assert_cardinality(count))
+    if shuffle and not cache:
+        ds = ds.shuffle(1024, seed=seed)  # serialized records: small to hold
+    if crop == "random":
+        # One stateless seed per record, new each epoch, the same for the same seed.
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip((ds, seeds))
+    # The functions here use tf.cond/tf.case explicitly: AutoGraph has nothing to convert,
+    # and skipping it saves about half a second per dataset built.
+    plain = tf.autograph.experimental.do_not_convert
+    shape = _raw_shape(known, fixed, convert_to, scale_to, crop)
+    if shape is not None and batch_size is not None and on_problem is None:
+        if not (cache and shuffle):  # (a shuffled cache shuffles images, not batches)
+            # Raw pixels of one size: parsed and decoded a batch at a time.
+            dtype_ = tf.as_dtype(kinds[0])
+            ds = ds.batch(batch_size).map(
+                plain(lambda s: decode_raw_batch(tf, s, dtype_, shape)),
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=deterministic,
+            )
+            return ds.cache("" if cache is True else str(cache)) if cache else ds
+    ds = ds.map(plain(parse), num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    if on_problem is not None:
+        ds = ds.ignore_errors()
+    if cache:
+        # The decoded (and resized) integers: later epochs skip reading and decoding.
+        ds = ds.cache("" if cache is True else str(cache))
+        if shuffle:
+            ds = ds.shuffle(1024, seed=seed)
+    if batch_size is not None:
+        ds = ds.batch(batch_size)
+    return ds
+
+
+def _check_reading(resize: tuple[int, int] | None, crop: str | None, cache: bool | str) -> None:
+    if crop is not None and crop not in CROPS:
+        raise ImgrecError(f"crop={crop!r}: use one of {', '.join(CROPS)} (or None)")
+    if crop is not None and resize is None:
+        raise ImgrecError(f"crop={crop!r} needs resize=(height, width): the size to crop to")
+    if crop == "random" and cache:
+        raise ImgrecError(
+            "cache keeps decoded images, but a random crop must be drawn anew each epoch:"
+            " use crop='random' without cache (or cache with crop='center' or no crop)"
+        )
+
+
+def _fixed_size(known: Known | None) -> tuple[int, int] | None:
+    """(height, width) when the manifests say every record has it."""
+    if known is None or known.height is None or known.width is None:
+        return None
+    (h0, h1), (w0, w1) = known.height, known.width
+    return (h0, w0) if h0 == h1 and w0 == w1 else None
+
+
+def _raw_shape(
+    known: Known | None,
+    fixed: tuple[int, int] | None,
+    convert_to: int | None,
+    scale_to: tuple[int, int] | None,
+    crop: str | None,
+) -> tuple[int, int, int] | None:
+    """The one (H, W, C) of every record, when all are raw pixels of one dtype and shape
+    that are read as stored (no resize, crop, channel change or orientation)."""
+    if known is None or fixed is None or known.formats != {"raw"} or len(known.dtypes) != 1:
+        return None
+    if len(known.channels) != 1 or known.oriented or convert_to or scale_to or crop:
+        return None
+    return (*fixed, next(iter(known.channels)))
+
+
+def _static_shape(
+    known: Known | None, want: int | None, resize: tuple[int, int] | None
+) -> list[int | None]:
+    """Static shapes where the manifest knows them, so Keras sees (H, W, C), not (?, ?, ?)."""
+    static: list[int | None] = [None, None, want]
+    if known is not None and known.height is not None and known.width is not None:
+        (h0, h1), (w0, w1) = known.height, known.width
+        static[:2] = [h0 if h0 == h1 else None, w0 if w0 == w1 else None]
+        if want is None and len(known.channels) == 1:
+            static[2] = next(iter(known.channels))
+    if resize is not None:
+        static[:2] = list(resize)
+    return static
+
+
+def _resize(tf: Any, image: Any, size: tuple[int, int]) -> Any:
+    """Resize on the host and round back to the image's dtype: integers stay integers (a
+    quarter of float32's bytes to move), at the cost of one rounding (half a level)."""
+    resized = tf.image.resize(tf.cast(image, tf.float32), size)
+    if not image.dtype.is_integer:
+        return tf.cast(resized, image.dtype)
+    return tf.saturate_cast(tf.round(resized), image.dtype)

@@ -1,0 +1,239 @@
+"""``imgrec decode``: a loop over ``reader.dataset`` that writes files and/or statistics."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from ..core.deps import import_tf
+from ..core.errors import ImgrecError
+from ..core.progress import Progress
+from ..format.record_check import Problem
+from .paths import describe, resolve
+from .tfdata import dataset, pick_device
+
+
+class ChannelStats:
+    """Running per-channel mean, std, min and max, accumulated in float64.
+
+    The per-image reductions run as TensorFlow ops (multi-threaded C++); only C numbers per
+    image reach Python.
+    """
+
+    def __init__(self, channels: int) -> None:
+        self.images = 0
+        self.n = 0
+        self.sum = np.zeros(channels)
+        self.sumsq = np.zeros(channels)
+        self.min = np.full(channels, np.inf)
+        self.max = np.full(channels, -np.inf)
+
+    def add(self, tf: Any, image: Any) -> None:
+        x = tf.cast(image, tf.float64)
+        self.images += 1
+        self.n += int(x.shape[0]) * int(x.shape[1])
+        self.sum += tf.reduce_sum(x, [0, 1]).numpy()
+        self.sumsq += tf.reduce_sum(x * x, [0, 1]).numpy()
+        self.min = np.minimum(self.min, tf.reduce_min(x, [0, 1]).numpy())
+        self.max = np.maximum(self.max, tf.reduce_max(x, [0, 1]).numpy())
+
+    def to_dict(self) -> dict[str, Any]:
+        mean = self.sum / self.n
+        std = np.sqrt(np.maximum(self.sumsq / self.n - mean * mean, 0))
+        return {
+            "images": self.images,
+            "mean": mean.tolist(),
+            "std": std.tolist(),
+            "min": self.min.tolist(),
+            "max": self.max.tolist(),
+        }
+
+
+NAME_MAX = 255  # bytes in one file name on common file systems (ext4, XFS, APFS, NTFS)
+
+
+class OutputNames:
+    """Where each record's file goes: OUT/<its filename with the suffix replaced>.
+
+    Never outside OUT (names that are empty, absolute or climb out with '..' become
+    ``record-<index>``), never over another record's file, never where a record's file is
+    a folder or a folder is a file (``c/d.jpg`` beside ``c/d.npy/x.jpg``), and never a name
+    too long for the file system (cut, with a hash of the whole name to keep it unique).
+    """
+
+    def __init__(self, out: Path, suffix: str) -> None:
+        self.out, self.suffix = out, suffix
+        self.files: set[Path] = set()
+        self.folders: set[Path] = set()
+
+    def path_for(self, filename: str, index: int) -> Path:
+        parts = [p for p in PurePosixPath(filename.replace("\\", "/")).parts if p not in ("", ".")]
+        unsafe = not parts or filename.startswith("/") or ".." in parts or "\0" in filename
+        if unsafe:
+            parts = [f"record-{index:08d}"]
+        stem = PurePosixPath(parts[-1]).stem if "." in parts[-1][1:] else parts[-1]
+        folders = [_fit(p) for p in parts[:-1]]
+        candidates = [
+            self.out.joinpath(*folders, _fit(stem, self.suffix)),
+            self.out.joinpath(*folders, _fit(f"{stem}-{index:08d}", self.suffix)),
+            self.out / f"record-{index:08d}{self.suffix}",
+        ]
+        path = next((c for c in candidates if self._free(c)), None)
+        n = 0
+        while path is None:  # ends: every name below is new
+            n += 1
+            path = self.out / f"record-{index:08d}-{n}{self.suffix}"
+            path = path if self._free(path) else None
+        self.files.add(path)
+        self.folders.update(p for p in path.parents if p != self.out and self.out in p.parents)
+        return path
+
+    def _free(self, path: Path) -> bool:
+        parents = [p for p in path.parents if p != self.out and self.out in p.parents]
+        return not (
+            path in self.files
+            or path in self.folders
+            or path.is_dir()
+            or any(p in self.files or p.is_file() for p in parents)
+        )
+
+
+def _fit(name: str, suffix: str = "") -> str:
+    """``name + suffix``, its name cut to fit NAME_MAX bytes, with a hash of the whole."""
+    whole = (name + suffix).encode("utf-8", "surrogateescape")
+    if len(whole) <= NAME_MAX:
+        return name + suffix
+    tag = "~" + hashlib.sha256(whole).hexdigest()[:12]
+    room = NAME_MAX - len((tag + suffix).encode("utf-8", "surrogateescape"))
+    cut = name.encode("utf-8", "surrogateescape")[:room].decode("utf-8", "ignore")
+    return cut + tag + suffix
+
+
+@dataclass(frozen=True)
+class DecodeResult:
+    records: int
+    written: int
+    out: str | None
+    device: str
+    dtype: str
+    stats: dict[str, dict[str, Any]] | None  # per channel count: mean, std, min, max
+    problems: list[Problem]  # records left out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "records": self.records,
+            "written": self.written,
+            "out": self.out,
+            "device": self.device,
+            "dtype": self.dtype,
+            "stats": self.stats,
+            "problems": [str(p) for p in self.problems],
+        }
+
+
+def decode(
+    paths: str | Path | Sequence[str | Path],
+    out: str | Path | None = None,
+    *,
+    to: str = "npy",
+    dtype: str = "float32",
+    device: str = "auto",
+    limit: int | None = None,
+    split: str | None = None,
+    stats: bool = False,
+    channels: int | None = None,
+    progress: Progress | None = None,
+) -> DecodeResult:
+    """Decode records to float tensors in [0, 1] through ``dataset``: write one file per
+    record under ``out`` (``.npy``, or ``.png`` with ``to="png"``), and/or gather
+    per-channel statistics. Damaged records are left out and listed in ``problems``."""
+    tf = import_tf()
+    out = Path(out) if out is not None else None
+    files = resolve(paths, split)
+    target = pick_device(device)
+    known = describe(files)
+    sixteen = known is not None and known.dtypes == {"uint16"}
+    problems: list[Problem] = []
+    ds = dataset(
+        files,
+        dtype=dtype,
+        device=device,
+        with_filenames=True,
+        channels=channels,
+        limit=limit,
+        on_problem=problems.append,
+    )
+    total = known.records if known is not None else None
+    if limit is not None:
+        total = min(limit, total) if total is not None else limit
+    channel_stats: dict[int, ChannelStats] = {}
+    names = OutputNames(out, "." + to) if out is not None else None
+    written = 0
+    count = 0
+    last = ""
+    iterator = iter(ds)
+    while True:
+        try:
+            image, _label, filename = next(iterator)
+        except StopIteration:
+            break
+        except tf.errors.OpError as e:
+            # Checked records that TensorFlow still cannot decode (image data damaged past
+            # its header): name where it happened; what was written so far stays.
+            after = f"the record after {last!r}" if last else "the first record"
+            message = e.message.splitlines()[0] if e.message else type(e).__name__
+            raise ImgrecError(f"TensorFlow could not decode {after}: {message}") from None
+        count += 1
+        name = last = filename.numpy().decode("utf-8", "surrogateescape")
+        if progress:
+            progress("decode", count, total or 0)
+        if stats:
+            c = int(image.shape[-1])
+            channel_stats.setdefault(c, ChannelStats(c)).add(tf, image)
+        if out is None:
+            continue
+        assert names is not None
+        path = names.path_for(name, count - 1)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if to == "npy":
+            np.save(path, image.numpy())
+        else:
+            path.write_bytes(_png(tf, image, sixteen))
+        written += 1
+    if known is not None and limit is None and count + len(problems) < known.records:
+        # Passed imgrec's checks, yet TensorFlow could not decode them: dropped, not hidden.
+        missing = known.records - count - len(problems)
+        problems.append(Problem(", ".join(map(str, files)), None, None,
+                                f"{missing} record(s) TensorFlow could not decode"))  # fmt: skip
+    return DecodeResult(
+        records=count,
+        written=written,
+        out=str(out) if out is not None else None,
+        device=target,
+        dtype=dtype,
+        stats={str(c): s.to_dict() for c, s in sorted(channel_stats.items())} or None,
+        problems=problems,
+    )
+
+
+def _png(tf: Any, image: Any, sixteen: bool) -> bytes:
+    from PIL import Image
+
+    arr = tf.image.convert_image_dtype(
+        tf.cast(image, tf.float32), tf.uint16 if sixteen else tf.uint8, saturate=True
+    ).numpy()
+    h, w, c = arr.shape
+    if sixteen and c == 1:
+        im = Image.frombytes("I;16", (w, h), arr.astype("<u2").tobytes())
+    else:
+        arr = arr if not sixteen else (arr >> 8).astype(np.uint8)
+        im = Image.fromarray(arr[..., 0] if c == 1 else arr)
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return buf.getvalue()
