@@ -5,6 +5,8 @@ stdout, stderr and exit code, for 1 and 2 workers and many option sets.
     git worktree add /tmp/base8bfe 8bfe34a
     python benchmarks/check_identity.py /tmp/base8bfe . --work /tmp/ident [--photos DIR]
 
+Beam cases (``--runner beam``) run once each, on Beam's DirectRunner, without --workers.
+
 Each tree runs as ``python -m imgrec`` with ``PYTHONPATH=TREE``. The source folder holds
 tests/fixtures.py's tree, tests/corpus.py's odd and damaged images, odd file names, and
 (with --photos) a few hundred of make_photos.py's photos, enough for several raw shards.
@@ -35,6 +37,11 @@ CASES: list[list[str]] = [
     ["--format", "raw", "--channels", "3", "--max-side", "24"],
     ["--format", "raw", "--split", "train=0.7,val=0.3", "--shards", "3"],
     ["--format", "raw", "--shards", "1", "--resize", "16x12", "--resize-mode", "pad"],
+    ["--format", "raw", "--shards", "1", "--resize", "16x12", "--resize-mode", "stretch"],
+    ["--format", "raw", "--shards", "1", "--resize", "16x12", "--resize-mode", "fit"],
+    ["--format", "raw", "--shards", "1", "--resize", "16x12", "--resize-mode", "fill"],
+    ["--runner", "beam", "--shards", "2"],
+    ["--runner", "beam", "--format", "raw", "--shards", "2"],
     ["--format", "png", "--resize", "16x12"],
     ["--format", "png", "--shards", "1"],
     ["--format", "jpeg", "--quality", "90"],
@@ -117,19 +124,23 @@ def main() -> None:
             continue
         ref = args.work / "ref"
         shutil.rmtree(ref, ignore_errors=True)
-        expected = run(args.base.resolve(), src, ref, ["-q", *case, "--workers", "1"])
+        beam = "--runner" in case  # Beam runs take no --workers: one run each
+        local = [] if beam else ["--workers", "1"]
+        expected = run(args.base.resolve(), src, ref, ["-q", *case, *local])
         want = (expected[0], normalise(expected[1], ref), normalise(expected[2], ref))
         want_files = contents(ref)
-        for workers in ("1", "2"):
+        for workers in ("1",) if beam else ("1", "2"):
             out = args.work / f"new-w{workers}"
             shutil.rmtree(out, ignore_errors=True)
-            got = run(args.new.resolve(), src, out, ["-q", *case, "--workers", workers])
+            more = [] if beam else ["--workers", workers]
+            got = run(args.new.resolve(), src, out, ["-q", *case, *more])
             got = (got[0], normalise(got[1], out), normalise(got[2], out))
             files = contents(out)
             same = got == want and files == want_files
             failed += not same
             label = " ".join(case) or "(defaults)"
-            print(f"{'same' if same else 'DIFFERENT'}: {label} --workers {workers}"
+            runs = "" if beam else f" --workers {workers}"
+            print(f"{'same' if same else 'DIFFERENT'}: {label}{runs}"
                   f" (exit {got[0]}, {len(files)} files)", flush=True)  # fmt: skip
             if not same:
                 if got != want:
