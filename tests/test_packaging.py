@@ -46,6 +46,6 @@ def test_the_wheel_holds_every_module(tmp_path):
     (wheel,) = tmp_path.glob("imgrec-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "imgrec").rglob("*.py")}
-    assert {"imgrec/executors/local.py", "imgrec/converters/recordio.py"} <= modules
+    assert {"imgrec/packing/executors/local.py", "imgrec/packing/converters/recordio.py"} <= modules
     assert modules - names == set()
     assert "imgrec/py.typed" in names
