@@ -15,8 +15,8 @@ from fixtures import DIRECT, beam_pack, disk_full_on, files_of, run
 from imgrec import PackOptions, pack
 from imgrec.core import spool
 from imgrec.core.errors import DependencyError, InputError, OutputError
-from imgrec.core.storage import Folder
 from imgrec.core.progress import no_progress
+from imgrec.core.storage import Folder
 from imgrec.packing import scan
 from imgrec.packing.executors import beam
 from imgrec.packing.executors.beam import pipeline_flags

@@ -123,6 +123,48 @@ def test_inception_tfrecords_and_named_keys(tmp_path):
                        PackOptions(source_keys=(("label", "image/class/label"),)))  # fmt: skip
 
 
+def test_a_folder_of_extensionless_inception_shards_converts(tmp_path):
+    # build_image_data.py names its shards train-00000-of-00002: no extension to go by.
+    source = images()
+    folder = tmp_path / "inception"
+    folder.mkdir()
+    write_inception(folder / "train-00000-of-00002", source[:5])
+    write_inception(folder / "train-00001-of-00002", source[5:])
+    r = run("convert", folder, tmp_path / "out", "--json")
+    assert r.exit_code == 0 and "Traceback" not in r.stderr, r.output
+    assert json.loads(r.stdout)["records"] == len(source)
+    got = records_of(tmp_path / "out")
+    assert sorted(rec.data for rec in got.values()) == sorted(p for p, _, _ in source)
+    (tmp_path / "empty").mkdir()
+    r = run("convert", tmp_path / "empty", tmp_path / "out2")
+    assert r.exit_code == 1 and "--from recordio, lmdb or tfrecord" in r.stderr
+    assert "Traceback" not in r.stderr and str(tmp_path / "empty") in r.stderr
+
+
+def test_a_tfrecord_record_is_read_back_with_both_crcs_checked(tmp_path):
+    from imgrec.images.loading import SkipImage
+    from imgrec.packing.converters import tfrecords
+    from imgrec.packing.discover import Ref
+
+    source = images()
+    shard = tmp_path / "train-00000-of-00001"
+    write_inception(shard, source)
+    offsets = [offset for offset, _ in read_records(shard)]
+
+    def ref(k: int) -> Ref:
+        return Ref("tfrecord", offset=offsets[k], fields=(str(shard), "image/encoded"))
+
+    assert tfrecords.read(shard, ref(2)) == source[2][0]
+    data = bytearray(shard.read_bytes())
+    data[offsets[2] + 9] ^= 0xFF  # the length's own CRC: the length can no longer be trusted
+    shard.write_bytes(bytes(data[: offsets[4] + 20]))  # and the file cut inside record 4
+    with pytest.raises(SkipImage, match=f"the record at byte {offsets[2]} fails its CRC"):
+        tfrecords.read(shard, ref(2))
+    with pytest.raises(SkipImage, match=f"the record at byte {offsets[4]} is cut short"):
+        tfrecords.read(shard, ref(4))
+    assert tfrecords.read(shard, ref(3)) == source[3][0]
+
+
 @pytest.mark.slow
 def test_convert_cli_is_deterministic_for_any_worker_count(tmp_path):
     source = images(12)

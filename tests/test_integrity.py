@@ -22,7 +22,7 @@ import imgrec
 from imgrec import OutputError, PackOptions, pack
 from imgrec.checking.integrity import verify
 from imgrec.core.errors import InputError, ShardError
-from imgrec.format.framing import ShardWriter, frame, read_records, scan
+from imgrec.format.framing import ShardWriter, frame, frames, read_records
 from imgrec.format.record_check import check_record
 from imgrec.format.schema import Record, SchemaError, parse, serialize
 
@@ -128,7 +128,7 @@ def test_sigkill_mid_pack_then_resume_is_byte_identical(tmp_path):
     finals = sorted(out.glob("data-*.tfrecord"))
     assert 3 <= len(finals) < 40
     for shard in finals:
-        assert all(f.problem is None for f in scan(shard))
+        assert all(f.problem is None for f in frames(shard))
         assert (out / (shard.name + ".idx")).is_file()
     r = subprocess.run([*cmd, str(out), *args], capture_output=True, text=True)
     assert r.returncode == 1 and "--resume" in r.stderr  # refuses to mix runs silently
@@ -294,15 +294,15 @@ def test_damaged_framing_huge_length_and_truncation(tmp_path):
     huge = struct.pack("<Q", 2**62)
     shard = tmp_path / "huge.tfrecord"
     shard.write_bytes(frame(good[0]) + huge + frame(good[1])[8:])
-    frames = list(scan(shard))
-    assert [f.problem for f in frames] == [None, "length CRC mismatch: the rest is unreadable"]
+    found = list(frames(shard))
+    assert [f.problem for f in found] == [None, "length CRC mismatch: the rest is unreadable"]
     r = run("decode", shard, "--stats", "--json")
     assert r.exit_code == 1 and json.loads(r.stdout)["records"] == 1
     r = run("inspect", shard)
     assert r.exit_code == 1 and f"{shard}, record 1 (byte offset" in r.stderr
     cut = tmp_path / "cut.tfrecord"
     cut.write_bytes(b"".join(frame(g) for g in good)[:-7])
-    assert "runs past the end" in str(list(scan(cut))[-1].problem)
+    assert "runs past the end" in str(list(frames(cut))[-1].problem)
 
 
 def test_decode_never_writes_outside_out_or_over_another_record(tmp_path):
@@ -324,7 +324,7 @@ def test_decode_never_writes_outside_out_or_over_another_record(tmp_path):
 def test_fuzz_random_bytes_never_crash_the_readers(tmp_path_factory, data):
     path = tmp_path_factory.mktemp("fz") / "x.tfrecord"
     path.write_bytes(data)
-    for f in scan(path):
+    for f in frames(path):
         if f.data is not None and f.problem is None:
             check_record(f.data)
     try:
@@ -352,7 +352,7 @@ def test_fuzz_mutated_shards_give_only_clean_errors(tmp_path_factory, flips, cut
         data[pos] = value
     path = tmp_path_factory.mktemp("fz") / "x.tfrecord"
     path.write_bytes(bytes(data[:cut]))
-    for f in scan(path):
+    for f in frames(path):
         if f.data is not None:
             check_record(f.data)  # returns a problem, never raises
     report = verify([str(path)])

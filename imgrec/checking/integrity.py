@@ -20,7 +20,7 @@ from ..core import storage
 from ..core.errors import InputError
 from ..core.progress import Progress, no_progress
 from ..core.storage import Location
-from ..format.framing import FOOTER_SIZE, HEADER_SIZE, read_index, scan
+from ..format.framing import frames, read_index
 from ..format.layout import index_for
 from ..format.manifest import Manifest, ShardEntry
 from ..format.options import PackOptions
@@ -120,9 +120,9 @@ def _check_shard(
         report.problems.append(Problem(str(shard), record, offset, message))
 
     framing: list[tuple[int, int]] = []
-    for frame in scan(shard):
+    for frame in frames(shard):
         if frame.data is not None:
-            framing.append((frame.offset, HEADER_SIZE + len(frame.data) + FOOTER_SIZE))
+            framing.append((frame.offset, frame.size))
         if frame.problem is not None:
             problem(frame.problem, frame.index, frame.offset)
             continue

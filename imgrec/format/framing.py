@@ -22,6 +22,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import google_crc32c
 
@@ -151,57 +152,12 @@ def _size(path: Location) -> int:
     return found
 
 
-def read_records(path: Location, verify: bool = True) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(offset, data)`` for each record, checking both CRCs unless ``verify`` is off.
-
-    Raises ShardError naming the file, record index and byte offset of the first problem.
-    """
-    size = _size(path)
-    with storage.open_read(path) as f:
-        index = 0
-        offset = 0
-        while True:
-            header = f.read(HEADER_SIZE)
-            if not header:
-                return
-            if len(header) < HEADER_SIZE:
-                raise ShardError("truncated record header", str(path), index, offset)
-            (length,) = struct.unpack("<Q", header[:8])
-            if verify and struct.unpack("<I", header[8:])[0] != masked_crc(header[:8]):
-                raise ShardError("length CRC mismatch (corrupt shard)", str(path), index, offset)
-            if length > MAX_RECORD_BYTES or offset + HEADER_SIZE + length + FOOTER_SIZE > size:
-                raise ShardError(
-                    f"record length {length} runs past the end of the file (truncated shard)",
-                    str(path),
-                    index,
-                    offset,
-                )
-            data = f.read(length)
-            footer = f.read(FOOTER_SIZE)
-            if verify and struct.unpack("<I", footer)[0] != masked_crc(data):
-                raise ShardError("data CRC mismatch (corrupt record)", str(path), index, offset)
-            yield offset, data
-            offset += HEADER_SIZE + length + FOOTER_SIZE
-            index += 1
-
-
-def count_records(path: Location) -> int:
-    """Count records by walking the length fields only (no CRC check, no data read)."""
-    n = 0
-    size = _size(path)
-    with storage.open_read(path) as f:
-        offset = 0
-        while offset < size:
-            header = f.read(8)
-            if len(header) < 8:
-                raise ShardError("truncated record header", str(path), n, offset)
-            (length,) = struct.unpack("<Q", header)
-            offset += HEADER_SIZE + length + FOOTER_SIZE
-            if offset > size:
-                raise ShardError("record runs past the end of the file", str(path), n, offset)
-            f.seek(offset)
-            n += 1
-    return n
+def is_record_start(head: bytes) -> bool:
+    """Whether ``head`` (a file's first bytes) starts a TFRecord: a length field followed by
+    its CRC, as every TFRecord file begins."""
+    if len(head) < HEADER_SIZE:
+        return False
+    return bool(struct.unpack("<I", head[8:HEADER_SIZE])[0] == masked_crc(head[:8]))
 
 
 @dataclass(frozen=True)
@@ -212,32 +168,83 @@ class Frame:
     offset: int
     data: bytes | None  # None when the framing around it cannot be trusted
     problem: str | None
+    cut_short: bool = False  # the file ends before this frame does
+
+    @property
+    def size(self) -> int:
+        """The framed record's size on disk (what its index line says)."""
+        return HEADER_SIZE + len(self.data or b"") + FOOTER_SIZE
 
 
-def scan(path: Location) -> Iterator[Frame]:
+def _past_end(length: int) -> str:
+    return f"record length {length} runs past the end of the file (truncated shard)"
+
+
+def _read_frame(f: BinaryIO, index: int, offset: int, size: int | None) -> Frame:
+    """The frame at ``offset``, where ``f`` is positioned. With the file's ``size``, a
+    length that runs past it is refused before anything is allocated; without, a length
+    over MAX_RECORD_BYTES is, and a short read finds the cut."""
+    header = f.read(HEADER_SIZE)
+    if len(header) < HEADER_SIZE:
+        return Frame(index, offset, None, "truncated record header (shard cut short)", True)
+    (length,) = struct.unpack("<Q", header[:8])
+    if struct.unpack("<I", header[8:])[0] != masked_crc(header[:8]):
+        return Frame(index, offset, None, "length CRC mismatch: the rest is unreadable")
+    end = offset + HEADER_SIZE + length + FOOTER_SIZE
+    if length > MAX_RECORD_BYTES or (size is not None and end > size):
+        return Frame(
+            index,
+            offset,
+            None,
+            f"record length {length} runs past the end of the file (truncated shard)",
+            True,
+        )
+    data = f.read(length)
+    footer = f.read(FOOTER_SIZE)
+    if len(data) < length or len(footer) < FOOTER_SIZE:
+        return Frame(
+            index,
+            offset,
+            None,
+            f"record length {length} runs past the end of the file (truncated shard)",
+            True,
+        )
+    ok = struct.unpack("<I", footer)[0] == masked_crc(data)
+    return Frame(index, offset, data, None if ok else "data CRC mismatch (corrupt data)")
+
+
+def frames(path: Location) -> Iterator[Frame]:
     """Walk a shard's framing and report every record, damaged or not; never raises for
-    damage. A record whose data CRC fails is reported and the walk goes on (its length was
-    sound); a bad length or a cut-off end stops the walk, as nothing after it can be found.
-    Lengths are checked against the file size before anything is allocated.
+    damage. Both CRCs are checked. A record whose data CRC fails is reported and the walk
+    goes on (its length was sound); a bad length or a cut-off end stops the walk, as nothing
+    after it can be found. Lengths are checked against the file size before anything is
+    allocated. The one reader of the framing: every other reads through it.
     """
     size = _size(path)
     with storage.open_read(path) as f:
         index = offset = 0
         while offset < size:
-            header = f.read(HEADER_SIZE)
-            if len(header) < HEADER_SIZE:
-                yield Frame(index, offset, None, "truncated record header (shard cut short)")
+            found = _read_frame(f, index, offset, size)
+            yield found
+            if found.data is None:
                 return
-            (length,) = struct.unpack("<Q", header[:8])
-            if struct.unpack("<I", header[8:])[0] != masked_crc(header[:8]):
-                yield Frame(index, offset, None, "length CRC mismatch: the rest is unreadable")
-                return
-            end = offset + HEADER_SIZE + length + FOOTER_SIZE
-            if length > MAX_RECORD_BYTES or end > size:
-                yield Frame(index, offset, None, f"record length {length} runs past the end")
-                return
-            data = f.read(length)
-            (crc,) = struct.unpack("<I", f.read(FOOTER_SIZE))
-            ok = crc == masked_crc(data)
-            yield Frame(index, offset, data, None if ok else "data CRC mismatch (corrupt data)")
-            offset, index = end, index + 1
+            offset, index = offset + found.size, index + 1
+
+
+def frame_at(path: Location, offset: int, index: int = 0) -> Frame:
+    """The one record at byte ``offset`` (as an index file gives it), both CRCs checked:
+    a positioned read, without walking the shard."""
+    with storage.open_read(path) as f:
+        f.seek(offset)
+        return _read_frame(f, index, offset, None)
+
+
+def read_records(path: Location) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(offset, data)`` for each record, both CRCs checked.
+
+    Raises ShardError naming the file, record index and byte offset of the first problem.
+    """
+    for found in frames(path):
+        if found.problem is not None or found.data is None:
+            raise ShardError(found.problem or "unreadable", str(path), found.index, found.offset)
+        yield found.offset, found.data

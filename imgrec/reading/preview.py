@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from ..core import storage
 from ..core.storage import Location
-from ..format.framing import scan
+from ..format.framing import frames
 from ..format.manifest import read
 from ..format.schema import SchemaError, parse
 from ..format.stats import UNLABELLED
@@ -35,7 +35,7 @@ def pick(files: list[Location], count: int) -> list[tuple[str, bytes]]:
         known += [n for n in (m.labels if m else []) if n not in known]
     per_class: dict[str, list[bytes]] = {}
     for f in files:
-        for frame in scan(f):
+        for frame in frames(f):
             if frame.problem is not None or frame.data is None:
                 continue
             try:

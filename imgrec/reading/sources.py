@@ -11,7 +11,7 @@ from typing import Any
 
 from ..core import storage
 from ..core.storage import Location
-from ..format.framing import read_records, scan
+from ..format.framing import frames, read_records
 from ..format.record_check import Problem, check_record
 
 # URL schemes TensorFlow's file system reads itself (TFRecordDataset); others are streamed.
@@ -102,7 +102,7 @@ def checked_records(
 
     def records() -> Iterator[bytes]:
         for path in order:
-            for frame in scan(path):
+            for frame in frames(path):
                 issue = frame.problem
                 if issue is None and frame.data is not None:
                     _rec, issue = check_record(frame.data, decode=True)

@@ -12,14 +12,13 @@ pixels. Everything else (plan, executors, shards, manifest, resume) is ``pack``'
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...core import storage
 from ...core.errors import InputError
 from ...core.storage import Location
-from ...format.framing import HEADER_SIZE, masked_crc
+from ...format.framing import HEADER_SIZE, is_record_start
 from ...format.options import PackOptions
 from ..discover import Ref, Walk
 from . import caffe, recordio, tfrecords
@@ -33,13 +32,7 @@ KINDS = ("recordio", "lmdb", "tfrecord")
 def detect(src: Location) -> str:
     """The kind of dataset ``src`` is, from its files."""
     if isinstance(src, Path) and src.is_dir():
-        if (src / "data.mdb").is_file():
-            return "lmdb"
-        names = [p.name for p in src.iterdir() if p.is_file()]
-        if any(n.endswith(".rec") for n in names):
-            return "recordio"
-        if any(".tfrecord" in n or n.endswith(".tfrec") for n in names):
-            return "tfrecord"
+        return _detect_folder(src)
     name = storage.name_of(src) if not isinstance(src, Path) else src.name
     if name.endswith(".rec"):
         return "recordio"
@@ -47,12 +40,38 @@ def detect(src: Location) -> str:
         return "lmdb"
     if ".tfrecord" in name or name.endswith(".tfrec") or any(c in str(src) for c in "*?["):
         return "tfrecord"
-    with storage.open_read(src) as f:
-        head = f.read(HEADER_SIZE)
+    return _detect_content(src) or _unknown(src)
+
+
+def _detect_folder(src: Path) -> str:
+    if (src / "data.mdb").is_file():
+        return "lmdb"
+    files = sorted(p for p in src.iterdir() if p.is_file() and not p.name.startswith("."))
+    names = [p.name for p in files]
+    if any(n.endswith(".rec") for n in names):
+        return "recordio"
+    if any(".tfrecord" in n or n.endswith(".tfrec") for n in names):
+        return "tfrecord"
+    # Files named by no extension (the inception scripts' train-00000-of-01024): by content.
+    if any(_detect_content(p) == "tfrecord" for p in files):
+        return "tfrecord"
+    return _unknown(src)
+
+
+def _detect_content(src: Location) -> str | None:
+    try:
+        with storage.open_read(src) as f:
+            head = f.read(HEADER_SIZE)
+    except OSError as e:
+        raise InputError(f"cannot read it ({e.strerror or e})", str(src)) from None
     if head[:4] == recordio.MAGIC_BYTES:
         return "recordio"
-    if len(head) == HEADER_SIZE and struct.unpack("<I", head[8:])[0] == masked_crc(head[:8]):
+    if is_record_start(head):
         return "tfrecord"  # a TFRecord length field with its CRC: as TF's own files start
+    return None
+
+
+def _unknown(src: Location) -> str:
     raise InputError(
         "cannot tell what kind of dataset this is; name it with --from recordio, lmdb or tfrecord",
         str(src),

@@ -8,14 +8,13 @@ filename=...`` names them for anything else.
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 from typing import Any
 
 from ...core import storage
 from ...core.errors import InputError
 from ...core.storage import Location
-from ...format.framing import FOOTER_SIZE, HEADER_SIZE, masked_crc, read_records
+from ...format.framing import frame_at, read_records
 from ...format.options import PackOptions
 from ...format.schema import Example
 from ...images import loading
@@ -94,17 +93,12 @@ def listing(src: Location, opts: PackOptions) -> Walk:
 
 def read(container: Location, ref: Ref) -> bytes:
     path, key = storage.parse(ref.fields[0]), ref.fields[1]
-    with storage.open_read(path) as f:
-        f.seek(ref.offset)
-        header = f.read(HEADER_SIZE)
-        (length,) = struct.unpack("<Q", header[:8]) if len(header) == HEADER_SIZE else (None,)
-        data = f.read(length) if length is not None else b""
-        footer = f.read(FOOTER_SIZE)
-    if length is None or len(data) != length or len(footer) != FOOTER_SIZE:
+    found = frame_at(path, ref.offset)
+    if found.cut_short:
         raise loading.SkipImage("truncated", f"the record at byte {ref.offset} is cut short")
-    if struct.unpack("<I", footer)[0] != masked_crc(data):
+    if found.problem is not None or found.data is None:
         raise loading.SkipImage("corrupt", f"the record at byte {ref.offset} fails its CRC")
-    value = _value(_example(data), key, "bytes_list")
+    value = _value(_example(found.data), key, "bytes_list")
     if value is None:
         raise loading.SkipImage("corrupt", f"the record at byte {ref.offset} has no {key!r}")
     return bytes(value)
