@@ -52,7 +52,7 @@ def one(count: int, mode: str, work: Path) -> dict[str, float]:
     from imgrec.packing.executors import beam
     from imgrec.packing.journal import Journal
     from imgrec.packing.scan import classify, listing
-    from imgrec.packing.sharding import plan
+    from imgrec.packing.sharding import plan_shards
 
     src = "s3://bucket/src"
 
@@ -66,7 +66,7 @@ def one(count: int, mode: str, work: Path) -> dict[str, float]:
             yield (400, 300, 3)
 
     storage.iter_tree = fake_tree  # type: ignore[assignment]
-    beam.probes = fake_probes  # type: ignore[assignment]
+    beam.probe_items = fake_probes  # type: ignore[assignment]
     out = Folder(Path(tempfile.mkdtemp(dir=work)))
     opts = PackOptions(runner="beam")
     base = rss_mb()
@@ -74,7 +74,7 @@ def one(count: int, mode: str, work: Path) -> dict[str, float]:
     start = time.perf_counter()
     if mode == "streamed":
         executor = beam.BeamExecutor()
-        found = executor.scan(src, out, opts, lambda *a: None)
+        found = executor.scan_source(src, out, opts, lambda *a: None)
         store = found.store
     else:
         store = spool.MEMORY
@@ -84,11 +84,11 @@ def one(count: int, mode: str, work: Path) -> dict[str, float]:
     times["scan_s"] = time.perf_counter() - start
     times["peak_after_scan_mb"] = peak_mb() - base
     mark = time.perf_counter()
-    specs = plan(found.candidates, found.estimate, opts, store)
+    specs = plan_shards(found.candidates, found.estimate, opts, store)
     times["plan_s"] = time.perf_counter() - mark
     times["peak_after_plan_mb"] = peak_mb() - base
     mark = time.perf_counter()
-    journal = Journal.open(out, opts, found.found.labels, found.files, resume=False)
+    journal = Journal.open(out, opts, found.walk.labels, found.files, resume=False)
     beam.write_work(out, journal, specs)
     times["journal_and_work_list_s"] = time.perf_counter() - mark
     times["total_s"] = time.perf_counter() - start

@@ -397,7 +397,11 @@ def main() -> None:
             small = Data(src, n, src_bytes / MB)
             packed_s = read_rows.prepare(imgrec_command(), small, large, work, args.size, env)
             subprocess.run(
-                [sys.executable, "-c", "import tensorflow as t, imgrec.reading.tfdata; t.keras.utils"],
+                [
+                    sys.executable,
+                    "-c",
+                    "import tensorflow as t, imgrec.reading.tfdata; t.keras.utils",
+                ],
                 check=True,
                 env=env,
                 stderr=subprocess.DEVNULL,

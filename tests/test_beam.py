@@ -84,16 +84,16 @@ def test_headers_are_read_in_the_pipeline_and_the_driver_keeps_the_scan_on_disk(
         raise AssertionError("the Beam driver read the headers itself")
 
     monkeypatch.setattr(beam, "_probe_task", counted)
-    monkeypatch.setattr(scan, "scan", on_the_driver)
+    monkeypatch.setattr(scan, "scan_source", on_the_driver)
     opts = PackOptions(runner="DirectRunner", beam_options=DIRECT)
     out = Folder(tmp_path / "out")
     (tmp_path / "out").mkdir()  # as pack's lock makes it
     executor = beam.BeamExecutor("DirectRunner", DIRECT)
-    found = executor.scan(src, out, opts, no_progress)
+    found = executor.scan_source(src, out, opts, no_progress)
     try:
         assert isinstance(found.candidates, spool.Values)  # in a file, not in memory
         walked = listing(src, out.where, opts, no_progress)
-        looks = scan.probes(walked.items, opts.max_pixels, 1)
+        looks = scan.probe_items(walked.items, opts.max_pixels, 1)
         looked = zip(walked.items, looks, strict=True)
         expected = scan.classify(src, opts, walked, looked, no_progress)
         assert list(found.candidates) == expected.candidates

@@ -461,7 +461,7 @@ def test_packs_and_loads_on_threads_leave_pillow_and_warnings_alone(tree, tmp_pa
             for _ in range(10):
                 for path in paths:
                     try:
-                        imgrec.images.loading.load(
+                        imgrec.images.loading.load_file(
                             path, imgrec.images.loading.ImageOptions(max_pixels=60_000)
                         )
                     except (NotAnImage, SkipImage):

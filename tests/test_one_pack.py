@@ -101,8 +101,8 @@ def test_loading_in_threads_changes_no_process_wide_state(tree):
         for _ in range(8):  # each load would make a change the watcher sees
             for path in files.values():
                 try:
-                    loading.probe(path)
-                    loading.load(path, loading.ImageOptions())
+                    loading.probe_file(path)
+                    loading.load_file(path, loading.ImageOptions())
                 except (loading.NotAnImage, loading.SkipImage):
                     pass
 
@@ -130,7 +130,7 @@ def test_ctrl_c_suggests_resume_only_for_pack(shared_tree, packed_tree, tmp_path
     r = run("inspect", out)
     assert r.exit_code == 130
     assert r.stderr == "Interrupted.\n"
-    monkeypatch.setattr("imgrec.packing.driver.scan", interrupted)
+    monkeypatch.setattr("imgrec.packing.executors.local.LocalExecutor.scan_source", interrupted)
     r = run("pack", src, tmp_path / "out2")
     assert r.exit_code == 130 and "imgrec pack --resume" in r.stderr
 

@@ -17,7 +17,7 @@ from imgrec.core import storage
 from imgrec.core.errors import InputError
 from imgrec.format.layout import PIECES
 from imgrec.packing.executors.local import LocalExecutor
-from imgrec.packing.scan import scan
+from imgrec.packing.scan import scan_source
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +35,9 @@ def _header_scan_then_load(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def header_scan(self, src, out, opts, progress):  # type: ignore[no-untyped-def]
         self._pieces = None
-        return scan(src, out.where, opts, progress)
+        return scan_source(src, out.where, opts, progress)
 
-    monkeypatch.setattr(LocalExecutor, "scan", header_scan)
+    monkeypatch.setattr(LocalExecutor, "scan_source", header_scan)
 
 
 def _packed(src: Path, out: Path, **options: object) -> tuple[dict[str, bytes], dict]:

@@ -12,7 +12,7 @@ import pytest
 from imgrec import PackOptions
 from imgrec.core import spool, storage
 from imgrec.packing.discover import Item, decode_item, encode_item, walk
-from imgrec.packing.sharding import plan
+from imgrec.packing.sharding import plan_shards
 
 
 @pytest.fixture
@@ -118,8 +118,8 @@ def test_a_plan_kept_on_disk_is_the_plan_in_memory(disk, options):
         spool.append(kept, item)
     sizes = disk.numbers(8)
     sizes.extend(estimate)
-    in_memory = plan(items, estimate, opts)
-    on_disk = plan(kept, sizes, opts, disk)
+    in_memory = plan_shards(items, estimate, opts)
+    on_disk = plan_shards(kept, sizes, opts, disk)
     assert len(in_memory) > 1
     assert [(s.name, s.split, list(s.items)) for s in on_disk] == [
         (s.name, s.split, list(s.items)) for s in in_memory

@@ -173,7 +173,7 @@ def _check_against(
         if rel in records or rel in skipped:
             continue
         try:
-            loading.probe(item.path, opts.max_pixels)
+            loading.probe_file(item.path, opts.max_pixels)
         except (loading.NotAnImage, loading.SkipImage):
             continue
         report.added.append(rel)

@@ -164,16 +164,16 @@ def read_source(path: Location) -> bytes:
     return data
 
 
-def load(path: Location, opts: ImageOptions) -> Loaded:
+def load_file(path: Location, opts: ImageOptions) -> Loaded:
     """Read, validate and convert one file into its stored form.
 
     Raises NotAnImage (ignore it) or SkipImage (report it, with the reason).
     """
-    return load_data(read_source(path), opts)
+    return load_bytes(read_source(path), opts)
 
 
-def load_data(data: bytes, opts: ImageOptions, opened: Image.Image | None = None) -> Loaded:
-    """``load`` for an image file's bytes, wherever they came from; ``opened``: what
+def load_bytes(data: bytes, opts: ImageOptions, opened: Image.Image | None = None) -> Loaded:
+    """``load_file`` for an image file's bytes, wherever they came from; ``opened``: what
     ``open_image(data, opts.max_pixels)`` gave already (its header is not read again)."""
     sha = hashlib.sha256(data).hexdigest()
     im = opened if opened is not None else open_image(data, opts.max_pixels)
@@ -343,25 +343,25 @@ def _png_bit_depth(data: bytes) -> int:
     return data[24]
 
 
-def probe(path: Location, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int, int]:
+def probe_file(path: Location, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int, int]:
     """Cheap header look: ``(width, height, dense bytes per pixel)``.
 
-    Used to plan shard counts. Raises NotAnImage or SkipImage like ``load``.
+    Used to plan shard counts. Raises NotAnImage or SkipImage like ``load_file``.
     """
     try:
         with storage.open_read(path) as f:
             if not f.read(1):
                 raise NotAnImage()
             f.seek(0)
-            return probe_data(f, max_pixels)
+            return probe_bytes(f, max_pixels)
     except OSError as e:
         raise SkipImage("unreadable", e.strerror or str(e)) from None
 
 
-def probe_data(
+def probe_bytes(
     data: bytes | BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> tuple[int, int, int]:
-    """``probe`` of an image file's bytes (or an open file)."""
+    """``probe_file`` of an image file's bytes (or an open file)."""
     return facts(open_image(data, max_pixels))
 
 

@@ -19,15 +19,13 @@ from ..format.manifest import write as write_manifest
 from ..format.options import PackOptions, check
 from ..format.stats import Stats, merge_stats
 from .converters import detect
-from .encode import ShardResult, Skipped, load
+from .encode import ShardResult, Skipped, load_or_skip
 from .executors import Executor
 from .executors.local import LocalExecutor
 from .journal import Journal, check_out, prepare_out, remove_orphan_indexes, remove_stale
 from .lock import cannot_write, locked
-from .scan import Scan
-from .scan import scan as scan_source
-from .sharding import ShardSpec
-from .sharding import plan as plan_shards
+from .scan import Scan, scan_source
+from .sharding import ShardSpec, plan_shards
 from .tfds import write_metadata
 
 
@@ -97,13 +95,6 @@ def _pack(
             folder.delete_tree(PIECES)  # the local executor's, once its shards are written
 
 
-def scan(
-    src: storage.Location, folder: Folder, opts: PackOptions, executor: Executor, note: Progress
-) -> Scan:
-    """What SRC holds, as the executor finds out (the local one packs as it reads)."""
-    return executor.scan(src, folder, opts, note)
-
-
 def _pack_scanned(
     src: storage.Location,
     folder: Folder,
@@ -112,12 +103,12 @@ def _pack_scanned(
     note: Progress,
     resume: bool,
 ) -> Manifest:
-    found = scan(src, folder, opts, executor, note)
-    specs = plan_shards(found.candidates, found.estimate, opts, found.store)
+    scanned = executor.scan_source(src, folder, opts, note)  # the local one packs as it reads
+    specs = plan_shards(scanned.candidates, scanned.estimate, opts, scanned.store)
     journal: Journal | None = None
     try:
         prepare_out(folder, resuming=resume)
-        journal = Journal.open(folder, opts, found.found.labels, found.files, resume)
+        journal = Journal.open(folder, opts, scanned.walk.labels, scanned.files, resume)
         done: dict[str, ShardResult] = {}
         if resume:
             done = {s.name: r for s in specs if (r := journal.finished(s)) is not None}
@@ -131,7 +122,7 @@ def _pack_scanned(
                     str(storage.join(src, first.path)),
                 )
             done[spec.name] = result
-        manifest = _manifest(src, opts, found, specs, done)
+        manifest = _manifest(src, opts, scanned, specs, done)
         remove_stale(folder, {n for s in manifest.shards for n in (s.file, s.index)})
         with contextlib.suppress(InputError):  # a dataset TFDS cannot describe: none
             write_metadata(folder, manifest)  # `imgrec tfds OUT` says why
@@ -158,7 +149,7 @@ def _clean_up(folder: Folder) -> None:
 def _manifest(
     src: storage.Location,
     opts: PackOptions,
-    found: Scan,
+    scanned: Scan,
     specs: list[ShardSpec],
     done: dict[str, ShardResult],
 ) -> Manifest:
@@ -166,7 +157,7 @@ def _manifest(
     were written in one run or over several, by any executor)."""
     stats = Stats()
     split_stats: dict[str, Stats] = {}
-    skipped = list(found.skipped)
+    skipped = list(scanned.skipped)
     transcoded: list[Note] = []
     for spec in specs:
         result = done[spec.name]
@@ -189,9 +180,9 @@ def _manifest(
     return Manifest(
         source=str(src),
         options=PackOptions.from_recorded(opts.recorded()),  # what shaped the output only
-        labels=found.found.labels,
+        labels=scanned.walk.labels,
         shards=[done[spec.name].entry for spec in specs],
-        ignored=found.ignored,
+        ignored=scanned.ignored,
         skipped=skipped,
         transcoded=transcoded,
         stats=stats,
@@ -258,18 +249,18 @@ def plan(
     check(opts, src, out)
     executor_for(opts).check()
     src_at, out_at = storage.location(src), storage.location(out)
-    found = scan_source(src_at, out_at, opts, progress or no_progress)
-    specs = plan_shards(found.candidates, found.estimate, opts)
-    step = max(1, len(found.candidates) // 24)
+    scanned = scan_source(src_at, out_at, opts, progress or no_progress)
+    specs = plan_shards(scanned.candidates, scanned.estimate, opts)
+    step = max(1, len(scanned.candidates) // 24)
     stored = basis = 0
-    for k in range(0, len(found.candidates), step)[:24]:
-        result = load(found.candidates[k], opts.image_options())
+    for k in range(0, len(scanned.candidates), step)[:24]:
+        result = load_or_skip(scanned.candidates[k], opts.image_options())
         if not isinstance(result, Skipped):
             stored += len(result.data)
-            basis += found.dense[k]
-    dense = sum(found.dense)
+            basis += scanned.dense[k]
+    dense = sum(scanned.dense)
     labels: dict[str, int] = {}
-    for item in found.candidates:
+    for item in scanned.candidates:
         key = item.text or "(unlabelled)"
         labels[key] = labels.get(key, 0) + 1
     parts: dict[str, PartPlan] = {}
@@ -279,10 +270,10 @@ def plan(
                                      shards=seen.shards + 1)  # fmt: skip
     return PackPlan(
         out=str(out_at),
-        images=len(found.candidates),
-        labels={n: labels.get(n, 0) for n in found.found.labels} | labels,
-        ignored=found.ignored,
-        skipped=found.skipped,
+        images=len(scanned.candidates),
+        labels={n: labels.get(n, 0) for n in scanned.walk.labels} | labels,
+        ignored=scanned.ignored,
+        skipped=scanned.skipped,
         format=opts.format,
         estimated_bytes=round(dense * stored / basis) if basis else None,
         dense_bytes=dense,

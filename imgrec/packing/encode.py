@@ -37,11 +37,11 @@ class Skipped:
     reason: str
 
 
-def load(item: Item, opts: loading.ImageOptions) -> loading.Loaded | Skipped:
+def load_or_skip(item: Item, opts: loading.ImageOptions) -> loading.Loaded | Skipped:
     """The item's image in its stored form, with every way that can fail turned into a
     Skipped reason."""
     try:
-        return payloads.load(item, opts)
+        return payloads.load_item(item, opts)
     except Exception as e:
         return skipped_for(e)
 
@@ -58,7 +58,7 @@ def skipped_for(e: Exception) -> Skipped:
 
 def pack_one(item: Item, opts: loading.ImageOptions) -> Packed | Skipped:
     """Load one image and serialize its record."""
-    return packed(item, load(item, opts))
+    return packed(item, load_or_skip(item, opts))
 
 
 def packed(item: Item, result: loading.Loaded | Skipped | Exception) -> Packed | Skipped:

@@ -28,13 +28,13 @@ def _payload(item: Item) -> bytes | np.ndarray:
     return payload
 
 
-def probe(item: Item, max_pixels: int) -> tuple[int, int, int]:
-    """``loading.probe`` of the item's image. Raises NotAnImage or SkipImage."""
+def probe_item(item: Item, max_pixels: int) -> tuple[int, int, int]:
+    """``loading.probe_file`` of the item's image. Raises NotAnImage or SkipImage."""
     if item.ref is None:
-        return loading.probe(item.path, max_pixels)
+        return loading.probe_file(item.path, max_pixels)
     payload = _payload(item)
     if isinstance(payload, bytes):
-        return loading.probe_data(payload, max_pixels)
+        return loading.probe_bytes(payload, max_pixels)
     return _probe_array(payload, max_pixels)
 
 
@@ -75,9 +75,9 @@ def unportable(data: Portable | list[int]) -> Probed:
 def read_once(
     item: Item, opts: loading.ImageOptions
 ) -> tuple[Probed, loading.Loaded | Exception | None]:
-    """``probe`` and ``load`` of the item's image from a single read of it: what ``probe``
-    answers (or raises), and then the stored form (or what ``load`` raised), None when the
-    probe rules the item out."""
+    """``probe_item`` and ``load_item`` of the item's image from a single read of it: what
+    ``probe_item`` answers (or raises), and then the stored form (or what ``load_item``
+    raised), None when the probe rules the item out."""
     try:
         if item.ref is not None:
             payload = _payload(item)
@@ -92,14 +92,14 @@ def read_once(
         return e, None
     try:
         if isinstance(payload, bytes):
-            return probed, loading.load_data(payload, opts, opened)
+            return probed, loading.load_bytes(payload, opts, opened)
         return probed, load_array(payload, opts, hashlib.sha256(payload.tobytes()).hexdigest())
-    except Exception as e:  # encode.load says what each means
+    except Exception as e:  # encode.load_or_skip says what each means
         return probed, e
 
 
 def _read(item: Item) -> bytes:
-    """A file's bytes: b"" for an empty file (``probe`` finds no image in it)."""
+    """A file's bytes: b"" for an empty file (``probe_item`` finds no image in it)."""
     try:
         with storage.open_read(item.path) as f:
             return f.read()
@@ -107,13 +107,13 @@ def _read(item: Item) -> bytes:
         raise loading.SkipImage("unreadable", e.strerror or str(e)) from None
 
 
-def load(item: Item, opts: loading.ImageOptions) -> loading.Loaded:
-    """``loading.load`` of the item's image. Raises NotAnImage or SkipImage."""
+def load_item(item: Item, opts: loading.ImageOptions) -> loading.Loaded:
+    """``loading.load_file`` of the item's image. Raises NotAnImage or SkipImage."""
     if item.ref is None:
-        return loading.load(item.path, opts)
+        return loading.load_file(item.path, opts)
     payload = _payload(item)
     if isinstance(payload, bytes):
-        return loading.load_data(payload, opts)
+        return loading.load_bytes(payload, opts)
     sha = hashlib.sha256(payload.tobytes()).hexdigest()
     return load_array(payload, opts, sha)
 

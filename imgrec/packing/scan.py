@@ -32,7 +32,7 @@ def _file(data: File) -> File:
 class Scan:
     """What a header-only look at SRC found: the images to pack and everything else."""
 
-    found: Walk
+    walk: Walk
     candidates: Sequence[Item]  # a list; on disk for listings too long to hold (``spool``)
     estimate: Sequence[int]  # each candidate's rough stored bytes (plans the shard count)
     dense: Sequence[int]  # each candidate's decoded bytes, at the source's depth
@@ -49,16 +49,16 @@ def skip(opts: PackOptions, path: Location, note: Note, into: list[Note]) -> Non
     into.append(note)
 
 
-def scan(
+def scan_source(
     src: Location, out: Location, opts: PackOptions, progress: Progress, store: Store = MEMORY
 ) -> Scan:
     """The listing of SRC, and a header-only look at each file it names. ``store`` keeps
     the listing and the candidates (in memory, or on disk)."""
-    found = listing(src, out, opts, progress, store)
+    walk = listing(src, out, opts, progress, store)
     # Header reads from an object store wait on the network: many run at once there.
     threads = 16 if storage.is_url(src) else 1
-    looked = zip(found.items, probes(found.items, opts.max_pixels, threads), strict=True)
-    return classify(src, opts, found, looked, progress, store)
+    looked = zip(walk.items, probe_items(walk.items, opts.max_pixels, threads), strict=True)
+    return classify(src, opts, walk, looked, progress, store)
 
 
 def listing(
@@ -83,7 +83,7 @@ def classify(
     store: Store = MEMORY,
 ) -> Scan:
     """What the look at each file means (``looked``: each item of ``found``, in order, with
-    ``loading.probe``'s answer for it, wherever it was computed): images to pack, skipped,
+    ``loading.probe_file``'s answer for it, wherever it was computed): images to pack, skipped,
     ignored. ``store`` keeps the candidates (in memory, or on disk for listings too long to
     hold)."""
     candidates = store.values(encode_item, decode_item)
@@ -127,13 +127,13 @@ def classify(
     return result
 
 
-def probes(items: Iterable[Item], max_pixels: int, threads: int) -> Iterator[Probed]:
-    """``loading.probe`` of each item, in order (the exception it raised, for a file that is
+def probe_items(items: Iterable[Item], max_pixels: int, threads: int) -> Iterator[Probed]:
+    """``loading.probe_file`` of each item, in order (the exception it raised, for a file that is
     not an image or is skipped), ``threads`` at a time."""
 
     def one(item: Item) -> Probed:
         try:
-            return payloads.probe(item, max_pixels)
+            return payloads.probe_item(item, max_pixels)
         except (loading.NotAnImage, loading.SkipImage) as e:
             return e
 

@@ -39,7 +39,7 @@ class ShardSpec:
         return self.name.rsplit("-", 3)[0]
 
 
-def plan(
+def plan_shards(
     candidates: Sequence[Item],
     estimate: Sequence[int],
     opts: PackOptions,

@@ -24,7 +24,9 @@ class Executor(Protocol):
     def check(self) -> None:
         """Refuse settings that cannot work, before OUT is touched."""
 
-    def scan(self, src: Location, out: Folder, opts: PackOptions, progress: Progress) -> Scan:
+    def scan_source(
+        self, src: Location, out: Folder, opts: PackOptions, progress: Progress
+    ) -> Scan:
         """What SRC holds: images to pack, skipped, ignored; the facts the plan needs."""
         ...
 

@@ -9,7 +9,7 @@ consecutive lines; each run becomes one element::
 
     (answers file, byte range of its lines)
       | Reshuffle                                               spread the runs over workers
-      | Map        payloads.probe of each image (16 at a time   -> one JSON line per image in
+      | Map        payloads.probe_item of each image (16 at a time   -> one JSON line per image in
                    on an object store)                             the answers file
 
 and the driver reads the answers back in listing order to classify them. The shards::
@@ -54,7 +54,7 @@ from ..discover import Item, decode_item, encode_item
 from ..encode import Packed, ShardResult, Skipped, pack_one, write_shard
 from ..journal import Journal
 from ..payloads import Probed, portable, unportable
-from ..scan import Scan, classify, listing, probes
+from ..scan import Scan, classify, listing, probe_items
 from ..sharding import ShardSpec
 
 WORK = "work.jsonl"  # in the journal: each shard's images, one JSON line each
@@ -122,7 +122,9 @@ class BeamExecutor:
         if state is not None and state != PipelineState.DONE:
             raise OutputError(f"{out}: the Beam pipeline ended as {state}; {advice}")
 
-    def scan(self, src: Location, out: Folder, opts: PackOptions, progress: Progress) -> Scan:
+    def scan_source(
+        self, src: Location, out: Folder, opts: PackOptions, progress: Progress
+    ) -> Scan:
         """The listing on the driver, streamed to disk (an object-store prefix's is never
         held in memory); the look at each file's header in a first pipeline; what it found
         classified on the driver, one file at a time."""
@@ -142,7 +144,7 @@ class BeamExecutor:
     def _probe(
         self, items: Sequence[Item], out: Folder, max_pixels: int, progress: Progress
     ) -> Iterator[Probed]:
-        """``images.probe`` of each item, in order, computed by a pipeline: the items go to
+        """``loading.probe_file`` of each item, in order, computed by a pipeline: the items go to
         the workers in runs of consecutive lines of a listing file in OUT, and each run's
         answers come back as a file beside it."""
         progress("scan", 0, len(items))
@@ -268,7 +270,7 @@ def _probe_task(task: ProbeTask, listing: str, out: Folder, max_pixels: int, thr
     with storage.open_read(storage.parse(listing)) as f, out.open_write(answers) as written:
         f.seek(start)
         items = (decode_item(json.loads(line)) for line in _lines(f, stop - start))
-        for probed in probes(items, max_pixels, threads):
+        for probed in probe_items(items, max_pixels, threads):
             written.write(_line(portable(probed)))
     return answers
 

@@ -37,19 +37,19 @@ from ...format.layout import PIECES
 from ...format.options import PackOptions
 from ...images.loading import ImageOptions, Loaded
 from ..discover import Item
-from ..encode import Packed, ShardResult, Skipped, load, pack_one, write_shard
+from ..encode import Packed, ShardResult, Skipped, load_or_skip, pack_one, write_shard
 from ..journal import Journal
 from ..lock import cannot_write
 from ..payloads import unportable
-from ..scan import Scan, classify, listing, scan
+from ..scan import Scan, classify, listing, scan_source
 from ..sharding import ShardSpec
 from . import runs
 from .onepass import (
     Pieces,
     batch_count,
     batches,
-    probe_one,
-    probes,
+    probe_task,
+    probed_batches,
     read_batch,
     shard_jobs,
     write_from_pieces,
@@ -78,7 +78,9 @@ class LocalExecutor:
     def check(self) -> None:
         pass
 
-    def scan(self, src: Location, out: Folder, opts: PackOptions, progress: Progress) -> Scan:
+    def scan_source(
+        self, src: Location, out: Folder, opts: PackOptions, progress: Progress
+    ) -> Scan:
         """What SRC holds. A local SRC packed into encoded (or PNG, JPEG) records: one pass
         that reads each file once (``onepass``), its records kept in OUT for ``write``.
         Raw pixels: a header look at each file, in the workers (writing pixels twice would
@@ -86,14 +88,14 @@ class LocalExecutor:
         many at a time. The listing, the scan and the plan are kept in files (``spool``)."""
         self.close()
         if not isinstance(out.where, Path):
-            return scan(src, out.where, opts, progress)
+            return scan_source(src, out.where, opts, progress)
         working = out.where / PIECES
         shutil.rmtree(working, ignore_errors=True)  # a killed run's
         try:
             working.mkdir()
             self._store = store = spool.Disk(working)
             if isinstance(src, str):  # on an object store
-                return scan(src, out.where, opts, progress, store)
+                return scan_source(src, out.where, opts, progress, store)
             return self._scan_local(src, working, opts, progress, store)
         except OSError as e:
             if e.filename is not None and not str(e.filename).startswith(str(working)):
@@ -111,7 +113,7 @@ class LocalExecutor:
         count = len(found.items)
         if opts.format == "raw":
             looks = ((item, opts.max_pixels) for item in listed)
-            with contextlib.closing(in_order(probe_one, looks, self.workers, 64, count)) as done:
+            with contextlib.closing(in_order(probe_task, looks, self.workers, 64, count)) as done:
                 answers = _numpy_meanwhile(map(unportable, done), self.workers)
                 pairs = zip(again, answers, strict=True)
                 return classify(src, opts, found, pairs, progress, store)
@@ -119,7 +121,7 @@ class LocalExecutor:
         tasks = batches(listed, count, working, opts.image_options(), self.workers)
         size = batch_count(count, self.workers)
         with contextlib.closing(in_order(read_batch, tasks, self.workers, 1, size)) as read:
-            looked = probes(again, read, pieces)
+            looked = probed_batches(again, read, pieces)
             result = classify(src, opts, found, looked, progress, store)
         assert len(pieces.results) == len(result.candidates), "one place per candidate"
         return result
@@ -325,7 +327,7 @@ def _steady_heap(libc: ctypes.CDLL) -> None:
 
 
 def _load_task(task: tuple[Item, ImageOptions]) -> Loaded | Skipped:
-    return load(task[0], task[1])
+    return load_or_skip(task[0], task[1])
 
 
 def load_in_order(

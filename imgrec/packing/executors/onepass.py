@@ -1,7 +1,7 @@
 """Each source read once: how the local executor packs a local SRC into encoded (or PNG,
 JPEG) records. (Raw pixels are many times the size of their source: writing them twice
 costs more than reading a header twice, so a raw pack scans headers, in the workers, and
-then loads; ``probe_one`` is that scan's task.)
+then loads; ``probe_task`` is that scan's task.)
 
 Scanning and packing are one pass over the files, in the worker processes: each file is
 read once, and both what its header says (an image or not, skipped and why, its size: what
@@ -35,7 +35,7 @@ from ...images.loading import ImageOptions, NotAnImage, SkipImage
 from ..discover import Item
 from ..encode import Packed, ShardResult, Skipped, packed, write_records
 from ..lock import cannot_write
-from ..payloads import Portable, Probed, portable, probe, read_once, unportable
+from ..payloads import Portable, Probed, portable, probe_item, read_once, unportable
 from ..sharding import ShardSpec
 
 BATCH = 64  # files per piece (at most)
@@ -91,12 +91,12 @@ def _batch_size(count: int, workers: int) -> int:
 Seen = tuple[Portable, bytes | None, tuple[int, int] | None]  # and the file's (size, mtime)
 
 
-def probes(
+def probed_batches(
     items: Iterable[Item], done: Iterator[list[Seen]], pieces: Pieces
 ) -> Iterator[tuple[Item, Probed]]:
     """From ``read_batch``'s results (``done``, in task order, for ``items``): each item
     (with the size and time of its file that the worker saw, so that the main process does
-    not look each file up again) and what ``images.probe`` would answer for it, in order.
+    not look each file up again) and what ``loading.probe_file`` would answer for it, in order.
     Each candidate's place is appended to ``pieces.results``."""
     seen_all = (answer for seen in done for answer in seen)
     for item, (answer, result, stat) in zip(items, seen_all, strict=True):
@@ -141,11 +141,11 @@ def _stat(item: Item) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
-def probe_one(task: tuple[Item, int]) -> Portable:
-    """In a worker: ``payloads.probe`` of an item (with this --max-pixels), ``Portable``."""
+def probe_task(task: tuple[Item, int]) -> Portable:
+    """In a worker: ``payloads.probe_item`` of an item (with this --max-pixels), ``Portable``."""
     item, max_pixels = task
     try:
-        return probe(item, max_pixels)
+        return probe_item(item, max_pixels)
     except (NotAnImage, SkipImage) as e:
         return portable(e)
 
