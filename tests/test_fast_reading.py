@@ -142,7 +142,7 @@ def raw_sets(tmp_path_factory):
     for i in range(5):
         deep = (smooth_rgb(20, 24, i)[..., 0].astype(np.uint16) * 257).astype(np.uint16)
         Image.fromarray(deep).save(root / "deep" / "a" / f"{i}.png")
-    pack(root / "src", root / "rgb", PackOptions(format="raw", resize=(32, 24), channels="3"))
+    pack(root / "src", root / "rgb", PackOptions(format="raw", resize=(24, 32), channels="3"))
     pack(root / "deep", root / "gray16", PackOptions(format="raw"))
     pack(root / "src", root / "mixed", PackOptions(format="raw", channels="3"))
     return root

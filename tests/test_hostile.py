@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures import smooth_rgb
+from fixtures import files_of, run, smooth_rgb
 from PIL import Image
 
 import imgrec
@@ -155,7 +155,7 @@ def test_no_traceback_for_a_folder_of_nothing_but_junk(tmp_path):
 @pytest.mark.parametrize(
     ("mode", "size", "want"),
     [
-        ("stretch", (20, 10), (10, 20)),
+        ("stretch", (10, 20), (10, 20)),  # (height, width)
         ("fit", (20, 20), (15, 20)),
         ("fill", (20, 20), (20, 20)),
         ("pad", (20, 20), (20, 20)),
@@ -172,6 +172,22 @@ def test_resize_modes(tmp_path, mode, size, want):
     if mode == "pad":  # a 20x15 picture centred between black bands
         arr = image.numpy()
         assert arr[:2].max() == 0 and arr[-2:].max() == 0 and arr[3:17].max() > 0
+
+
+def test_one_size_order_height_width_in_python_and_wxh_on_the_command_line(tmp_path):
+
+    src = tmp_path / "src"
+    one_image(src / "a", size=(40, 30))
+    by_cli = run("pack", src, tmp_path / "cli", "--resize", "20x10")  # width 20, height 10
+    assert by_cli.exit_code == 0, by_cli.output
+    pack(src, tmp_path / "py", PackOptions(resize=(10, 20)))  # (height, width), as dataset()
+    assert files_of(tmp_path / "cli") == files_of(tmp_path / "py")
+    (image,) = list(imgrec.dataset(tmp_path / "py", labels=False, resize=(10, 20)))
+    assert image.shape[:2] == (10, 20)
+    # The manifest records [width, height] as every manifest before did: old ones still read.
+    recorded = json.loads((tmp_path / "py" / "manifest.json").read_text())["options"]
+    assert recorded["resize"] == [20, 10]
+    assert imgrec.read_manifest(tmp_path / "py").options.resize == (10, 20)
 
 
 def test_resize_matches_pillow_lanczos_and_keeps_unchanged_bytes(tmp_path):
@@ -201,7 +217,7 @@ def test_sixteen_bit_resize_stays_sixteen_bit(tmp_path):
     src.mkdir(parents=True)
     gray16(30, 40, 1).save(src / "deep.png")
     out = tmp_path / "out"
-    manifest = pack(src.parent, out, PackOptions(resize=(20, 15))).to_dict()
+    manifest = pack(src.parent, out, PackOptions(resize=(15, 20))).to_dict()
     assert manifest["stats"]["dtypes"] == {"uint16": 1}
 
 

@@ -21,7 +21,8 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 class Size(click.ParamType):  # type: ignore[type-arg]  # generic only in newer Click
-    """WxH, e.g. 224x224, as (width, height)."""
+    """WxH, e.g. 320x240 (width 320, height 240), as the library takes sizes: (height,
+    width), here (240, 320)."""
 
     name = "WxH"
 
@@ -31,7 +32,7 @@ class Size(click.ParamType):  # type: ignore[type-arg]  # generic only in newer 
         w, _, h = str(value).lower().partition("x")
         if not (w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
             self.fail(f"{value!r} is not WxH with positive whole numbers, e.g. 224x224", param, ctx)
-        return int(w), int(h)
+        return int(h), int(w)
 
 
 SIZE = Size()

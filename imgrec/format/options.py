@@ -25,7 +25,7 @@ class PackOptions:
     quality: int = 95
     channels: str = "auto"
     max_pixels: int = loading.DEFAULT_MAX_PIXELS
-    resize: tuple[int, int] | None = None  # (width, height)
+    resize: tuple[int, int] | None = None  # (height, width), as imgrec.dataset and TF take it
     resize_mode: str = "stretch"
     max_side: int | None = None
     shards: int | None = None
@@ -68,6 +68,8 @@ class PackOptions:
         d = asdict(self)
         for name in NOT_RECORDED:
             del d[name]
+        if self.resize is not None:  # the manifest's "resize" is [width, height], as WxH
+            d["resize"] = [self.resize[1], self.resize[0]]
         if self.source_format == "folder":  # what only convert uses, left out for a folder
             for name in ("source_format", "source_keys", "lst_file"):
                 del d[name]
@@ -79,8 +81,9 @@ class PackOptions:
         another imgrec version, left out)."""
         known = {f.name for f in fields(cls)} - set(NOT_RECORDED)
         d = {k: v for k, v in recorded.items() if k in known}
-        if d.get("resize") is not None:
-            d["resize"] = tuple(d["resize"])
+        if d.get("resize") is not None:  # recorded as [width, height]
+            width, height = d["resize"]
+            d["resize"] = (height, width)
         if d.get("split") is not None:
             d["split"] = tuple((name, ratio) for name, ratio in d["split"])
             d.setdefault("split_mode", "exact")  # the only mode before split_mode existed

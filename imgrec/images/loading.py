@@ -85,7 +85,7 @@ class ImageOptions:
     quality: int = 95
     channels: str = "auto"  # auto | 1 | 3 | 4
     max_pixels: int = DEFAULT_MAX_PIXELS
-    resize: tuple[int, int] | None = None  # (width, height)
+    resize: tuple[int, int] | None = None  # (height, width)
     resize_mode: str = "stretch"
     max_side: int | None = None
 

@@ -23,7 +23,7 @@ RESIZE_FILTER = Image.Resampling.LANCZOS
 
 @dataclass(frozen=True)
 class Resize:
-    """--resize (width, height) with --resize-mode, or --max-side; all None: keep the size."""
+    """--resize (height, width) with --resize-mode, or --max-side; all None: keep the size."""
 
     size: tuple[int, int] | None = None
     mode: str = "stretch"
@@ -93,9 +93,9 @@ def plan_resize(h: int, w: int, opts: Resize) -> tuple[int, int, int, int] | Non
             return None
         sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
         return sh, sw, sh, sw
-    if opts.size is None or (w, h) == opts.size:
+    if opts.size is None or (h, w) == opts.size:
         return None
-    tw, th = opts.size
+    th, tw = opts.size
     if opts.mode == "stretch":
         return th, tw, th, tw
     cover = opts.mode == "fill"
