@@ -243,3 +243,29 @@ def test_exit_codes_are_documented():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for code in ("0 success", "1 failure", "2 usage", "130 interrupted"):
         assert code in readme
+
+
+@pytest.mark.parametrize("command", ["pack", "convert"])
+def test_the_cli_leaves_every_default_to_the_library(command, monkeypatch):
+    """An option not given is not passed (None) or is the library's own default: the
+    defaults live in PackOptions, once."""
+    import dataclasses
+
+    import click
+
+    from imgrec.format.options import PackOptions
+
+    library = {f.name: f.default for f in dataclasses.fields(PackOptions)}
+    for param in cli.commands[command].params:
+        key = {"fmt": "format"}.get(param.name or "", param.name)
+        unset = (
+            param.default in (None, (), click.core.UNSET)
+            if hasattr(click.core, "UNSET")
+            else (param.default in (None, ()))
+        )
+        if key in library and not unset:
+            assert param.default == library[key], (command, param.name)
+    monkeypatch.undo()  # conftest's one-process default for in-process packs, undone here
+    monkeypatch.setattr("os.cpu_count", lambda: 3)
+    assert PackOptions().worker_count == 3  # the default: one process per core
+    assert PackOptions(workers=1).worker_count == 1

@@ -87,6 +87,6 @@ def test_resizing_32_bit_integers_keeps_the_top_of_the_range():
     top = np.iinfo(np.int32).max
     arr = np.full((8, 10, 1), top, np.int32)
     with np.errstate(invalid="raise"):  # the cast warned; fail on it here, whatever filters
-        out = resize(arr, Resize(size=(5, 4)))
+        out = resize(arr, Resize(size=(4, 5)))
     assert out.dtype == np.int32 and out.shape == (4, 5, 1)
     assert (out == top).all()  # not wrapped around to the most negative value

@@ -178,7 +178,7 @@ def _check_against(
             continue
         report.added.append(rel)
     present: list[Item] = [on_disk[rel] for rel in records if rel in on_disk]
-    loaded = load_in_order(present, opts.image_options(), opts.workers)
+    loaded = load_in_order(present, opts.image_options(), opts.worker_count)
     for n, (item, result) in enumerate(loaded, 1):
         note("against", n, len(present))
         rec = records[item.rel]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -223,17 +222,14 @@ def _run(
     """Make PackOptions from the shared options, run (or plan) the pack, print the result."""
     from ..core import storage
     from ..format.options import PackOptions
-    from ..images.loading import DEFAULT_MAX_PIXELS
     from ..packing.driver import pack as run_pack
     from ..packing.driver import plan
 
     options["format"] = options.pop("fmt")
     options["shuffle"] = not options.pop("no_shuffle")
-    options["workers"] = options["workers"] or os.cpu_count() or 1
-    options["max_pixels"] = options["max_pixels"] or DEFAULT_MAX_PIXELS
     if options["labels_file"] is not None:
         options["labels_file"] = str(options["labels_file"])
-    opts = PackOptions(**options)
+    opts = PackOptions(**{k: v for k, v in options.items() if v is not None})  # None: the default
     if dry_run:
         with progress_bars(quiet) as progress:
             planned = plan(src, out, opts, progress).to_dict()

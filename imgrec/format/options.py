@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ class PackOptions:
     source_format: str = "folder"  # folder | recordio | lmdb | tfrecord
     source_keys: tuple[tuple[str, str], ...] | None = None  # tfrecord: (role, feature key)
     lst_file: str | None = None  # recordio: an im2rec .lst naming the records' files
-    workers: int = 1  # processes of the local runner
+    workers: int | None = None  # processes of the local runner; None: one per core
     overwrite: bool = False
     # "local" (processes on this machine), "beam" (Beam's default runner) or a Beam runner.
     runner: str = "local"
@@ -58,6 +59,11 @@ class PackOptions:
             self.resize_mode,
             self.max_side,
         )
+
+    @property
+    def worker_count(self) -> int:
+        """The local runner's processes: ``workers``, or one per core."""
+        return self.workers or default_workers()
 
     @property
     def on_beam(self) -> bool:
@@ -92,6 +98,11 @@ class PackOptions:
         return cls(**d)
 
 
+def default_workers() -> int:
+    """The local runner's processes when none are asked for: one per core."""
+    return os.cpu_count() or 1
+
+
 def parse_split(text: str) -> tuple[tuple[str, float], ...]:
     """``"train=0.8,val=0.1,test=0.1"`` -> (("train", 0.8), ("val", 0.1), ("test", 0.1))."""
     pairs = []
@@ -124,7 +135,7 @@ def check(opts: PackOptions, src: str | Path, out: str | Path) -> None:
         raise InputError("give --resize or --max-side, not both")
     if opts.resize is not None and min(opts.resize) < 1 or (opts.max_side or 1) < 1:
         raise InputError("resize sizes must be at least 1 pixel")
-    if opts.workers < 1:
+    if opts.workers is not None and opts.workers < 1:
         raise InputError("--workers must be at least 1")
     names = [opts.name] if not opts.split else [name for name, _ in opts.split]
     for name in names:

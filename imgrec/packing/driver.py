@@ -31,7 +31,7 @@ from .tfds import write_metadata
 
 def executor_for(opts: PackOptions) -> Executor:
     if not opts.on_beam:
-        return LocalExecutor(opts.workers)
+        return LocalExecutor(opts.worker_count)
     from .executors.beam import BeamExecutor  # Beam's modules only for Beam runs
 
     return BeamExecutor(opts.runner, opts.beam_options)
