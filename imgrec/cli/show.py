@@ -1,0 +1,59 @@
+"""How ``imgrec inspect`` prints a summary as text (``--json`` prints the dict itself)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from .common import human_bytes
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """A dataset summary (``InspectResult.to_dict()``), as ``imgrec inspect`` shows it."""
+    _print_counts(summary)
+    _print_sizes(summary)
+    _print_labels(summary)
+
+
+def _print_counts(summary: dict[str, Any]) -> None:
+    click.echo(f"records:   {summary['records']}")
+    click.echo(f"shards:    {len(summary['shards'])}, {human_bytes(summary['bytes'])}")
+    for key in ("formats", "dtypes", "channels"):
+        click.echo(f"{key + ':':<10} " + ", ".join(f"{k} {v}" for k, v in summary[key].items()))
+    mix = set(summary["channels"])
+    if mix == {"1", "3"}:
+        click.echo("           (gray and colour: read together as RGB)")
+    elif len(mix) > 1:
+        click.echo("           (alpha in a mix: read with channels=3 or 4 to batch them)")
+
+
+def _print_sizes(summary: dict[str, Any]) -> None:
+    if summary["height"]:
+        h, w = summary["height"], summary["width"]
+        click.echo(f"height:    {h['min']}..{h['max']}")
+        click.echo(f"width:     {w['min']}..{w['max']}")
+    click.echo(f"stored:    {human_bytes(summary['avg_stored_bytes'])} per image on average")
+    if summary["stored_to_dense_uint8"] is not None:
+        click.echo(
+            f"vs dense:  {summary['stored_to_dense_uint8']:.1%} of the decoded uint8 size"
+            f" ({human_bytes(summary['dense_uint8_bytes'])})"
+        )
+
+
+def _print_labels(summary: dict[str, Any]) -> None:
+    if summary["splits"]:
+        click.echo("splits:    " + ", ".join(f"{k} {v}" for k, v in summary["splits"].items()))
+        for name, per_class in summary["split_labels"].items():
+            click.echo(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in per_class.items()))
+    for warning in summary["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo("labels:")
+    width = max((len(k) for k in summary["labels"]), default=0)
+    for name, count in summary["labels"].items():
+        click.echo(f"  {name:<{width}}  {count}")
+    if "preview" in summary:
+        p = summary["preview"]
+        click.echo(f"preview:   {p['path']} ({p['images']} images, {p['columns']}x{p['rows']})")
+    for problem in summary["problems"]:
+        click.echo(f"problem: {problem}", err=True)
