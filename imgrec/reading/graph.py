@@ -56,6 +56,7 @@ class Geometry:
 
 
 RATIOS = (8, 4, 2, 1)
+WEIGHTS_601 = (19595, 38470, 7471)  # Pillow's luma weights, in 1/65536
 
 
 def jpeg_ratio(size: tuple[int, int], at_least: tuple[int, int]) -> int:
@@ -73,107 +74,11 @@ def decode_stored(
     geometry: Geometry = Geometry(),
 ) -> Any:
     """Decode one parsed record into an HWC tensor of its stored dtype; with ``channels``,
-    converted to that many channels as TensorFlow's decoders convert (gray repeated to RGB,
-    RGB to gray by luma, alpha added opaque or dropped); cropped to ``geometry.window``."""
-    shape = f[schema.SHAPE]
-    declared = shape[0] > 0  # records from other tools may have no image/shape
-    stored = tf.where(declared, shape[-1], f[schema.CHANNELS])
-
-    def raw() -> Any:
-        image = tf.reshape(tf.io.decode_raw(f[schema.RAW], dtype), shape)
-        if channels is None:
-            return image
-        branches = [
-            (lambda c=c: convert_channels(tf, tf.ensure_shape(image, [None, None, c]), c, channels))
-            for c in (1, 3, 4)
-        ]
-        index = tf.argmax(tf.cast(tf.equal(tf.constant([1, 3, 4], tf.int64), stored), tf.int32))
-        return tf.switch_case(tf.cast(index, tf.int32), branches)
-
-    def by_channels(decode: Any, choices: tuple[int, ...]) -> Any:
-        # The decoders take channels as an attribute: asked for, it is the one branch;
-        # otherwise one branch per value that can occur, and an unexpected count falls back
-        # to 0 (as stored), caught by the shape checks after.
-        if channels is not None:
-            return decode(channels)
-        if layout.channels is not None and len(layout.channels) == 1:
-            (only,) = layout.channels
-            if only in choices:
-                return decode(only)
-        index = tf.argmax(tf.cast(tf.equal(tf.constant(choices, tf.int64), stored), tf.int32))
-        branches = [(lambda c=c: decode(c)) for c in choices]
-        return tf.switch_case(tf.cast(index, tf.int32), branches)
-
-    def jpeg() -> Any:
-        # INTEGER_ACCURATE is the IDCT Pillow uses: the two then agree exactly, where TF's
-        # default (INTEGER_FAST) is off by up to about 6 levels. JPEG has no alpha: 4
-        # channels are 3 with an opaque alpha added.
-        def decode(c: int) -> Any:
-            image = _decode_jpeg(tf, f, min(c, 3), layout, geometry)
-            return convert_channels(tf, image, 3, 4) if c == 4 else image
-
-        return by_channels(decode, (0, 1, 3))
-
-    def png() -> Any:
-        def decode(c: int) -> Any:
-            if c != 4:
-                return tf.io.decode_png(f[schema.ENCODED], channels=c, dtype=dtype)
-            # Alpha that TensorFlow adds to a PNG without one is the bit depth's top (1 for
-            # a bilevel PNG, 3 for a 2-bit palette), not opaque: add it here instead.
-            return tf.cond(
-                tf.equal(stored, 4),
-                lambda: tf.io.decode_png(f[schema.ENCODED], channels=4, dtype=dtype),
-                lambda: convert_channels(
-                    tf, tf.io.decode_png(f[schema.ENCODED], channels=3, dtype=dtype), 3, 4
-                ),
-            )
-
-        return by_channels(decode, (0, 1, 3, 4))
-
-    def other() -> Any:  # other tools' records: GIF, BMP, ... by content
-        return by_channels(
-            lambda c: tf.io.decode_image(
-                f[schema.ENCODED], channels=c, dtype=dtype, expand_animations=False
-            ),
-            (0, 1, 3, 4),
-        )
-
-    def cropped(decode: Callable[[], Any]) -> Callable[[], Any]:
-        window = geometry.window
-        if window is None:
-            return decode
-
-        def crop() -> Any:
-            image = decode()
-            y, x, h, w = tf.unstack(window(tf.shape(image)[:2]))
-            return image[y : y + h, x : x + w]
-
-        return crop
-
-    decoders = {"raw": cropped(raw)}
-    if dtype in (tf.uint8, tf.uint16):
-        decoders["png"] = cropped(png)
-    if dtype == tf.uint8:
-        decoders["jpeg"] = jpeg
-    present = [k for k in decoders if layout.formats is None or k in layout.formats]
-    one_kind = channels if channels is not None else _only(layout.channels)
-    if (
-        layout.formats == frozenset({"jpeg", "png"})
-        and dtype == tf.uint8
-        and one_kind in (1, 3)
-        and geometry.window is None
-    ):
-        # TensorFlow's decode_jpeg decodes a PNG by its content, to the same pixels as
-        # decode_png at these channel counts: one decoder, no per-record format case.
-        image = decoders["jpeg"]()
-    elif layout.formats is not None and len(present) == 1 and set(layout.formats) <= set(present):
-        image = decoders[present[0]]()
-    else:
-        fmt = tf.strings.lower(f[schema.FORMAT])
-        image = tf.case(
-            [(fmt == k, decoders[k]) for k in present],
-            default=cropped(other) if dtype in (tf.uint8, tf.uint16) else decoders["raw"],
-        )
+    converted to that many channels by the pixel rules ``convert_channels`` states (the
+    same as pack's: gray repeated to RGB, RGB to gray by Pillow's luma, alpha added opaque
+    or dropped); cropped to ``geometry.window``."""
+    decoder = _Decoder(tf, f, dtype, layout, channels, geometry)
+    image = decoder.by_format()
     if layout.oriented:
         image = apply_orientation(tf, image, f[schema.ORIENTATION])
     # No per-record check that the decoded shape is the declared one: an assertion in the
@@ -181,6 +86,149 @@ def decode_stored(
     # reshape; sizes the manifest knows are enforced by ensure_shape in dataset(); and the
     # checked path (on_problem: imgrec decode, verify) compares every header with its shape.
     return tf.ensure_shape(image, [None, None, channels])
+
+
+@dataclass(frozen=True)
+class _Decoder:
+    """The decode of one parsed record, one method per stored format."""
+
+    tf: Any
+    f: dict[str, Any]
+    dtype: Any
+    layout: Layout
+    channels: int | None
+    geometry: Geometry
+
+    @property
+    def stored(self) -> Any:
+        """The record's stored channel count (0: not declared, as other tools' records)."""
+        shape = self.f[schema.SHAPE]
+        declared = shape[0] > 0  # records from other tools may have no image/shape
+        return self.tf.where(declared, shape[-1], self.f[schema.CHANNELS])
+
+    def by_format(self) -> Any:
+        """The decoders the layout leaves possible; one of them, or a case on the format."""
+        tf = self.tf
+        decoders = {"raw": self.cropped(self.raw)}
+        if self.dtype in (tf.uint8, tf.uint16):
+            decoders["png"] = self.cropped(self.png)
+        if self.dtype == tf.uint8:
+            decoders["jpeg"] = self.jpeg
+        formats = self.layout.formats
+        present = [k for k in decoders if formats is None or k in formats]
+        if self._one_decoder_for_jpeg_and_png():
+            # TensorFlow's decode_jpeg decodes a PNG by its content, to the same pixels as
+            # decode_png at these channel counts: one decoder, no per-record format case.
+            return decoders["jpeg"]()
+        if formats is not None and len(present) == 1 and set(formats) <= set(present):
+            return decoders[present[0]]()
+        fmt = tf.strings.lower(self.f[schema.FORMAT])
+        other = self.cropped(self.other) if self.dtype in (tf.uint8, tf.uint16) else None
+        return tf.case([(fmt == k, decoders[k]) for k in present], default=other or decoders["raw"])
+
+    def _one_decoder_for_jpeg_and_png(self) -> bool:
+        layout, channels = self.layout, self.channels
+        one_kind = channels if channels is not None else _only(layout.channels)
+        to_gray = channels == 1 and layout.channels != frozenset({1})  # by the luma rule
+        return (
+            layout.formats == frozenset({"jpeg", "png"})
+            and self.dtype == self.tf.uint8
+            and one_kind in (1, 3)
+            and not to_gray
+            and self.geometry.window is None
+        )
+
+    def raw(self) -> Any:
+        tf, channels = self.tf, self.channels
+        shape = self.f[schema.SHAPE]
+        image = tf.reshape(tf.io.decode_raw(self.f[schema.RAW], self.dtype), shape)
+        if channels is None:
+            return image
+        branches = [
+            (lambda c=c: convert_channels(tf, tf.ensure_shape(image, [None, None, c]), c, channels))
+            for c in (1, 3, 4)
+        ]
+        return tf.switch_case(self._index_of(self.stored, (1, 3, 4)), branches)
+
+    def _index_of(self, value: Any, choices: tuple[int, ...]) -> Any:
+        """The index of ``value`` in ``choices`` (0 when it is none of them)."""
+        tf = self.tf
+        found = tf.equal(tf.constant(choices, tf.int64), value)
+        return tf.cast(tf.argmax(tf.cast(found, tf.int32)), tf.int32)
+
+    def by_channels(self, decode: Callable[[int], Any], choices: tuple[int, ...]) -> Any:
+        """The decoders take channels as an attribute: asked for, it is the one branch;
+        otherwise one branch per value that can occur, and an unexpected count falls back
+        to 0 (as stored), caught by the shape checks after."""
+        if self.channels is not None:
+            return decode(self.channels)
+        only = _only(self.layout.channels)
+        if only is not None and only in choices:
+            return decode(only)
+        branches = [(lambda c=c: decode(c)) for c in choices]
+        return self.tf.switch_case(self._index_of(self.stored, choices), branches)
+
+    def gray_by_luma(self, decode: Callable[[int], Any]) -> Any:
+        """One channel: a gray record's own; a colour one's decoded as RGB, then to gray by
+        the luma rule (a decoder's own conversion, libjpeg's or libpng's, differs)."""
+        tf = self.tf
+        return tf.cond(
+            tf.equal(self.stored, 1),
+            lambda: decode(1),
+            lambda: convert_channels(tf, decode(3), 3, 1),
+        )
+
+    def jpeg(self) -> Any:
+        # JPEG has no alpha: 4 channels are 3 with an opaque alpha added.
+        tf, f, layout, geometry = self.tf, self.f, self.layout, self.geometry
+
+        def decode(c: int) -> Any:
+            if c == 1 and layout.channels != frozenset({1}):
+                return self.gray_by_luma(lambda k: _decode_jpeg(tf, f, k, layout, geometry))
+            image = _decode_jpeg(tf, f, min(c, 3), layout, geometry)
+            return convert_channels(tf, image, 3, 4) if c == 4 else image
+
+        return self.by_channels(decode, (0, 1, 3))
+
+    def png(self) -> Any:
+        tf, data, dtype = self.tf, self.f[schema.ENCODED], self.dtype
+
+        def at(c: int) -> Any:
+            return tf.io.decode_png(data, channels=c, dtype=dtype)
+
+        def decode(c: int) -> Any:
+            if c == 1 and self.layout.channels != frozenset({1}):
+                return self.gray_by_luma(at)
+            if c != 4:
+                return at(c)
+            # Alpha that TensorFlow adds to a PNG without one is the bit depth's top (1 for
+            # a bilevel PNG, 3 for a 2-bit palette), not opaque: add it here instead.
+            return tf.cond(
+                tf.equal(self.stored, 4),
+                lambda: at(4),
+                lambda: convert_channels(tf, at(3), 3, 4),
+            )
+
+        return self.by_channels(decode, (0, 1, 3, 4))
+
+    def other(self) -> Any:  # other tools' records: GIF, BMP, ... by content
+        tf, data, dtype = self.tf, self.f[schema.ENCODED], self.dtype
+        return self.by_channels(
+            lambda c: tf.io.decode_image(data, channels=c, dtype=dtype, expand_animations=False),
+            (0, 1, 3, 4),
+        )
+
+    def cropped(self, decode: Callable[[], Any]) -> Callable[[], Any]:
+        window = self.geometry.window
+        if window is None:
+            return decode
+
+        def crop() -> Any:
+            image = decode()
+            y, x, h, w = self.tf.unstack(window(self.tf.shape(image)[:2]))
+            return image[y : y + h, x : x + w]
+
+        return crop
 
 
 def _only(values: frozenset[int] | None) -> int | None:
@@ -283,21 +331,34 @@ def apply_orientation(tf: Any, image: Any, orientation: Any) -> Any:
 
 
 def convert_channels(tf: Any, image: Any, have: int, want: int) -> Any:
-    """``have`` channels into ``want``: gray repeated to RGB, RGB to gray by luma (ITU-R
-    601, as tf.image.rgb_to_grayscale), alpha dropped or added opaque (the dtype's top)."""
+    """``have`` channels into ``want``, by the rules pack's ``pixels.shape_channels`` follows:
+    gray repeated to RGB; RGB to gray by Pillow's ITU-R 601-2 luma in its fixed-point form
+    (``(19595 R + 38470 G + 7471 B + 0x8000) >> 16`` for integers, the same weights for
+    floats); alpha dropped, or added opaque (the dtype's top, 1.0 for floats)."""
     if have == want:
         return image
     if have == 4:
         image, have = image[..., :3], 3
     if have == 1 and want >= 3:
-        image = tf.image.grayscale_to_rgb(image)
+        image = tf.concat([image, image, image], -1)  # grayscale_to_rgb's Tile has no uint16
     elif have == 3 and want == 1:
-        image = tf.image.rgb_to_grayscale(image)
+        image = luma(tf, image)
     if want == 4:
         top = image.dtype.max if image.dtype.is_integer else 1
         image = tf.concat([image, tf.fill(tf.concat([tf.shape(image)[:2], [1]], 0),
                                           tf.cast(top, image.dtype))], -1)  # fmt: skip
     return image
+
+
+def luma(tf: Any, rgb: Any) -> Any:
+    """RGB (HWC) to one gray channel, exactly as Pillow's ``convert("L")`` computes it."""
+    wr, wg, wb = WEIGHTS_601
+    if rgb.dtype.is_integer:
+        r, g, b = tf.unstack(tf.cast(rgb, tf.int64), axis=-1)
+        y = tf.bitwise.right_shift(r * wr + g * wg + b * wb + 0x8000, 16)
+        return tf.cast(y, rgb.dtype)[..., None]
+    r, g, b = tf.unstack(rgb, axis=-1)
+    return ((r * wr + g * wg + b * wb) / 65536)[..., None]
 
 
 def to_float(tf: Any, image: Any, dtype: Any) -> Any:
