@@ -14,11 +14,13 @@ through ``storage``, one stream per shard, several shards at once.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.deps import import_tf
 from ..core.errors import DependencyError, ImgrecError
+from ..core.storage import Location
 from ..format import schema
 from ..format.record_check import Problem
 from .crops import CROPS, window_function
@@ -194,14 +196,72 @@ def host_dataset(
     tf = import_tf()
     _check_reading(resize, crop, cache)
     files = resolve(paths, split)
-    known = describe(files)
+    plan = _plan(tf, describe(files), batch_size, resize, crop, channels, dtype)
+    ds = _serialized(tf, files, records, on_problem, shuffle, seed, deterministic,
+                     input_context, limit)  # fmt: skip
+    if shuffle and not cache:
+        ds = ds.shuffle(1024, seed=seed)  # serialized records: small to hold
+    if crop == "random":
+        # One stateless seed per record, new each epoch, the same for the same seed.
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip((ds, seeds))
+    if plan.raw_shape is not None and batch_size is not None and on_problem is None:
+        if not (cache and shuffle):  # (a shuffled cache shuffles images, not batches)
+            # Raw pixels of one size: parsed and decoded a batch at a time.
+            dtype_, shape = tf.as_dtype(plan.kinds[0]), plan.raw_shape
+            ds = ds.batch(batch_size).map(
+                _plain(tf, lambda s: decode_raw_batch(tf, s, dtype_, shape)),
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=deterministic,
+            )
+            return ds.cache("" if cache is True else str(cache)) if cache else ds
+    parse = _plain(tf, _parser(tf, plan, resize, crop))
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    if on_problem is not None:
+        ds = ds.ignore_errors()
+    if cache:
+        # The decoded (and resized) integers: later epochs skip reading and decoding.
+        ds = ds.cache("" if cache is True else str(cache))
+        if shuffle:
+            ds = ds.shuffle(1024, seed=seed)
+    if batch_size is not None:
+        ds = ds.batch(batch_size)
+    return ds
+
+
+def _plain(tf: Any, fn: Callable[..., Any]) -> Any:
+    """The functions here use tf.cond/tf.case explicitly: AutoGraph has nothing to convert,
+    and skipping it saves about half a second per dataset built."""
+    return tf.autograph.experimental.do_not_convert(fn)
+
+
+@dataclass(frozen=True)
+class _ReadPlan:
+    """What the manifests let a read leave out of the graph, decided once per dataset."""
+
+    kinds: list[str]  # the stored dtypes to decode
+    layout: Layout
+    scale_to: tuple[int, int] | None  # None: no resize (none asked, or every record's size)
+    convert_to: int | None  # None: no channel conversion (none asked, or every record's)
+    static: list[int | None]  # the shape every decoded image has
+    raw_shape: tuple[int, int, int] | None  # raw records of this one shape: batch-decoded
+    out_dtype: Any
+
+
+def _plan(
+    tf: Any,
+    known: Known | None,
+    batch_size: int | None,
+    resize: tuple[int, int] | None,
+    crop: str | None,
+    channels: int | None,
+    dtype: Any,
+) -> _ReadPlan:
     want = choose_channels(known, channels, batch_size is not None)
     if batch_size is not None:
         _check_batchable(known, resize)
-    out_dtype = tf.as_dtype(dtype)
     # Without a manifest the dtypes are unknown: every one is handled.
     kinds = sorted(known.dtypes if known else schema.DTYPES)
-    spec = feature_spec(tf)
     layout = Layout()
     fixed = _fixed_size(known)
     if known is not None:
@@ -214,26 +274,22 @@ def host_dataset(
     same = resize is not None and fixed == tuple(resize)
     scale_to = None if crop is None and same else resize
     convert_to = None if known is not None and known.channels == {want} else want
+    return _ReadPlan(
+        kinds,
+        layout,
+        scale_to,
+        convert_to,
+        _static_shape(known, want, resize),
+        _raw_shape(known, fixed, convert_to, scale_to, crop),
+        tf.as_dtype(dtype),
+    )
 
-    def decode(f: Any, geometry: Geometry) -> Any:
-        if len(kinds) == 1:
-            return decode_stored(tf, f, tf.as_dtype(kinds[0]), layout, convert_to, geometry)
-        # Mixed dtypes (8- and 16-bit images in one dataset) cannot share one integer
-        # tensor type, so these are converted to float on the host instead.
-        branches = [
-            (
-                lambda k=k: to_float(
-                    tf,
-                    decode_stored(tf, f, tf.as_dtype(k), layout, convert_to, geometry),
-                    out_dtype,
-                )
-            )  # fmt: skip
-            for k in kinds
-        ]
-        index = tf.argmax(tf.cast(tf.equal(f[schema.DTYPE], kinds), tf.int32))
-        return tf.switch_case(tf.cast(index, tf.int32), branches)
 
-    static = _static_shape(known, want, resize)
+def _parser(
+    tf: Any, plan: _ReadPlan, resize: tuple[int, int] | None, crop: str | None
+) -> Callable[..., Any]:
+    """The per-record map: a serialized record to ``(image, label, filename)``."""
+    spec = feature_spec(tf)
 
     def parse(serialized: Any, crop_seed: Any = None) -> Any:
         f = tf.io.parse_single_example(serialized, spec)
@@ -241,14 +297,43 @@ def host_dataset(
             window = window_function(tf, crop, resize, crop_seed)
             geometry = Geometry(at_least=resize, window=window)
         else:
-            geometry = Geometry(at_least=scale_to)
-        image = decode(f, geometry)
-        if scale_to is not None:
-            image = _resize(tf, image, scale_to)
+            geometry = Geometry(at_least=plan.scale_to)
+        image = _decode(tf, f, plan, geometry)
+        if plan.scale_to is not None:
+            image = _resize(tf, image, plan.scale_to)
         if crop == "random":
             image = tf.image.stateless_random_flip_left_right(image, tf.reverse(crop_seed, [0]))
-        return tf.ensure_shape(image, static), f[schema.LABEL], f[schema.FILENAME]
+        return tf.ensure_shape(image, plan.static), f[schema.LABEL], f[schema.FILENAME]
 
+    return parse
+
+
+def _decode(tf: Any, f: Any, plan: _ReadPlan, geometry: Geometry) -> Any:
+    def stored(kind: str) -> Any:
+        return decode_stored(tf, f, tf.as_dtype(kind), plan.layout, plan.convert_to, geometry)
+
+    if len(plan.kinds) == 1:
+        return stored(plan.kinds[0])
+    # Mixed dtypes (8- and 16-bit images in one dataset) cannot share one integer tensor
+    # type, so these are converted to float on the host instead.
+    branches = [(lambda k=k: to_float(tf, stored(k), plan.out_dtype)) for k in plan.kinds]
+    index = tf.argmax(tf.cast(tf.equal(f[schema.DTYPE], plan.kinds), tf.int32))
+    return tf.switch_case(tf.cast(index, tf.int32), branches)
+
+
+def _serialized(
+    tf: Any,
+    files: list[Location],
+    records: Sequence[bytes] | None,
+    on_problem: Callable[[Problem], None] | None,
+    shuffle: bool,
+    seed: int | None,
+    deterministic: bool,
+    input_context: Any,
+    limit: int | None,
+) -> Any:
+    """The serialized records to read: given, checked one by one (``on_problem``), or read
+    by the source for these files (this replica's part); with their count when known."""
     count: int | None = None
     if records is not None:
         ds = tf.data.Dataset.from_tensor_slices(tf.constant(list(records), tf.string))
@@ -266,36 +351,6 @@ def host_dataset(
     if count is not None:
         # Known to Keras: model.fit shows a total, and len(ds) works.
         ds = ds.apply(tf.data.experimental.assert_cardinality(count))
-    if shuffle and not cache:
-        ds = ds.shuffle(1024, seed=seed)  # serialized records: small to hold
-    if crop == "random":
-        # One stateless seed per record, new each epoch, the same for the same seed.
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        ds = tf.data.Dataset.zip((ds, seeds))
-    # The functions here use tf.cond/tf.case explicitly: AutoGraph has nothing to convert,
-    # and skipping it saves about half a second per dataset built.
-    plain = tf.autograph.experimental.do_not_convert
-    shape = _raw_shape(known, fixed, convert_to, scale_to, crop)
-    if shape is not None and batch_size is not None and on_problem is None:
-        if not (cache and shuffle):  # (a shuffled cache shuffles images, not batches)
-            # Raw pixels of one size: parsed and decoded a batch at a time.
-            dtype_ = tf.as_dtype(kinds[0])
-            ds = ds.batch(batch_size).map(
-                plain(lambda s: decode_raw_batch(tf, s, dtype_, shape)),
-                num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=deterministic,
-            )
-            return ds.cache("" if cache is True else str(cache)) if cache else ds
-    ds = ds.map(plain(parse), num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    if on_problem is not None:
-        ds = ds.ignore_errors()
-    if cache:
-        # The decoded (and resized) integers: later epochs skip reading and decoding.
-        ds = ds.cache("" if cache is True else str(cache))
-        if shuffle:
-            ds = ds.shuffle(1024, seed=seed)
-    if batch_size is not None:
-        ds = ds.batch(batch_size)
     return ds
 
 
