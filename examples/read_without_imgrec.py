@@ -1,4 +1,4 @@
-"""Read an imgrec dataset with plain TensorFlow, using only the README's "Record schema".
+"""Read an imgrec dataset with plain TensorFlow, using only the record schema (docs/schema.md).
 
     python examples/read_without_imgrec.py DATASET_FOLDER
 

@@ -1,9 +1,9 @@
-"""Write the README's "CLI reference" section from the commands' own --help.
+"""Write docs/cli-reference.md's CLI reference from the commands' own --help.
 
-    python scripts/cli_reference.py          # rewrite README.md in place
-    python scripts/cli_reference.py --check  # exit 1 if README.md is out of date
+    python scripts/cli_reference.py          # rewrite docs/cli-reference.md in place
+    python scripts/cli_reference.py --check  # exit 1 if docs/cli-reference.md is out of date
 
-tests/test_docs.py runs the check, so the README cannot drift from --help.
+tests/test_docs.py runs the check, so the CLI reference cannot drift from --help.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from click.testing import CliRunner
 
 from imgrec.cli import cli
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = ROOT / "docs" / "cli-reference.md"
 START, END = "<!-- cli-reference:start -->", "<!-- cli-reference:end -->"
 
 
@@ -37,17 +38,18 @@ def updated(text: str) -> str:
 
 
 def main() -> int:
-    text = README.read_text()
+    name = PAGE.relative_to(ROOT).as_posix()
+    text = PAGE.read_text()
     if START not in text or END not in text:
-        print(f"README.md has no {START} ... {END} section", file=sys.stderr)
+        print(f"{name} has no {START} ... {END} section", file=sys.stderr)
         return 1
     new = updated(text)
     if "--check" in sys.argv:
         if new != text:
-            print("README.md's CLI reference differs from --help: run scripts/cli_reference.py")
+            print(f"{name}'s CLI reference differs from --help: run scripts/cli_reference.py")
             return 1
         return 0
-    README.write_text(new)
+    PAGE.write_text(new)
     return 0
 
 

@@ -1,6 +1,6 @@
 """A varied corpus of odd images and hostile files, drawn with Pillow, with what imgrec
 should make of each; and ``reference``, the pixels each image must decode to, computed
-independently of imgrec from the README's rules.
+independently of imgrec from the pixel rules (docs/pixel-rules.md).
 
 Run as a script to write a large corpus somewhere to try imgrec on by hand:
 
@@ -227,7 +227,7 @@ def make_corpus(root: Path, copies: int = 1) -> dict[str, str]:
 
 
 def reference(path: Path) -> np.ndarray:
-    """The pixels (HWC, stored dtype) imgrec must give for an image, from the README's rules,
+    """The pixels (HWC, stored dtype) imgrec must give for an image, from the pixel rules,
     computed with Pillow (and TensorFlow's PNG decoder for 16-bit colour, which Pillow cannot
     read at full depth)."""
     data = path.read_bytes()

@@ -19,7 +19,7 @@ from imgrec import InputError, PackOptions, pack
 from imgrec.core import storage
 from imgrec.images import loading
 
-README = Path(__file__).parent.parent / "README.md"
+PIXEL_RULES = Path(__file__).parent.parent / "docs" / "pixel-rules.md"
 
 
 def one_image(folder: Path, name: str = "a.png", size: tuple[int, int] = (12, 10)) -> Path:
@@ -229,7 +229,7 @@ def test_resize_and_max_side_together_are_refused(tmp_path):
 
 
 def _readme_table(heading: str) -> list[list[str]]:
-    text = README.read_text()
+    text = PIXEL_RULES.read_text()
     section = text[text.index(heading) :]
     rows = []
     for line in section.splitlines()[1:]:
@@ -241,7 +241,7 @@ def _readme_table(heading: str) -> list[list[str]]:
 
 
 def test_readme_mode_table_matches_the_code():
-    rows = _readme_table("## Pixel rules")
+    rows = _readme_table("# Pixel rules")
     documented = {}
     for cells in rows:
         for mode in re.findall(r"`([^`]+)`", cells[0]):
@@ -256,5 +256,5 @@ def test_readme_mode_table_matches_the_code():
 
 
 def test_readme_skip_reasons_match_the_code():
-    rows = _readme_table("### Skip reasons")
+    rows = _readme_table("## Skip reasons")
     assert {r[0].strip("`"): r[1] for r in rows} == loading.REASONS

@@ -1,4 +1,4 @@
-"""The architecture stays as the README draws it: imports point one way, through the
+"""The architecture stays as docs/architecture.md draws it: imports point one way, through the
 layers below, with no cycle (function-level imports included); no module reaches into
 another's private names; no module grows past about 400 lines."""
 

@@ -330,7 +330,7 @@ def test_variable_size_raw_loads_as_bytes_and_shape_with_the_documented_decode(t
     want = imgrec_images(out)
     found = examples(out)
     assert len(found) == len(want) == 13
-    for ex in found:  # the README's line, for a dataset of several dtypes
+    for ex in found:  # the line in docs/commands.md, for a dataset of several dtypes
         image = np.frombuffer(ex["image/raw"], ex["image/dtype"].decode()).reshape(
             ex["image/shape"]
         )

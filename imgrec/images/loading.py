@@ -1,9 +1,10 @@
 """Open, sniff and normalise one image with Pillow, and produce what a record stores.
 
 Every decision about pixels lives here: which Pillow modes become which channels and
-dtype (the README's table is checked against ``MODES``), when the source bytes can be kept
-as they are (``PASSTHROUGH``), how anything else is transcoded, resized and oriented, and why
-an image is skipped (``REASONS``, also checked against the README).
+dtype (the table in docs/pixel-rules.md is checked against ``MODES``), when the source
+bytes can be kept as they are (``PASSTHROUGH``), how anything else is transcoded, resized
+and oriented, and why an image is skipped (``REASONS``, also checked against
+docs/pixel-rules.md).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Pillow modes: what each becomes (base channels, dtype, alpha), and its pixels as a NumPy
-array. The README's table of modes is checked against ``MODES``."""
+array. The table of modes in docs/pixel-rules.md is checked against ``MODES``."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Executors turn shard specs into finished shards; everything around that (checks, scan,
-plan, journal, manifest, clean-up) is done once, by ``run.pack``, for every executor.
+plan, journal, manifest, clean-up) is done once, by ``packing.driver.pack``, for every executor.
 
 - ``local``: processes on this machine (``--workers``).
 - ``beam``: an Apache Beam pipeline (``--runner beam`` or a named Beam runner).

@@ -1,8 +1,8 @@
 """The Beam executor: headers read and shards written by Apache Beam pipelines.
 
-``run.pack`` does everything around the image work, as for the local executor. The driver
-holds nothing per image: the listing streams to files on its disk (``spool``), and so do
-the candidates and the shard plan. Two pipelines do the work on the images.
+``packing.driver.pack`` does everything around the image work, as for the local executor.
+The driver holds nothing per image: the listing streams to files on its disk (``spool``),
+and so do the candidates and the shard plan. Two pipelines do the work on the images.
 
 The scan: the listing is written to ``listing.jsonl`` in OUT's working folder, in runs of
 consecutive lines; each run becomes one element::
