@@ -3,7 +3,7 @@
     python scripts/cli_reference.py          # rewrite docs/cli-reference.md in place
     python scripts/cli_reference.py --check  # exit 1 if docs/cli-reference.md is out of date
 
-tests/test_docs.py runs the check, so the CLI reference cannot drift from --help.
+tests/project/test_docs.py runs the check, so the CLI reference cannot drift from --help.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from fixtures import make_tree  # noqa: E402
 def _one_process_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     """In this process, packs run on one process unless a test asks for more (workers=,
     --workers): a pool of workers for every small test tree would add half to the fast set's
-    time. The default itself (one per core) is tested in test_cli.py; packs run as
+    time. The default itself (one per core) is tested in tests/cli/test_cli.py; packs run as
     subprocesses keep it."""
     monkeypatch.setattr("imgrec.format.options.default_workers", lambda: 1)
 

@@ -58,7 +58,7 @@ REASONS = {
 # (JPEG with dct_method="INTEGER_ACCURATE") turns into exactly the pixels ``to_array`` gives.
 # Anything else is transcoded. Adding alpha is left out for bilevel, low-bit gray and
 # palette PNGs: TensorFlow fills it with the source's bit-depth maximum (1, 3, 15), not 255.
-# tests/test_images.py checks every entry against TensorFlow.
+# tests/images/test_loading.py checks every entry against TensorFlow.
 PASSTHROUGH = frozenset(
     [("JPEG", "L", 1), ("JPEG", "L", 3), ("JPEG", "RGB", 3)]
     + [("PNG", m, c) for m in ("1", "L", "LA", "I;16") for c in (1, 3)]

@@ -1,6 +1,6 @@
-"""validate: a kept JPEG or PNG is stored without a decode only when its structure shows
-that Pillow decodes it; everything else is decoded as before, so what is packed and what is
-skipped (and why) never changes."""
+"""images/structure.py: a kept JPEG or PNG is stored without a decode only when its
+structure shows that Pillow decodes it; everything else is decoded as before, so what is
+packed and what is skipped (and why) never changes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Pixel rules: which bytes pass through unchanged, and that they decode like Pillow."""
+"""Loading an image (images/loading.py): which bytes pass through unchanged, and that they
+decode like Pillow."""
 
 from __future__ import annotations
 

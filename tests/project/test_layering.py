@@ -7,8 +7,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).parent.parent / "imgrec"
+PACKAGE = Path(__file__).parents[2] / "imgrec"
+
+
 MAX_LINES = 400
+
 
 # The folders, lowest first: a module may import modules of its own folder or of folders
 # below it. Folders in one group are siblings and import nothing of each other: the read
@@ -21,6 +24,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("checking",),
     ("cli",),
 ]
+
+
 TOP_LEVEL = {"imgrec", "__main__"}  # the package's lazy names and ``python -m imgrec``
 
 

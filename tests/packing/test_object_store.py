@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import gc
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import boto3
 import fixtures
-import moto
 import pytest
-from fixtures import disk_full_on, files_of, run, smooth_rgb
+from buckets import BUCKET, NAMES_SOURCE, S3_DIRECT, objects, s3_beam_pack
+from fixtures import files_of, run, smooth_rgb
 from PIL import Image
 
 import imgrec
@@ -21,62 +20,8 @@ from imgrec import PackOptions, pack
 from imgrec.core import storage
 from imgrec.core.errors import InputError, OutputError
 from imgrec.packing import discover
-from imgrec.packing.executors import beam
 
 pytestmark = pytest.mark.slow
-
-BUCKET = "imgrec-test"
-# The files that name SRC (its URL or path), so differ between a bucket and a local pack.
-NAMES_SOURCE = ("manifest.json", "dataset_info.json")
-DIRECT = (*fixtures.DIRECT, "s3_region_name=us-east-1")
-
-
-@pytest.fixture
-def s3(monkeypatch):
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    with moto.mock_aws():
-        storage.forget_clients()  # no client made outside this mock
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
-
-
-@pytest.fixture
-def photos(tree, s3):
-    """The test tree locally and under s3://imgrec-test/photos, plus what a bucket may hold
-    besides images: a hidden folder, a folder marker for an empty class, and a skipped file."""
-    root, files = tree
-    data = files["cat0"].read_bytes()
-    (root / "dog" / "cut.png").write_bytes(data[: len(data) // 2])  # fails in the worker
-    (root / ".cache").mkdir()
-    (root / ".cache" / "a.png").write_bytes(data)
-    (root / ".cache" / "b.png").write_bytes(data)
-    (root / "empty").mkdir()
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
-            s3.put_object(
-                Bucket=BUCKET, Key=f"photos/{path.relative_to(root)}", Body=path.read_bytes()
-            )
-    s3.put_object(Bucket=BUCKET, Key="photos/empty/", Body=b"")
-    return root, f"s3://{BUCKET}/photos"
-
-
-def objects(s3, prefix: str) -> dict[str, bytes]:
-    """Every object under the prefix, by name relative to it."""
-    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix + "/").get("Contents", [])
-    return {
-        o["Key"][len(prefix) + 1 :]: s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()
-        for o in listed
-    }
-
-
-def beam_pack(src, out, opts, **kwargs):
-    return fixtures.beam_pack(src, out, replace(opts, beam_options=DIRECT), **kwargs)
 
 
 def without_source(manifest: dict) -> dict:
@@ -92,7 +37,7 @@ def test_bucket_to_bucket_is_byte_identical_to_the_local_pack(photos, s3, tmp_pa
     root, url = photos
     opts = PackOptions(**options)
     local = pack(root, tmp_path / "local", opts).to_dict()
-    manifest = beam_pack(url, f"s3://{BUCKET}/out", opts)
+    manifest = s3_beam_pack(url, f"s3://{BUCKET}/out", opts)
     assert without_source(manifest) == without_source(local)
     assert manifest["source"] == url
     assert manifest["labels"] == ["cat", "dog", "empty", "fish"]  # the folder marker counts
@@ -111,9 +56,9 @@ def test_local_source_into_a_bucket_and_back(photos, s3, tmp_path):
     root, url = photos
     opts = PackOptions(shards=2)
     pack(root, tmp_path / "local", opts)
-    beam_pack(root, f"s3://{BUCKET}/fromlocal", opts)
+    s3_beam_pack(root, f"s3://{BUCKET}/fromlocal", opts)
     assert objects(s3, "fromlocal") == files_of(tmp_path / "local")
-    local = beam_pack(url, tmp_path / "tolocal", opts)
+    local = s3_beam_pack(url, tmp_path / "tolocal", opts)
     assert without_source(local) == without_source(
         json.loads(objects(s3, "fromlocal")["manifest.json"])
     )
@@ -142,7 +87,7 @@ def test_from_list_of_urls(photos, s3, tmp_path):
     local_listing.write_text(rows.format(""))
     opts = PackOptions(from_list=str(listing), shards=2)
     pack(root, tmp_path / "local", PackOptions(from_list=str(local_listing), shards=2))
-    manifest = beam_pack(url, f"s3://{BUCKET}/listed", opts)
+    manifest = s3_beam_pack(url, f"s3://{BUCKET}/listed", opts)
     assert manifest["records"] == 3 and manifest["labels"] == ["cat", "dog", "misc"]
     assert manifest["skipped"] == [
         {
@@ -155,32 +100,7 @@ def test_from_list_of_urls(photos, s3, tmp_path):
     }
     listing.write_text(f"s3://{BUCKET}/elsewhere/x.png\n")
     with pytest.raises(InputError, match="outside SRC"):
-        beam_pack(url, f"s3://{BUCKET}/listed2", opts)
-
-
-def test_interrupted_bucket_run_resumes_to_the_same_bytes(photos, s3, tmp_path, monkeypatch):
-    root, url = photos
-    opts = PackOptions(shards=4)
-    pack(root, tmp_path / "local", opts)
-    out = f"s3://{BUCKET}/resumed"
-    real = beam.write_shard
-    disk_full = disk_full_on("data-00002-of-00004.tfrecord", real)
-    monkeypatch.setattr(beam, "write_shard", disk_full)
-    with pytest.raises(OutputError, match="Beam pipeline failed.*--resume"):
-        beam_pack(url, out, opts)
-    stored = objects(s3, "resumed")
-    assert "manifest.json" not in stored and ".imgrec-journal.d/plan.json" in stored
-    assert "data-00002-of-00004.tfrecord" not in stored
-    with pytest.raises(OutputError, match="interrupted pack; pass --resume"):
-        beam_pack(url, out, opts)
-    monkeypatch.setattr(beam, "write_shard", real)
-    beam_pack(url, out, opts, resume=True)
-    stored = objects(s3, "resumed")
-    expected = files_of(tmp_path / "local")
-    assert stored.keys() == expected.keys()
-    assert {k: v for k, v in stored.items() if k not in NAMES_SOURCE} == {
-        k: v for k, v in expected.items() if k not in NAMES_SOURCE
-    }
+        s3_beam_pack(url, f"s3://{BUCKET}/listed2", opts)
 
 
 def test_a_non_empty_bucket_prefix_is_refused_and_overwrite_replaces(photos, s3):
@@ -188,8 +108,8 @@ def test_a_non_empty_bucket_prefix_is_refused_and_overwrite_replaces(photos, s3)
     out = f"s3://{BUCKET}/out"
     s3.put_object(Bucket=BUCKET, Key="out/data-00000-of-00009.tfrecord", Body=b"old")
     with pytest.raises(OutputError, match="is not empty; pass --overwrite"):
-        beam_pack(url, out, PackOptions(shards=1))
-    beam_pack(url, out, PackOptions(shards=1, overwrite=True))
+        s3_beam_pack(url, out, PackOptions(shards=1))
+    s3_beam_pack(url, out, PackOptions(shards=1, overwrite=True))
     assert sorted(objects(s3, "out")) == [
         "data-00000-of-00001.tfrecord",
         "data-00000-of-00001.tfrecord.idx",
@@ -202,7 +122,7 @@ def test_a_non_empty_bucket_prefix_is_refused_and_overwrite_replaces(photos, s3)
 
 def test_cli_dry_run_and_pack_with_urls(photos, s3):
     _, url = photos
-    options = [x for option in DIRECT for x in ("--beam-option", option)]
+    options = [x for option in S3_DIRECT for x in ("--beam-option", option)]
     out = f"s3://{BUCKET}/cli"
     r = run("pack", url, out, "--runner", "beam", *options, "--dry-run")
     assert r.exit_code == 0, r.output
@@ -252,11 +172,8 @@ def test_object_names_with_pattern_characters_are_packed(s3, tmp_path):
     Image.fromarray(smooth_rgb(12, 10, 1)).save(data)
     for key in ("odd/cat/a [1].png", "odd/cat/b*?.png"):
         s3.put_object(Bucket=BUCKET, Key=key, Body=Path(data).read_bytes())
-    manifest = beam_pack(f"s3://{BUCKET}/odd", f"s3://{BUCKET}/oddout", PackOptions())
+    manifest = s3_beam_pack(f"s3://{BUCKET}/odd", f"s3://{BUCKET}/oddout", PackOptions())
     assert manifest["records"] == 2 and manifest["skipped"] == []
-
-
-# --- reading back from the bucket --------------------------------------------------------
 
 
 def read_back(dataset: str) -> dict[str, object]:
@@ -282,7 +199,7 @@ def read_back(dataset: str) -> dict[str, object]:
 def test_pack_to_a_bucket_then_read_it_back_like_a_local_copy(photos, s3, tmp_path):
     root, url = photos
     out = f"s3://{BUCKET}/read"
-    beam_pack(url, out, PackOptions(shards=2, split=(("train", 0.5), ("val", 0.5))))
+    s3_beam_pack(url, out, PackOptions(shards=2, split=(("train", 0.5), ("val", 0.5))))
     local = tmp_path / "copy"
     local.mkdir()
     for name, data in objects(s3, "read").items():

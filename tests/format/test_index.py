@@ -54,9 +54,6 @@ def write_with_imgrec(path: Path, payloads: list[bytes]) -> None:
             w.write(p)
 
 
-# --- index files written by pack -------------------------------------------------------
-
-
 @pytest.mark.parametrize("fmt", ["encoded", "raw"])
 def test_pack_writes_an_index_that_covers_each_shard_exactly(tree, tmp_path, fmt):
     src, _ = tree
@@ -83,9 +80,6 @@ def test_write_index_rebuilds_packs_index_byte_for_byte(tree, tmp_path):
         assert write_index(shard) == idx
         assert idx.read_bytes() == written_by_pack
         assert not list(out.glob(".*incomplete"))
-
-
-# --- shards written by TensorFlow --------------------------------------------------------
 
 
 def test_write_index_on_a_tensorflow_shard(tmp_path):
@@ -133,9 +127,6 @@ def test_write_index_equals_shardwriter_index(tmp_path_factory, payloads):
     index_for(shard).unlink()
     assert write_index(shard).read_bytes() == from_writer
     assert read_index(index_for(shard)) == [(off, 16 + len(d)) for off, d in read_records(shard)]
-
-
-# --- damage ------------------------------------------------------------------------------
 
 
 def damaged_copies(tmp_path: Path) -> dict[str, tuple[Path, int, int]]:
@@ -205,9 +196,6 @@ def test_read_index_rejects_garbage(tmp_path):
         read_index(bad)
 
 
-# --- the command -------------------------------------------------------------------------
-
-
 def test_index_command_folder_file_and_glob(tree, tmp_path):
     src, _ = tree
     out = tmp_path / "out"
@@ -266,14 +254,6 @@ def test_index_command_does_not_import_tensorflow(tmp_path):
     assert result.stdout.strip().endswith(": 2 records")
 
 
-# --- read by the independent `tfrecord` package -------------------------------------------
-#
-# The tfrecord package registers its own copy of TensorFlow's example.proto in protobuf's
-# default descriptor pool, so it cannot be imported in a process that has imported TensorFlow
-# ("duplicate symbol 'tensorflow.BytesList'", vahidk/tfrecord PR #103): it runs in a child
-# process that imports neither TensorFlow nor imgrec.
-
-
 def in_tfrecord_process(code: str, *args: str) -> str:
     result = subprocess.run(
         [sys.executable, "-c", "import sys\n" + code, *args],
@@ -293,6 +273,7 @@ DESCRIPTION = {
     "image/class/text": "byte",
     "image/filename": "byte",
 }
+
 
 LOADER = """
 import base64, json

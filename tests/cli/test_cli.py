@@ -240,7 +240,7 @@ def test_json_stays_pure_while_progress_bars_draw_on_a_terminal(tree, tmp_path):
 
 
 def test_exit_codes_are_documented():
-    commands = (Path(__file__).parent.parent / "docs" / "commands.md").read_text()
+    commands = (Path(__file__).parents[2] / "docs" / "commands.md").read_text()
     exit_codes = commands.split("### Output and exit codes", 1)[1].split("\n#", 1)[0]
     for code in ("0 success", "1 failure", "2 usage", "130 interrupted"):
         assert code in exit_codes

@@ -9,11 +9,20 @@ import sys
 from pathlib import Path
 
 from imgrec.cli import cli
+from imgrec.images import loading
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
+
+
 DOCS = ROOT / "docs"
+
+
 README = (ROOT / "README.md").read_text()
+
+
 COMMANDS = (DOCS / "commands.md").read_text()
+
+
 ARCHITECTURE = (DOCS / "architecture.md").read_text()
 
 
@@ -54,6 +63,8 @@ def _mentions(text: str, opt: str) -> bool:
 # command shares (--json, -q) are in "Output and exit codes"; convert's section says that
 # every pack option works the same way, so pack's section documents those.
 SHARED = "### Output and exit codes"
+
+
 ALSO_UNDER = {"convert": "pack"}
 
 
@@ -144,3 +155,45 @@ def test_every_relative_link_points_to_a_file_and_heading_that_exist():
             elif anchor and file.suffix == ".md" and anchor not in _anchors(file.read_text()):
                 broken.append(f"{name} (no such heading)")
     assert not broken, broken
+
+
+PIXEL_RULES = DOCS / "pixel-rules.md"
+
+
+def _readme_table(heading: str) -> list[list[str]]:
+    text = PIXEL_RULES.read_text()
+    section = text[text.index(heading) :]
+    rows = []
+    for line in section.splitlines()[1:]:
+        if line.startswith("#"):
+            break
+        if line.startswith("| ") and not line.startswith("| ---"):
+            rows.append([c.strip() for c in line.strip("|").split("|")])
+    return rows[1:]  # without the header row
+
+
+def test_readme_mode_table_matches_the_code():
+    rows = _readme_table("# Pixel rules")
+    documented = {}
+    for cells in rows:
+        for mode in re.findall(r"`([^`]+)`", cells[0]):
+            documented[mode] = cells
+    assert set(documented) == set(loading.MODES)
+    for name, mode in loading.MODES.items():
+        cells = documented[name]
+        assert cells[2] == mode.dtype, name
+        base = cells[1].split(",")[0]
+        assert base == str(mode.base), name
+        assert ("4 with real" in cells[1]) == mode.alpha, name
+
+
+def test_readme_skip_reasons_match_the_code():
+    rows = _readme_table("## Skip reasons")
+    assert {r[0].strip("`"): r[1] for r in rows} == loading.REASONS
+
+
+def test_the_tests_map_names_every_test_file():
+    tests = ROOT / "tests"
+    files = {p.relative_to(tests).as_posix() for p in tests.rglob("test_*.py")}
+    named = set(re.findall(r"`((?:\w+/)+test_\w+\.py)`", (tests / "README.md").read_text()))
+    assert files == named, f"missing: {files - named}, no such file: {named - files}"

@@ -4,13 +4,11 @@ skips as a header scan followed by a load, for any number of workers and shards.
 from __future__ import annotations
 
 import collections
-import pickle
 import shutil
 from pathlib import Path
 
 import pytest
-from corpus import damaged, make_corpus
-from fixtures import files_of, make_tree
+from fixtures import files_of
 
 from imgrec import PackOptions, pack
 from imgrec.core import storage
@@ -18,15 +16,6 @@ from imgrec.core.errors import InputError
 from imgrec.format.layout import PIECES
 from imgrec.packing.executors.local import LocalExecutor
 from imgrec.packing.scan import scan_source
-
-
-@pytest.fixture(scope="module")
-def odd_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    src = tmp_path_factory.mktemp("odd") / "src"
-    make_tree(src, per_class=4)
-    make_corpus(src / "corpus")
-    damaged(src / "damaged")
-    return src
 
 
 def _header_scan_then_load(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -131,25 +120,6 @@ def test_pieces_a_killed_run_left_do_not_block_the_next(odd_src, tmp_path):
     assert files_of(out) == files_of(again)
 
 
-def test_a_full_disk_during_the_first_pass_is_one_clear_error(odd_src, tmp_path, monkeypatch):
-    import errno
-
-    from imgrec.core.errors import OutputError
-    from imgrec.packing.executors import onepass
-
-    def full(*args, **kwargs):  # type: ignore[no-untyped-def]
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(onepass, "open", full, raising=False)
-    out = tmp_path / "out"
-    with pytest.raises(OutputError, match="cannot write .No space left on device.; free some"):
-        pack(odd_src, out, PackOptions(workers=1))  # in this process: the patch holds
-    assert not out.exists()  # the pieces removed; nothing else had been written
-    # raised in a worker, the error reaches the main process whole
-    error = OutputError("OUT/.imgrec-pieces.d: cannot write (No space left on device)")
-    assert str(pickle.loads(pickle.dumps(error))) == str(error)
-
-
 @pytest.mark.parametrize("shards", [1, 3])
 def test_raw_shards_cut_into_runs_are_the_same_bytes(odd_src, tmp_path, monkeypatch, shards):
     """With fewer shards than a round of workers, raw shards are written by all the workers
@@ -216,23 +186,3 @@ def test_the_main_process_holds_nothing_per_image(tmp_path, monkeypatch, fmt):
         peaks.append(max(held))
     per_image = (peaks[1] - peaks[0]) / 1_200
     assert per_image < 200, f"{per_image:.0f} bytes more held for each image"
-
-
-def test_a_full_disk_in_the_working_folder_is_one_clear_error(odd_src, tmp_path, monkeypatch):
-    import errno
-
-    from imgrec.core import spool
-    from imgrec.core.errors import OutputError
-
-    out = tmp_path / "out"
-    pack(odd_src, out, PackOptions(workers=1))
-    before = files_of(out)
-
-    def full(self, data):  # type: ignore[no-untyped-def]
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(spool.Blobs, "append", full)
-    with pytest.raises(OutputError, match=r"pieces.d: cannot write .No space left on device.; "):
-        pack(odd_src, out, PackOptions(workers=1, overwrite=True))
-    assert files_of(out) == before  # the dataset already there is untouched
-    assert not (out / PIECES).exists()

@@ -17,7 +17,7 @@ from PIL import Image
 import imgrec
 from imgrec import PackOptions, pack
 
-EXAMPLES = Path(__file__).parent.parent / "examples"
+EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
 def run_script(*args: object, env: dict[str, str] | None = None, timeout: float = 300):
@@ -36,9 +36,6 @@ def load_example(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-# --- read_without_imgrec.py --------------------------------------------------------------
 
 
 @pytest.mark.slow
@@ -100,9 +97,6 @@ def test_read_without_imgrec_gives_imgrecs_pixels(tree, tmp_path, fmt):
     assert sorted(set(orientations)) == (list(range(1, 9)) if fmt == "encoded" else [1])
 
 
-# --- batch_job.sh ------------------------------------------------------------------------
-
-
 def batch_job(out_root: Path, *folders: Path):
     env = {
         "OUT_ROOT": str(out_root),
@@ -156,9 +150,6 @@ def test_batch_job_fails_on_a_missing_folder_and_colliding_names(tmp_path):
     r = batch_job(tmp_path / "shards", tmp_path / "x" / "data", tmp_path / "y" / "data")
     assert r.returncode == 2 and "data" in r.stderr
     assert run_script("bash", EXAMPLES / "batch_job.sh").returncode == 2
-
-
-# --- train_classifier.py -----------------------------------------------------------------
 
 
 @pytest.mark.slow

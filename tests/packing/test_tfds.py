@@ -35,11 +35,19 @@ INFO_4_6 = {"name", "description", "version", "releaseNotes", "configName",
             "configDescription", "features", "citation", "sizeInBytes", "downloadSize",
             "location", "downloadChecksums", "schema", "splits", "supervisedKeys",
             "redistributionInfo", "moduleName", "disableShuffling", "fileFormat"}  # fmt: skip
+
+
 SPLIT_4_6 = {"name", "numShards", "shardLengths", "numBytes", "statistics", "filepathTemplate"}
+
+
 SUPERVISED_4_6 = {"input", "output", "tuple"}
+
+
 FEATURE_4_6 = {"pythonClassName", "description", "valueRange", "jsonFeature", "featuresDict",
                "tensor", "classLabel", "image", "video", "audio", "boundingBox", "text",
                "translation", "sequence", "scalar"}  # fmt: skip
+
+
 CONTENT_4_6 = {
     "featuresDict": {"features"},
     "tensor": {"shape", "dtype", "encoding"},
@@ -47,6 +55,8 @@ CONTENT_4_6 = {
     "image": {"shape", "dtype", "encodingFormat", "useColormap", "label"},
     "text": set(),
 }
+
+
 # EXIF orientation -> the Pillow transpose that applies it.
 ORIENT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
           4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
@@ -158,9 +168,6 @@ def check_images(out: Path, found: list[dict[str, Any]], split: str | None = Non
         np.testing.assert_allclose(as_float(got), image, atol=1e-6, err_msg=name)
 
 
-# --- the files (no TensorFlow) ------------------------------------------------------------
-
-
 def walk_features(feature: dict[str, Any]) -> None:
     """Every feature in features.json uses only fields TFDS 4.6.0 knows."""
     assert set(feature) <= FEATURE_4_6, set(feature) - FEATURE_4_6
@@ -246,9 +253,6 @@ def test_cli_prints_what_it_wrote_and_refuses_a_folder_without_manifest(tree, tm
     r = run("tfds", tmp_path)
     assert r.exit_code == 1 and "no manifest.json here" in r.stderr
     assert run("verify", out).exit_code == 0  # the metadata files are no shard's business
-
-
-# --- loaded by tensorflow-datasets --------------------------------------------------------
 
 
 @pytest.mark.slow

@@ -10,11 +10,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from fixtures import DIRECT, beam_pack, disk_full_on, files_of, run
+from fixtures import DIRECT, beam_pack, files_of, run
 
 from imgrec import PackOptions, pack
 from imgrec.core import spool
-from imgrec.core.errors import DependencyError, InputError, OutputError
+from imgrec.core.errors import DependencyError, InputError
 from imgrec.core.progress import no_progress
 from imgrec.core.storage import Folder
 from imgrec.packing import scan
@@ -24,18 +24,8 @@ from imgrec.packing.scan import listing
 
 pytestmark = pytest.mark.slow
 
+
 HINT = 'Apache Beam is not installed (needed by --runner beam): pip install "imgrec[beam]"'
-
-
-@pytest.fixture
-def src(tree):
-    pytest.importorskip("apache_beam")
-    root, files = tree
-    # An image that passes the header-only scan but fails to load: it is skipped by the
-    # worker, so the per-shard skip lists are exercised too.
-    data = files["cat0"].read_bytes()
-    (root / "dog" / "cut.png").write_bytes(data[: len(data) // 2])
-    return root
 
 
 @pytest.mark.parametrize(
@@ -127,28 +117,6 @@ def test_cli_runner_beam_gives_the_local_output(src, tmp_path):
     r = run(*args[:2], tmp_path / "beam2", *args[2:], "--runner", "DirectRunner", *options)
     assert r.exit_code == 0, r.output
     assert files_of(tmp_path / "beam2") == files_of(tmp_path / "local")
-
-
-def test_interrupted_beam_run_resumes_to_the_same_bytes(src, tmp_path, monkeypatch):
-    opts = PackOptions(shards=4)
-    pack(src, tmp_path / "local", opts)
-    out = tmp_path / "beam"
-    real = beam.write_shard
-    disk_full = disk_full_on("data-00002-of-00004.tfrecord", real)
-    monkeypatch.setattr(beam, "write_shard", disk_full)
-    with pytest.raises(OutputError, match="Beam pipeline failed.*No space left.*--resume"):
-        beam_pack(src, out, opts)
-    assert not (out / "manifest.json").exists()
-    assert (out / ".imgrec-journal.d" / "plan.json").is_file()
-    assert not (out / "data-00002-of-00004.tfrecord").exists()
-    with pytest.raises(OutputError, match="interrupted pack; pass --resume"):
-        beam_pack(src, out, opts)
-    monkeypatch.setattr(beam, "write_shard", real)
-    finished = {p.name: p.stat().st_mtime_ns for p in out.glob("data-*.tfrecord")}
-    beam_pack(src, out, opts, resume=True)
-    assert files_of(out) == files_of(tmp_path / "local")
-    for name, mtime in finished.items():  # shards the first run finished were kept
-        assert (out / name).stat().st_mtime_ns == mtime
 
 
 def test_on_error_fail_stops_with_the_first_skipped_image(src, tmp_path):

@@ -4,29 +4,24 @@ from __future__ import annotations
 
 import json
 import os
-import re
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
-import numpy as np
 import pytest
-from fixtures import files_of, run, smooth_rgb
+from fixtures import encode, smooth_rgb
 from PIL import Image
+from samples import icns, one_image
 
 import imgrec
-from imgrec import InputError, PackOptions, pack
+import imgrec.images.loading
+import imgrec.packing.driver
+import imgrec.packing.lock
+from imgrec import PackOptions, pack
 from imgrec.core import storage
 from imgrec.images import loading
-
-PIXEL_RULES = Path(__file__).parent.parent / "docs" / "pixel-rules.md"
-
-
-def one_image(folder: Path, name: str = "a.png", size: tuple[int, int] = (12, 10)) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    Image.fromarray(smooth_rgb(size[1], size[0], 1)).save(path, "PNG")
-    return path
 
 
 def test_unreadable_file_is_skipped(tmp_path, monkeypatch):
@@ -152,109 +147,70 @@ def test_no_traceback_for_a_folder_of_nothing_but_junk(tmp_path):
     assert "no images to pack (1 files ignored, 1 skipped)" in result.stderr
 
 
-@pytest.mark.parametrize(
-    ("mode", "size", "want"),
-    [
-        ("stretch", (10, 20), (10, 20)),  # (height, width)
-        ("fit", (20, 20), (15, 20)),
-        ("fill", (20, 20), (20, 20)),
-        ("pad", (20, 20), (20, 20)),
-    ],
-)
-def test_resize_modes(tmp_path, mode, size, want):
-    src = tmp_path / "src"
-    one_image(src / "a", size=(40, 30))  # 4:3
+def small_source(root: Path, n: int = 6) -> Path:
+    for i in range(n):
+        folder = root / ("a" if i % 2 else "b")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(smooth_rgb(12 + i, 16, i)).save(folder / f"{i}.png")
+    return root
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _huge_gray_png(side: int) -> bytes:
+    """A valid 8-bit gray PNG of side x side (all black), compressed row by row: the
+    pixels are never held in memory (20000 x 20000 is about 400 KB)."""
+    z = zlib.compressobj(9)
+    row = bytes(side + 1)  # filter byte 0, then the row
+    idat = b"".join([*(z.compress(row) for _ in range(side)), z.flush()])
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", idat)
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def test_icns_entry_holding_a_bigger_png_is_too_many_pixels(tmp_path):
+    src = small_source(tmp_path / "src", 2)
+    png = encode(Image.fromarray(smooth_rgb(400, 400, 1)), "PNG")
+    (src / "a" / "liar.icns").write_bytes(icns(png))
+    with Image.open(src / "a" / "liar.icns") as im:
+        assert im.size == (128, 128)  # what the container declares: under the limit
+    manifest = imgrec.pack(src, tmp_path / "out", PackOptions(max_pixels=20000)).to_dict()
+    assert manifest["records"] == 2
+    [skipped] = manifest["skipped"]
+    assert skipped["path"] == "a/liar.icns"
+    assert skipped["reason"].startswith("too-many-pixels: it holds a 400x400 image"), skipped
+
+
+@pytest.mark.slow
+def test_icns_holding_a_20000_pixel_square_png_is_skipped_without_decoding(tmp_path):
+    src = small_source(tmp_path / "src", 2)
+    (src / "a" / "bomb.icns").write_bytes(icns(_huge_gray_png(20000)))
     out = tmp_path / "out"
-    manifest = pack(src, out, PackOptions(resize=size, resize_mode=mode)).to_dict()
-    (image,) = list(imgrec.dataset(out, labels=False))
-    assert image.shape[:2] == want
-    assert manifest["transcoded"][0]["reason"] == "resized, so transcoded to PNG"
-    if mode == "pad":  # a 20x15 picture centred between black bands
-        arr = image.numpy()
-        assert arr[:2].max() == 0 and arr[-2:].max() == 0 and arr[3:17].max() > 0
-
-
-def test_one_size_order_height_width_in_python_and_wxh_on_the_command_line(tmp_path):
-
-    src = tmp_path / "src"
-    one_image(src / "a", size=(40, 30))
-    by_cli = run("pack", src, tmp_path / "cli", "--resize", "20x10")  # width 20, height 10
-    assert by_cli.exit_code == 0, by_cli.output
-    pack(src, tmp_path / "py", PackOptions(resize=(10, 20)))  # (height, width), as dataset()
-    assert files_of(tmp_path / "cli") == files_of(tmp_path / "py")
-    (image,) = list(imgrec.dataset(tmp_path / "py", labels=False, resize=(10, 20)))
-    assert image.shape[:2] == (10, 20)
-    # The manifest records [width, height] as every manifest before did: old ones still read.
-    recorded = json.loads((tmp_path / "py" / "manifest.json").read_text())["options"]
-    assert recorded["resize"] == [20, 10]
-    assert imgrec.read_manifest(tmp_path / "py").options.resize == (10, 20)
-
-
-def test_resize_matches_pillow_lanczos_and_keeps_unchanged_bytes(tmp_path):
-    src = tmp_path / "src"
-    path = one_image(src / "a", size=(40, 30))
-    small = one_image(src / "a", "small.png", size=(16, 12))
-    out = tmp_path / "out"
-    pack(src, out, PackOptions(format="raw", max_side=20))
-    got = {
-        f.numpy().decode(): im.numpy()
-        for im, f in imgrec.dataset(out, labels=False, with_filenames=True)
-    }
-    with Image.open(path) as im:
-        want = np.asarray(im.resize((20, 15), Image.Resampling.LANCZOS))
-    assert np.array_equal(np.round(got["a/a.png"] * 255).astype(np.uint8), want)
-    assert got["a/small.png"].shape == (12, 16, 3)  # never enlarged
-    out2 = tmp_path / "out2"
-    manifest = pack(src, out2, PackOptions(max_side=20)).to_dict()
-    assert [t["path"] for t in manifest["transcoded"]] == ["a/a.png"]  # small.png kept as is
-    assert small.read_bytes() in (out2 / manifest["shards"][0]["file"]).read_bytes()
-
-
-def test_sixteen_bit_resize_stays_sixteen_bit(tmp_path):
-    from fixtures import gray16
-
-    src = tmp_path / "src" / "a"
-    src.mkdir(parents=True)
-    gray16(30, 40, 1).save(src / "deep.png")
-    out = tmp_path / "out"
-    manifest = pack(src.parent, out, PackOptions(resize=(15, 20))).to_dict()
-    assert manifest["stats"]["dtypes"] == {"uint16": 1}
-
-
-def test_resize_and_max_side_together_are_refused(tmp_path):
-    src = tmp_path / "src"
-    one_image(src / "a")
-    with pytest.raises(InputError, match="not both"):
-        pack(src, tmp_path / "out", PackOptions(resize=(4, 4), max_side=3))
-
-
-def _readme_table(heading: str) -> list[list[str]]:
-    text = PIXEL_RULES.read_text()
-    section = text[text.index(heading) :]
-    rows = []
-    for line in section.splitlines()[1:]:
-        if line.startswith("#"):
-            break
-        if line.startswith("| ") and not line.startswith("| ---"):
-            rows.append([c.strip() for c in line.strip("|").split("|")])
-    return rows[1:]  # without the header row
-
-
-def test_readme_mode_table_matches_the_code():
-    rows = _readme_table("# Pixel rules")
-    documented = {}
-    for cells in rows:
-        for mode in re.findall(r"`([^`]+)`", cells[0]):
-            documented[mode] = cells
-    assert set(documented) == set(loading.MODES)
-    for name, mode in loading.MODES.items():
-        cells = documented[name]
-        assert cells[2] == mode.dtype, name
-        base = cells[1].split(",")[0]
-        assert base == str(mode.base), name
-        assert ("4 with real" in cells[1]) == mode.alpha, name
-
-
-def test_readme_skip_reasons_match_the_code():
-    rows = _readme_table("## Skip reasons")
-    assert {r[0].strip("`"): r[1] for r in rows} == loading.REASONS
+    # A parent of its own for the pack: RUSAGE_CHILDREN is then the pack's peak alone (this
+    # process's may include earlier, bigger children).
+    measure = (
+        "import resource, subprocess, sys\n"
+        "r = subprocess.run([sys.executable, '-m', 'imgrec', 'pack', *sys.argv[1:]], timeout=300)\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        "sys.exit(r.returncode)\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", measure, str(src), str(out), "-q"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=360,
+    )
+    assert r.returncode == 0, r.stderr
+    peak_mb = int(r.stdout.strip().splitlines()[-1]) / 1024  # ru_maxrss is in KiB on Linux
+    assert peak_mb < 300, f"the pack peaked at {peak_mb:.0f} MB: the embedded PNG was decoded"
+    manifest = json.loads((out / "manifest.json").read_text())
+    [skipped] = manifest["skipped"]
+    assert skipped["path"] == "a/bomb.icns"
+    assert skipped["reason"].startswith("too-many-pixels: it holds a 20000x20000 image"), skipped
