@@ -34,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 def steps(tf: Any, kind: str, path: str, batch: int, size: tuple[int, int]) -> dict[str, Any]:
     import imgrec
     from imgrec.format import schema
-    from imgrec.reading import crops, graph, paths, tfdata
+    from imgrec.reading import crops, graph, paths, read_plan, tfdata
 
     files = sorted(tf.io.gfile.glob(os.path.join(path, "*.tfrecord")))
     full = graph.feature_spec(tf)
@@ -143,12 +143,12 @@ def steps(tf: Any, kind: str, path: str, batch: int, size: tuple[int, int]) -> d
             lambda s: tf.image.resize(jpeg(s, full, dct_method="INTEGER_ACCURATE"), size) / 255
         ).prefetch(autotune)
 
-        # imgrec's own per-record graph (graph.decode_stored, tfdata._resize), batched
+        # imgrec's own per-record graph (graph.decode_stored, graph.resize_rounded), batched
         # and converted as imgrec.dataset does, with the manifest's Layout as imgrec builds
         # it, and without the size range (the JPEG's DCT scale then chosen per record):
         known = paths.describe(paths.resolve(path, None))
         assert known is not None and known.height and known.width, "needs a manifest"
-        want = tfdata.choose_channels(known, None, True)
+        want = read_plan.choose_channels(known, None, True)
         as_read = graph.Layout(
             known.formats, known.channels, known.oriented, (known_min(known), known_max(known))
         )
@@ -164,7 +164,7 @@ def steps(tf: Any, kind: str, path: str, batch: int, size: tuple[int, int]) -> d
                 image = graph.decode_stored(tf, f, tf.uint8, layout, want, geometry)
                 if floats:
                     return tf.ensure_shape(tf.image.resize(image, size) / 255.0, [*size, 3])
-                return tf.ensure_shape(tfdata._resize(tf, image, size), [*size, 3])
+                return tf.ensure_shape(graph.resize_rounded(tf, image, size), [*size, 3])
 
             return mapped(one, None if floats else to_float).prefetch(autotune)
 

@@ -14,7 +14,6 @@ through ``storage``, one stream per shard, several shards at once.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +22,10 @@ from ..core.errors import DependencyError, ImgrecError
 from ..core.storage import Location
 from ..format import schema
 from ..format.record_check import Problem
-from .crops import CROPS, window_function
-from .graph import Geometry, Layout, decode_raw_batch, decode_stored, feature_spec, to_float
-from .paths import Known, describe, entries, resolve
+from .crops import window_function
+from .graph import Geometry, decode_raw_batch, decode_stored, feature_spec, resize_rounded, to_float
+from .paths import describe, entries, resolve
+from .read_plan import ReadPlan, check_reading, plan_read
 from .sources import checked_records, source
 
 if TYPE_CHECKING:
@@ -43,41 +43,6 @@ def pick_device(device: str) -> str:
     if device not in ("auto", "gpu"):
         raise ImgrecError(f"unknown device {device!r}; use auto, cpu or gpu")
     return "/GPU:0" if gpus else "/CPU:0"
-
-
-def choose_channels(known: Known | None, channels: int | None, batched: bool) -> int | None:
-    """The channel count to decode to: as asked, or (None) one that loses nothing when the
-    records differ: gray and RGB together become RGB. Mixes with alpha are refused for
-    batches, naming the choice to make."""
-    if channels is not None:
-        if channels not in (1, 3, 4):
-            raise ImgrecError(f"channels={channels!r}: use 1, 3 or 4 (or None: as stored)")
-        return channels
-    if known is None or len(known.channels) < 2:
-        return None
-    if known.channels <= {1, 3}:
-        return 3
-    if batched:
-        *rest, last = [str(c) for c in sorted(known.channels)]
-        listed = f"{', '.join(rest)} and {last}"
-        raise ImgrecError(
-            f"these images have {listed} channels, which cannot share a batch without"
-            " choosing what to do with alpha: pass channels=3 (drop alpha) or channels=4"
-            " (add opaque alpha), or read without batch_size"
-        )
-    return None
-
-
-def _check_batchable(known: Known | None, resize: tuple[int, int] | None) -> None:
-    """Refuse, up front and with the way out, a batch TensorFlow could not stack."""
-    if known is None or known.height is None or known.width is None or resize is not None:
-        return  # shards without a manifest: TensorFlow reports a mismatch when it meets one
-    (h0, h1), (w0, w1) = known.height, known.width
-    if h0 != h1 or w0 != w1:
-        raise ImgrecError(
-            f"images range from {h0}x{w0} to {h1}x{w1} (HxW); pass resize=(height, width)"
-            " to batch them, pack with --resize, or read without batch_size"
-        )
 
 
 def dataset(
@@ -194,9 +159,9 @@ def host_dataset(
     stored integer dtype (uint8 or uint16; float only where a dataset mixes 8- and 16-bit
     images, or stores floats). This is what crosses to the device."""
     tf = import_tf()
-    _check_reading(resize, crop, cache)
+    check_reading(resize, crop, cache)
     files = resolve(paths, split)
-    plan = _plan(tf, describe(files), batch_size, resize, crop, channels, dtype)
+    plan = plan_read(describe(files), batch_size, resize, crop, channels, dtype)
     ds = _serialized(tf, files, records, on_problem, shuffle, seed, deterministic,
                      input_context, limit)  # fmt: skip
     if shuffle and not cache:
@@ -235,58 +200,8 @@ def _plain(tf: Any, fn: Callable[..., Any]) -> Any:
     return tf.autograph.experimental.do_not_convert(fn)
 
 
-@dataclass(frozen=True)
-class _ReadPlan:
-    """What the manifests let a read leave out of the graph, decided once per dataset."""
-
-    kinds: list[str]  # the stored dtypes to decode
-    layout: Layout
-    scale_to: tuple[int, int] | None  # None: no resize (none asked, or every record's size)
-    convert_to: int | None  # None: no channel conversion (none asked, or every record's)
-    static: list[int | None]  # the shape every decoded image has
-    raw_shape: tuple[int, int, int] | None  # raw records of this one shape: batch-decoded
-    out_dtype: Any
-
-
-def _plan(
-    tf: Any,
-    known: Known | None,
-    batch_size: int | None,
-    resize: tuple[int, int] | None,
-    crop: str | None,
-    channels: int | None,
-    dtype: Any,
-) -> _ReadPlan:
-    want = choose_channels(known, channels, batch_size is not None)
-    if batch_size is not None:
-        _check_batchable(known, resize)
-    # Without a manifest the dtypes are unknown: every one is handled.
-    kinds = sorted(known.dtypes if known else schema.DTYPES)
-    layout = Layout()
-    fixed = _fixed_size(known)
-    if known is not None:
-        sizes = None
-        if known.height is not None and known.width is not None:
-            sizes = ((known.height[0], known.width[0]), (known.height[1], known.width[1]))
-        layout = Layout(known.formats, known.channels, known.oriented, sizes)
-    # Work the manifest shows is not needed is left out of the graph: a resize to the size
-    # every record has, a channel conversion to the channels every record has.
-    same = resize is not None and fixed == tuple(resize)
-    scale_to = None if crop is None and same else resize
-    convert_to = None if known is not None and known.channels == {want} else want
-    return _ReadPlan(
-        kinds,
-        layout,
-        scale_to,
-        convert_to,
-        _static_shape(known, want, resize),
-        _raw_shape(known, fixed, convert_to, scale_to, crop),
-        tf.as_dtype(dtype),
-    )
-
-
 def _parser(
-    tf: Any, plan: _ReadPlan, resize: tuple[int, int] | None, crop: str | None
+    tf: Any, plan: ReadPlan, resize: tuple[int, int] | None, crop: str | None
 ) -> Callable[..., Any]:
     """The per-record map: a serialized record to ``(image, label, filename)``."""
     spec = feature_spec(tf)
@@ -300,7 +215,7 @@ def _parser(
             geometry = Geometry(at_least=plan.scale_to)
         image = _decode(tf, f, plan, geometry)
         if plan.scale_to is not None:
-            image = _resize(tf, image, plan.scale_to)
+            image = resize_rounded(tf, image, plan.scale_to)
         if crop == "random":
             image = tf.image.stateless_random_flip_left_right(image, tf.reverse(crop_seed, [0]))
         return tf.ensure_shape(image, plan.static), f[schema.LABEL], f[schema.FILENAME]
@@ -308,7 +223,7 @@ def _parser(
     return parse
 
 
-def _decode(tf: Any, f: Any, plan: _ReadPlan, geometry: Geometry) -> Any:
+def _decode(tf: Any, f: Any, plan: ReadPlan, geometry: Geometry) -> Any:
     def stored(kind: str) -> Any:
         return decode_stored(tf, f, tf.as_dtype(kind), plan.layout, plan.convert_to, geometry)
 
@@ -316,7 +231,8 @@ def _decode(tf: Any, f: Any, plan: _ReadPlan, geometry: Geometry) -> Any:
         return stored(plan.kinds[0])
     # Mixed dtypes (8- and 16-bit images in one dataset) cannot share one integer tensor
     # type, so these are converted to float on the host instead.
-    branches = [(lambda k=k: to_float(tf, stored(k), plan.out_dtype)) for k in plan.kinds]
+    out = tf.as_dtype(plan.out_dtype)
+    branches = [(lambda k=k: to_float(tf, stored(k), out)) for k in plan.kinds]
     index = tf.argmax(tf.cast(tf.equal(f[schema.DTYPE], plan.kinds), tf.int32))
     return tf.switch_case(tf.cast(index, tf.int32), branches)
 
@@ -352,63 +268,3 @@ def _serialized(
         # Known to Keras: model.fit shows a total, and len(ds) works.
         ds = ds.apply(tf.data.experimental.assert_cardinality(count))
     return ds
-
-
-def _check_reading(resize: tuple[int, int] | None, crop: str | None, cache: bool | str) -> None:
-    if crop is not None and crop not in CROPS:
-        raise ImgrecError(f"crop={crop!r}: use one of {', '.join(CROPS)} (or None)")
-    if crop is not None and resize is None:
-        raise ImgrecError(f"crop={crop!r} needs resize=(height, width): the size to crop to")
-    if crop == "random" and cache:
-        raise ImgrecError(
-            "cache keeps decoded images, but a random crop must be drawn anew each epoch:"
-            " use crop='random' without cache (or cache with crop='center' or no crop)"
-        )
-
-
-def _fixed_size(known: Known | None) -> tuple[int, int] | None:
-    """(height, width) when the manifests say every record has it."""
-    if known is None or known.height is None or known.width is None:
-        return None
-    (h0, h1), (w0, w1) = known.height, known.width
-    return (h0, w0) if h0 == h1 and w0 == w1 else None
-
-
-def _raw_shape(
-    known: Known | None,
-    fixed: tuple[int, int] | None,
-    convert_to: int | None,
-    scale_to: tuple[int, int] | None,
-    crop: str | None,
-) -> tuple[int, int, int] | None:
-    """The one (H, W, C) of every record, when all are raw pixels of one dtype and shape
-    that are read as stored (no resize, crop, channel change or orientation)."""
-    if known is None or fixed is None or known.formats != {"raw"} or len(known.dtypes) != 1:
-        return None
-    if len(known.channels) != 1 or known.oriented or convert_to or scale_to or crop:
-        return None
-    return (*fixed, next(iter(known.channels)))
-
-
-def _static_shape(
-    known: Known | None, want: int | None, resize: tuple[int, int] | None
-) -> list[int | None]:
-    """Static shapes where the manifest knows them, so Keras sees (H, W, C), not (?, ?, ?)."""
-    static: list[int | None] = [None, None, want]
-    if known is not None and known.height is not None and known.width is not None:
-        (h0, h1), (w0, w1) = known.height, known.width
-        static[:2] = [h0 if h0 == h1 else None, w0 if w0 == w1 else None]
-        if want is None and len(known.channels) == 1:
-            static[2] = next(iter(known.channels))
-    if resize is not None:
-        static[:2] = list(resize)
-    return static
-
-
-def _resize(tf: Any, image: Any, size: tuple[int, int]) -> Any:
-    """Resize on the host and round back to the image's dtype: integers stay integers (a
-    quarter of float32's bytes to move), at the cost of one rounding (half a level)."""
-    resized = tf.image.resize(tf.cast(image, tf.float32), size)
-    if not image.dtype.is_integer:
-        return tf.cast(resized, image.dtype)
-    return tf.saturate_cast(tf.round(resized), image.dtype)
