@@ -97,35 +97,62 @@ def walk(
         return _walk_listing(src, labels, exclude, store)
     if not src.is_dir():
         raise InputError("not a folder (SRC must be a folder of images)", str(src))
-    broken: list[str] = []
-    ignored = 0
-    seen: set[tuple[int, int]] = set()
-    # OUT, by device and inode: one stat per folder to compare, where resolving each
-    # folder's path costs a stat per component (quadratic in a deep tree).
-    excluded = _identity(exclude) if isinstance(exclude, Path) else None
+    tree = _LocalTree(src, exclude if isinstance(exclude, Path) else None, progress)
+    found = _labelled(src, tree.files(), tree.label_folders(), labels, 0, [], store)
+    found.ignored, found.broken_links = tree.ignored, tree.broken
+    return found
 
-    def entries(folder: Path) -> Iterator[os.DirEntry[str]] | None:
-        """The folder's entries sorted by name; None if it was walked already (a symlink
-        loop, or a folder linked twice) or cannot be read."""
-        nonlocal ignored
+
+class _LocalTree:
+    """One local walk: the folders walked so far (by device and inode, so a symlink loop or
+    a folder linked twice is walked once) and what was left out."""
+
+    def __init__(
+        self, src: Path, exclude: Path | None, progress: Callable[[str, int, int], None] | None
+    ) -> None:
+        self.src, self.progress = src, progress
+        self.seen: set[tuple[int, int]] = set()
+        self.ignored = 0  # hidden entries, unreadable or repeated folders, sockets, fifos
+        self.broken: list[str] = []  # symlinks leading nowhere
+        # OUT, by device and inode: one stat per folder to compare, where resolving each
+        # folder's path costs a stat per component (quadratic in a deep tree).
+        self.excluded = _identity(exclude) if exclude is not None else None
+
+    def is_out(self, path: Path) -> bool:
+        return self.excluded is not None and _identity(path) == self.excluded
+
+    def label_folders(self) -> list[str]:
+        """SRC's first-level folders, sorted: the labels."""
+        try:
+            return sorted(
+                e.name
+                for e in os.scandir(self.src)
+                if not e.name.startswith(".") and _is_dir(e) and not self.is_out(Path(e.path))
+            )
+        except OSError as e:
+            raise InputError(f"cannot read this folder ({e.strerror}); check its permissions",
+                             str(self.src)) from None  # fmt: skip
+
+    def entries(self, folder: Path) -> Iterator[os.DirEntry[str]] | None:
+        """The folder's entries sorted by name; None if it was walked already or cannot be
+        read."""
         try:
             st = folder.stat()
-            if (st.st_dev, st.st_ino) in seen:
-                ignored += 1
+            if (st.st_dev, st.st_ino) in self.seen:
+                self.ignored += 1
                 return None
-            seen.add((st.st_dev, st.st_ino))
+            self.seen.add((st.st_dev, st.st_ino))
             return iter(sorted(os.scandir(folder), key=lambda e: e.name))
         except OSError:
-            ignored += 1
+            self.ignored += 1
             return None
 
-    def files() -> Iterator[tuple[str, Location, None]]:
+    def files(self) -> Iterator[tuple[str, Location, None]]:
         """The files in path order, component by component: each folder's entries sorted by
         name, a subfolder's files where its name falls. Only the folders on the way down
         are held (an explicit stack, not recursion: very deep trees must not hit Python's
         recursion limit)."""
-        nonlocal ignored
-        top = entries(src)
+        top = self.entries(self.src)
         stack = [(top, "")] if top is not None else []
         count = 0
         while stack:
@@ -136,37 +163,20 @@ def walk(
                 continue
             child = f"{rel}{e.name}"
             if e.name.startswith("."):
-                ignored += 1
+                self.ignored += 1
             elif _is_dir(e):
-                path = Path(e.path)
-                if excluded is None or _identity(path) != excluded:
-                    inner = entries(path)
-                    if inner is not None:
-                        stack.append((inner, child + "/"))
+                inner = None if self.is_out(Path(e.path)) else self.entries(Path(e.path))
+                if inner is not None:
+                    stack.append((inner, child + "/"))
             elif _is_file(e):
                 count += 1
-                if progress is not None:
-                    progress("walk", count, 0)
+                if self.progress is not None:
+                    self.progress("walk", count, 0)
                 yield child, Path(e.path), None
             elif e.is_symlink():
-                broken.append(child)
+                self.broken.append(child)
             else:
-                ignored += 1  # socket, fifo, device
-
-    try:
-        folders = sorted(
-            e.name
-            for e in os.scandir(src)
-            if not e.name.startswith(".")
-            and _is_dir(e)
-            and (excluded is None or _identity(Path(e.path)) != excluded)
-        )
-    except OSError as e:
-        raise InputError(f"cannot read this folder ({e.strerror}); check its permissions",
-                         str(src)) from None  # fmt: skip
-    found = _labelled(src, files(), folders, labels, 0, [], store)
-    found.ignored, found.broken_links = ignored, broken
-    return found
+                self.ignored += 1  # socket, fifo, device
 
 
 def _labelled(
