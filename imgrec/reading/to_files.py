@@ -1,10 +1,10 @@
-"""``imgrec decode``: a loop over ``reader.dataset`` that writes files and/or statistics."""
+"""``imgrec decode``: a loop over ``tfdata.dataset`` that writes files and/or statistics."""
 
 from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -158,54 +158,24 @@ def decode(
     files = resolve(paths, split)
     target = pick_device(device)
     known = describe(files)
-    sixteen = known is not None and known.dtypes == {"uint16"}
     problems: list[Problem] = []
-    ds = dataset(
-        files,
-        dtype=dtype,
-        device=device,
-        with_filenames=True,
-        channels=channels,
-        limit=limit,
-        on_problem=problems.append,
-    )
+    ds = dataset(files, dtype=dtype, device=device, with_filenames=True, channels=channels,
+                 limit=limit, on_problem=problems.append)  # fmt: skip
     total = known.records if known is not None else None
     if limit is not None:
         total = min(limit, total) if total is not None else limit
-    channel_stats: dict[int, ChannelStats] = {}
-    names = OutputNames(out, "." + to) if out is not None else None
-    written = 0
+    gathered: dict[int, ChannelStats] = {}
+    sixteen = known is not None and known.dtypes == {"uint16"}
+    writer = _Writer(tf, out, to, sixteen) if out is not None else None
     count = 0
-    last = ""
-    iterator = iter(ds)
-    while True:
-        try:
-            image, _label, filename = next(iterator)
-        except StopIteration:
-            break
-        except tf.errors.OpError as e:
-            # Checked records that TensorFlow still cannot decode (image data damaged past
-            # its header): name where it happened; what was written so far stays.
-            after = f"the record after {last!r}" if last else "the first record"
-            message = e.message.splitlines()[0] if e.message else type(e).__name__
-            raise ImgrecError(f"TensorFlow could not decode {after}: {message}") from None
-        count += 1
-        name = last = filename.numpy().decode("utf-8", "surrogateescape")
+    for count, (image, name) in enumerate(_images(tf, ds), 1):
         if progress:
             progress("decode", count, total or 0)
         if stats:
             c = int(image.shape[-1])
-            channel_stats.setdefault(c, ChannelStats(c)).add(tf, image)
-        if out is None:
-            continue
-        assert names is not None
-        path = names.path_for(name, count - 1)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if to == "npy":
-            np.save(path, image.numpy())
-        else:
-            path.write_bytes(_png(tf, image, sixteen))
-        written += 1
+            gathered.setdefault(c, ChannelStats(c)).add(tf, image)
+        if writer is not None:
+            writer.write(image, name, count - 1)
     if known is not None and limit is None and count + len(problems) < known.records:
         # Passed imgrec's checks, yet TensorFlow could not decode them: dropped, not hidden.
         missing = known.records - count - len(problems)
@@ -213,13 +183,51 @@ def decode(
                                 f"{missing} record(s) TensorFlow could not decode"))  # fmt: skip
     return DecodeResult(
         records=count,
-        written=written,
+        written=writer.written if writer is not None else 0,
         out=str(out) if out is not None else None,
         device=target,
         dtype=dtype,
-        stats={str(c): s.to_dict() for c, s in sorted(channel_stats.items())} or None,
+        stats={str(c): s.to_dict() for c, s in sorted(gathered.items())} or None,
         problems=problems,
     )
+
+
+def _images(tf: Any, ds: Any) -> Iterator[tuple[Any, str]]:
+    """``(image, filename)`` of each record ``ds`` yields. A checked record that TensorFlow
+    still cannot decode (image data damaged past its header) ends the loop with an error
+    naming where it happened; what was written so far stays."""
+    iterator = iter(ds)
+    last = ""
+    while True:
+        try:
+            image, _label, filename = next(iterator)
+        except StopIteration:
+            return
+        except tf.errors.OpError as e:
+            after = f"the record after {last!r}" if last else "the first record"
+            message = e.message.splitlines()[0] if e.message else type(e).__name__
+            raise ImgrecError(f"TensorFlow could not decode {after}: {message}") from None
+        last = filename.numpy().decode("utf-8", "surrogateescape")
+        yield image, last
+
+
+class _Writer:
+    """One file per record under OUT: ``.npy`` as decoded, or ``.png`` (16-bit when every
+    record is)."""
+
+    def __init__(self, tf: Any, out: Path, to: str, sixteen: bool) -> None:
+        self.tf, self.to, self.sixteen = tf, to, sixteen
+        self.names = OutputNames(out, "." + to)
+        self.written = 0
+
+    def write(self, image: Any, name: str, index: int) -> None:
+        path = self.names.path_for(name, index)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if self.to == "npy":
+            np.save(path, image.numpy())
+        else:
+            path.write_bytes(_png(self.tf, image, self.sixteen))
+        self.written += 1
 
 
 def _png(tf: Any, image: Any, sixteen: bool) -> bytes:
