@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..images.decoders import refusal
 from ..images.pillow import identify
 from .schema import Record, SchemaError, parse
 
@@ -30,7 +31,9 @@ def check_record(data: bytes, decode: bool = False) -> tuple[Record | None, str 
     """Parse and check one record: ``(record, None)`` or ``(record or None, problem)``.
 
     ``decode`` also decodes an encoded image in full (with Pillow, which packing already
-    held every image to): image data damaged past a sound header (a cut-off JPEG) is found
+    held every image to) and applies the rules of what TensorFlow's decoders refuse that
+    Pillow reads (``images.decoders``): a record that passes decodes in ``imgrec.dataset``.
+    Image data damaged past a sound header (a cut-off JPEG, a PNG without IEND) is found
     here, before TensorFlow's decoder would stop a whole pipeline on it."""
     try:
         rec = parse(data, strict=True)
@@ -54,4 +57,7 @@ def check_record(data: bytes, decode: bool = False) -> tuple[Record | None, str 
         except Exception as e:  # Pillow's decoders raise many types on damaged data
             text = (str(e).strip().splitlines() or [type(e).__name__])[0]
             return rec, f"the {rec.format} image data cannot be decoded ({text})"
+        refused = refusal(rec.data, rec.format)
+        if refused is not None:
+            return rec, f"TensorFlow cannot decode this {rec.format}: {refused}"
     return rec, None

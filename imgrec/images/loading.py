@@ -18,7 +18,7 @@ from PIL import Image
 
 from ..core import storage
 from ..core.storage import Location
-from . import structure
+from . import decoders, structure
 from .modes import MODES, Mode, natural_pixels, target_channels
 from .pillow import embedded_sizes, open_header, sixteen_bit_colour
 from .pixels import Resize, encode_jpeg, encode_png, orient, plan_resize, resize, shape_channels
@@ -197,7 +197,12 @@ def load_bytes(data: bytes, opts: ImageOptions, opened: Image.Image | None = Non
     kept = _kept_unchecked(im, data, mode, opts, sha)
     if kept is not None:
         return kept
-    if _jpeg_kept(im, opts):
+    # Bytes kept as they are must decode in TensorFlow too (training decodes with it): a
+    # file it would refuse is transcoded from Pillow's pixels instead, losslessly to PNG.
+    refused = None
+    if opts.format == "encoded" and im.format in ("JPEG", "PNG"):
+        refused = decoders.refusal(data, im.format.lower())
+    if _jpeg_kept(im, opts) and refused is None:
         # Its pixels are only checked, not stored: decoded at 1/8 scale, every entropy-coded
         # byte is still read and checked (truncation, corrupt data, bad markers), for about
         # 60% of the cost of a full decode.
@@ -222,6 +227,7 @@ def load_bytes(data: bytes, opts: ImageOptions, opened: Image.Image | None = Non
 
     if (
         opts.format == "encoded"
+        and refused is None
         and _passes_through(im, channels)
         and plan_resize(*oriented, opts.resizing) is None
     ):
@@ -235,11 +241,20 @@ def load_bytes(data: bytes, opts: ImageOptions, opened: Image.Image | None = Non
     if natural is None:
         natural = natural_pixels(im)
     arr = shape_channels(orient(natural, orientation), mode.base, channels)
-    return store(arr, opts, sha, f"{src_format} {im.mode}", src_format in ("JPEG", "PNG"))
+    differs = src_format in ("JPEG", "PNG")
+    return store(arr, opts, sha, f"{src_format} {im.mode}", differs, refused)
 
 
-def store(arr: np.ndarray, opts: ImageOptions, sha: str, what: str, tf_differs: bool) -> Loaded:
-    """Pixels (oriented, with their channels) resized and encoded as --format asks."""
+def store(
+    arr: np.ndarray,
+    opts: ImageOptions,
+    sha: str,
+    what: str,
+    tf_differs: bool,
+    refused: str | None = None,
+) -> Loaded:
+    """Pixels (oriented, with their channels) resized and encoded as --format asks.
+    ``refused``: why TensorFlow would refuse the source's own bytes, for the note."""
     resized = resize(arr, opts.resizing)
     h, w, c = resized.shape
     dtype = str(resized.dtype)
@@ -248,6 +263,8 @@ def store(arr: np.ndarray, opts: ImageOptions, sha: str, what: str, tf_differs: 
     if opts.format == "encoded":
         if resized is not arr:
             note = "resized, so transcoded to PNG"
+        elif refused is not None:
+            note = f"{what} transcoded to PNG: TensorFlow would refuse its bytes ({refused})"
         elif tf_differs:
             note = f"{what} transcoded to PNG: TensorFlow would decode it differently"
         else:
@@ -285,7 +302,7 @@ def _kept_unchecked(
         # no alpha: the channels are known without the pixels
         if not _passes_through(im, target_channels(im, mode, opts.channels)):
             return None
-        if not structure.png_decodes(data):
+        if not structure.png_decodes(data) or decoders.png_refusal(data, inflate=False):
             return None
         dtype = "uint16" if _png_bit_depth(data) == 16 else mode.dtype
     else:
