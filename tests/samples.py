@@ -66,6 +66,22 @@ def shard_with_a_cut_jpeg(path: Path) -> Path:
     return path
 
 
+def png(seed: int, h: int = 24, w: int = 32) -> bytes:
+    return encode(Image.fromarray(smooth_rgb(h, w, seed)), "PNG")
+
+
+def shard_with_a_png_without_iend(path: Path) -> Path:
+    """good0.png, no-iend.png (its IEND chunk missing: Pillow reads it, TensorFlow does
+    not; kept as it was by imgrec before its TensorFlow rules), good1.png."""
+    cut = png(2)[:-12]
+    with ShardWriter(path) as writer:
+        for name, data in [("good0.png", png(1)), ("no-iend.png", cut), ("good1.png", png(3))]:
+            rec = Record(data, "png", 24, 32, 3, "uint8", 0, "a", name,
+                         hashlib.sha256(data).hexdigest())  # fmt: skip
+            writer.write(serialize(rec))
+    return path
+
+
 def make_src(root: Path, n: int = 12, size: int = 16) -> Path:
     for i in range(n):
         folder = root / f"c{i % 3}"

@@ -7,7 +7,7 @@ import json
 
 from fixtures import run, smooth_rgb
 from PIL import Image
-from samples import make_src, shard_with_a_cut_jpeg
+from samples import make_src, shard_with_a_cut_jpeg, shard_with_a_png_without_iend
 
 from imgrec import PackOptions, pack
 from imgrec.checking.integrity import verify
@@ -93,3 +93,16 @@ def test_verify_decode_finds_a_jpeg_cut_past_its_header(tmp_path):
     assert f"problem: {shard}, record 1 " in problems[0]
     assert "cannot be decoded" in problems[0]
     assert r.stdout.strip().endswith("FAILED")
+
+
+def test_verify_decode_finds_a_png_that_pillow_reads_and_tensorflow_does_not(tmp_path):
+    shard = shard_with_a_png_without_iend(tmp_path / "s.tfrecord")
+    assert run("verify", shard).exit_code == 0
+    r = run("verify", shard, "--decode")
+    assert r.exit_code == 1, r.output
+    problems = [line for line in r.stdout.splitlines() if line.startswith("problem:")]
+    assert len(problems) == 1 and problems[0].startswith(f"problem: {shard}, record 1 "), r.stdout
+    assert problems[0].endswith(
+        "TensorFlow cannot decode this png: it ends before its IEND chunk (the file is cut"
+        " short or was not finished)"
+    )

@@ -9,7 +9,7 @@ import pytest
 from fixtures import run
 from PIL import Image
 from processes import cli
-from samples import record, shard_of, shard_with_a_cut_jpeg
+from samples import record, shard_of, shard_with_a_cut_jpeg, shard_with_a_png_without_iend
 
 import imgrec
 import imgrec.images.loading
@@ -42,6 +42,17 @@ def test_dataset_reports_a_cut_jpeg_and_yields_the_good_records(tmp_path):
     assert len(problems) == 1, [str(p) for p in problems]
     assert problems[0].record == 1
     assert f"{shard}, record 1 " in str(problems[0])
+
+
+@pytest.mark.slow
+def test_dataset_checks_with_tensorflow_s_rules_not_only_pillow_s(tmp_path):
+    shard = shard_with_a_png_without_iend(tmp_path / "s.tfrecord")
+    problems: list[Any] = []
+    ds = imgrec.dataset(shard, with_filenames=True, on_problem=problems.append)
+    names = [filename.numpy().decode() for _image, _label, filename in ds]
+    assert names == ["good0.png", "good1.png"]
+    assert [p.record for p in problems] == [1]
+    assert "TensorFlow cannot decode this png" in str(problems[0])
 
 
 HOSTILE = {
