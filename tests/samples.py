@@ -48,6 +48,18 @@ def icns(png: bytes, kind: bytes = b"ic07") -> bytes:
     return b"icns" + struct.pack(">I", 8 + len(entry)) + entry
 
 
+def gif_with_a_frame_of(w: int, h: int) -> bytes:
+    """A 10x10 GIF whose one frame declares w x h pixels (Pillow's own bomb guard fires)."""
+    screen = b"GIF89a" + struct.pack("<HHBBB", 10, 10, 0x80, 0, 0) + bytes(3) + b"\xff" * 3
+    return screen + b"\x2c" + struct.pack("<HHHHB", 0, 0, w, h, 0) + b"\x02\x02\x4c\x01\x00\x3b"
+
+
+def ico_of(png: bytes) -> bytes:
+    """An .ico whose one entry (declaring 256x256) holds this PNG."""
+    entry = struct.pack("<BBBBHHII", 0, 0, 0, 0, 1, 32, len(png), 22)
+    return struct.pack("<HHH", 0, 1, 1) + entry + png
+
+
 def shard_with_a_cut_jpeg(path: Path) -> Path:
     """good0.jpg, cut.jpg (a JPEG cut to a third: its header whole and true to the record's
     shape, its CRCs valid), good1.jpg, good2.jpg."""

@@ -20,7 +20,7 @@ from ..core import storage
 from ..core.storage import Location
 from . import decoders, structure
 from .modes import MODES, Mode, natural_pixels, target_channels
-from .pillow import embedded_sizes, open_header, sixteen_bit_colour
+from .pillow import embedded_sizes, open_header, over_pillow_limit, sixteen_bit_colour
 from .pixels import Resize, encode_jpeg, encode_png, orient, plan_resize, resize, shape_channels
 
 if TYPE_CHECKING:
@@ -115,10 +115,10 @@ def _describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
-def _decode_error(e: BaseException) -> SkipImage:
+def _decode_error(e: BaseException, max_pixels: int, data: bytes | None) -> SkipImage:
     if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
-        # Pillow's own guard, inside a loader (a GIF frame, an image embedded in ICO/ICNS)
-        return SkipImage("too-many-pixels", _describe(e))
+        # Pillow's own guard, inside a loader (a GIF frame, an image inside ICO or ICNS)
+        return SkipImage("too-many-pixels", over_pillow_limit(e, max_pixels, data) or _describe(e))
     text = str(e).lower()
     if "truncated" in text or "premature end" in text or isinstance(e, EOFError):
         return SkipImage("truncated", _describe(e))
@@ -127,6 +127,7 @@ def _decode_error(e: BaseException) -> SkipImage:
 
 def open_image(source: bytes | BinaryIO, max_pixels: int) -> Image.Image:
     """Open (header only). Raises NotAnImage when Pillow does not recognise the content."""
+    data = source if isinstance(source, bytes) else None
     if isinstance(source, bytes):
         if not source:
             raise NotAnImage()
@@ -134,7 +135,7 @@ def open_image(source: bytes | BinaryIO, max_pixels: int) -> Image.Image:
     try:
         im = open_header(source)
     except Exception as e:  # Pillow plugins raise many types on malformed headers
-        raise _decode_error(e) from None
+        raise _decode_error(e, max_pixels, data) from None
     if im is None:
         raise NotAnImage()
     if im.width * im.height > max_pixels:
@@ -210,7 +211,7 @@ def load_bytes(data: bytes, opts: ImageOptions, opened: Image.Image | None = Non
     try:
         im.load()
     except Exception as e:
-        raise _decode_error(e) from None
+        raise _decode_error(e, opts.max_pixels, data) from None
     # After load(): PNG's getexif() would otherwise load the pixels itself, out of reach of
     # the error handling above. (Pillow applies a TIFF's orientation while loading and
     # drops the tag, so TIFFs come out upright with orientation 1 here.)

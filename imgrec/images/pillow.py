@@ -5,6 +5,7 @@ itself reduces to 8."""
 from __future__ import annotations
 
 import io
+import re
 import struct
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -122,3 +123,45 @@ def embedded_sizes(data: bytes, fmt: str) -> list[tuple[int, int]]:
                 _, w, h = struct.unpack("<Iii", dib)
                 sizes.append((abs(w), abs(h) // 2))  # the height counts the mask too
     return sizes
+
+
+def gif_frame_sizes(data: bytes) -> list[tuple[int, int]]:
+    """``(width, height)`` each GIF frame reaches (its offset plus its size), read from the
+    image descriptors: Pillow grows the image to hold the largest."""
+    if data[:3] != b"GIF" or len(data) < 13:
+        return []
+    pos = 13 + (3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0)
+    sizes: list[tuple[int, int]] = []
+    while pos < len(data) and data[pos] != 0x3B and len(sizes) < 4096:
+        if data[pos] == 0x2C and pos + 10 <= len(data):
+            x, y, w, h, flags = struct.unpack_from("<HHHHB", data, pos + 1)
+            sizes.append((x + w, y + h))
+            pos += 10 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0) + 1  # + LZW code size
+        elif data[pos] == 0x21:
+            pos += 2
+        else:
+            return sizes  # not a block: stop reading
+        while pos < len(data) and data[pos]:  # sub-blocks up to the terminator
+            pos += data[pos] + 1
+        pos += 1
+    return sizes
+
+
+def over_pillow_limit(e: BaseException, max_pixels: int, data: bytes | None) -> str | None:
+    """A skip reason's detail for Pillow's own decompression-bomb guard, which fires inside
+    some loaders (a GIF frame, an image inside an ICO or ICNS) at its process-wide limit:
+    the image's size and the limit in force, the user's --max-pixels where the image is over
+    it. None if ``e`` does not say the sizes."""
+    found = re.search(r"\((\d+) pixels\).*?(\d+) pixels", str(e))
+    if found is None:
+        return None
+    pixels, limit = int(found[1]), int(found[2])
+    sizes = gif_frame_sizes(data) + embedded_sizes(data, "ICO") if data else []
+    size = next((f"{w}x{h}" for w, h in sizes if w * h == pixels), f"{pixels}-pixel")
+    if pixels > max_pixels:
+        return f"it holds a {size} image, over --max-pixels {max_pixels}"
+    return (
+        f"it holds a {size} image: under --max-pixels {max_pixels}, but over Pillow's own"
+        f" limit of {limit} pixels for it (twice PIL.Image.MAX_IMAGE_PIXELS, which imgrec"
+        " leaves to the application)"
+    )

@@ -11,9 +11,10 @@ import zlib
 from pathlib import Path
 
 import pytest
+from corpus import _bomb_png
 from fixtures import encode, smooth_rgb
 from PIL import Image
-from samples import icns, one_image
+from samples import gif_with_a_frame_of, icns, ico_of, one_image
 
 import imgrec
 import imgrec.images.loading
@@ -214,3 +215,27 @@ def test_icns_holding_a_20000_pixel_square_png_is_skipped_without_decoding(tmp_p
     [skipped] = manifest["skipped"]
     assert skipped["path"] == "a/bomb.icns"
     assert skipped["reason"].startswith("too-many-pixels: it holds a 20000x20000 image"), skipped
+
+
+@pytest.mark.parametrize("max_pixels", [89_478_485, 10**10])
+def test_a_skip_by_pillow_s_own_guard_names_the_size_and_the_limit_in_force(tmp_path, max_pixels):
+    src = small_source(tmp_path / "src", 2)
+    (src / "a" / "frame.gif").write_bytes(gif_with_a_frame_of(65535, 65535))
+    (src / "a" / "inner.ico").write_bytes(ico_of(_bomb_png(65535, 66601)))
+    (src / "a" / "inner.icns").write_bytes(icns(_bomb_png(65535, 66601)))
+    manifest = pack(src, tmp_path / "out", PackOptions(max_pixels=max_pixels)).to_dict()
+    reasons = {s["path"]: s["reason"] for s in manifest["skipped"]}
+    sizes = {
+        "a/frame.gif": "65535x65535",
+        "a/inner.ico": "65535x66601",
+        "a/inner.icns": "65535x66601",
+    }
+    assert set(reasons) == set(sizes)
+    for path, size in sizes.items():
+        if max_pixels < 65535 * 65535:
+            want = f"too-many-pixels: it holds a {size} image, over --max-pixels {max_pixels}"
+            assert reasons[path] == want
+        else:  # the user's limit is higher: Pillow's own stopped it, and the reason says so
+            want = f"too-many-pixels: it holds a {size} image: under --max-pixels {max_pixels},"
+            assert reasons[path].startswith(want)
+            assert "over Pillow's own limit of 178956970 pixels" in reasons[path]
