@@ -22,7 +22,15 @@ from .converters import detect
 from .encode import ShardResult, Skipped, load_or_skip
 from .executors import Executor
 from .executors.local import LocalExecutor
-from .journal import Journal, check_out, prepare_out, remove_orphan_indexes, remove_stale
+from .executors.pool import WorkerDied
+from .journal import (
+    Journal,
+    check_out,
+    prepare_out,
+    remove_orphan_indexes,
+    remove_stale,
+    resumable,
+)
 from .lock import cannot_write, locked
 from .scan import Scan, scan_source
 from .sharding import ShardSpec, plan_shards
@@ -89,6 +97,10 @@ def _pack(
     resume = check_out(src, folder, opts.overwrite, resume)
     try:
         return _pack_scanned(src, folder, opts, executor, note, resume)
+    except WorkerDied as e:
+        if resumable(folder):
+            raise WorkerDied(f"{e}; finished shards are kept: run again with --resume") from None
+        raise WorkerDied(f"{e}; no shard was finished: run again") from None
     finally:
         executor.close()
         with contextlib.suppress(OSError):

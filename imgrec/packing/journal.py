@@ -38,7 +38,7 @@ def check_out(src: Location, out: Folder, overwrite: bool, resume: bool) -> bool
         raise OutputError(f"{out} is SRC itself; choose another OUT folder")
     if resume and overwrite:
         raise OutputError("--resume continues a run, --overwrite starts over: choose one")
-    interrupted = out.size(f"{JOURNAL}/{PLAN}") is not None
+    interrupted = resumable(out)
     if resume and not interrupted and _first_pass_killed(out):
         return False
     if resume and not interrupted:
@@ -57,6 +57,11 @@ def check_out(src: Location, out: Folder, overwrite: bool, resume: bool) -> bool
             )
         raise OutputError(f"{out} is not empty; pass --overwrite to replace it")
     return resume
+
+
+def resumable(out: Folder) -> bool:
+    """OUT holds a run that ``--resume`` can continue: its journal's plan was written."""
+    return out.size(f"{JOURNAL}/{PLAN}") is not None
 
 
 def _first_pass_killed(out: Folder) -> bool:

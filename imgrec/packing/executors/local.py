@@ -10,19 +10,10 @@ this process. Either way the bytes depend only on the plan.
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import ctypes
 import itertools
-import multiprocessing
-import os
 import shutil
-import signal
-import sys
-import warnings
-from collections.abc import Callable, Generator, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +21,6 @@ from typing import Any
 from PIL import Image
 
 from ...core import spool
-from ...core.errors import ImgrecError
 from ...core.progress import Progress
 from ...core.storage import Folder, Location
 from ...format.layout import PIECES
@@ -54,16 +44,7 @@ from .onepass import (
     shard_jobs,
     write_from_pieces,
 )
-
-
-class WorkerDied(ImgrecError):
-    """A worker process ended before its work was done."""
-
-
-# Batches of tasks sent to the workers ahead of the one whose results are awaited, per worker
-IN_FLIGHT = 3
-PR_SET_PDEATHSIG = 1  # linux/prctl.h: the signal a process gets when its parent dies
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # malloc.h: mallopt's parameters
+from .pool import IN_FLIGHT, in_order
 
 
 @dataclass
@@ -226,104 +207,6 @@ def _counted(results: Iterator[Any], tick: Callable[[int], None]) -> Iterator[An
     for n, result in enumerate(results, 1):
         tick(n)
         yield result
-
-
-def in_order(
-    fn: Callable[[Any], Any],
-    tasks: Iterable[Any],
-    workers: int,
-    batch: int = 8,
-    count: int | None = None,
-) -> Generator[Any]:
-    """``fn(task)`` for each task, in order, computed by ``workers`` processes.
-
-    Tasks travel in ``batch``es (fewer, larger messages between processes), and at most a few
-    batches per worker are in flight: memory stays flat however many images there are, and
-    a slow disk holds the workers back instead of filling memory. ``tasks`` may be made as
-    they are taken (then ``count`` says how many there are: it sizes the batches).
-    """
-    if count is None:
-        tasks = list(tasks)
-        count = len(tasks)
-    if workers == 1 or count < 2:
-        yield from map(fn, tasks)
-        return
-    size = max(1, min(batch, count // (workers * 4)))
-    listed = iter(tasks)
-
-    def batches() -> Iterator[tuple[Callable[[Any], Any], list[Any]]]:
-        while chunk := list(itertools.islice(listed, size)):
-            yield fn, chunk
-
-    # fork is fast and does not re-import the caller's script; but once TensorFlow (and its
-    # thread pools) is loaded, a forked child can deadlock, so spawn is used then.
-    method = "spawn" if "tensorflow" in sys.modules else "fork"
-    before = _children()
-    pool = ProcessPoolExecutor(
-        workers, multiprocessing.get_context(method), _start_worker, (os.getpid(),)
-    )
-    finished = False
-    try:
-        pending = batches()
-        window = collections.deque(
-            pool.submit(_run_batch, b) for b in itertools.islice(pending, workers * IN_FLIGHT)
-        )
-        while window:
-            results = window.popleft().result()
-            for b in itertools.islice(pending, 1):
-                window.append(pool.submit(_run_batch, b))
-            yield from results
-        finished = True
-    except BrokenProcessPool:  # from result() or submit(): a worker died with its batch
-        raise WorkerDied(
-            "a worker process died (killed, or out of memory); finished shards are kept:"
-            " run again with --resume"
-        ) from None
-    finally:
-        if not finished:  # stopped early (Ctrl-C, an error, a dead worker): stop them now
-            for pid in _children() - before:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-        pool.shutdown(wait=finished, cancel_futures=True)
-
-
-def _children() -> set[int]:
-    """Pids of this process's live child processes (the dead ones are reaped on the way)."""
-    return {p.pid for p in multiprocessing.active_children() if p.pid is not None}
-
-
-def _run_batch(batch: tuple[Callable[[Any], Any], list[Any]]) -> list[Any]:
-    fn, tasks = batch
-    return [fn(task) for task in tasks]
-
-
-def _start_worker(parent: int) -> None:
-    """Workers are imgrec's own processes: the main process handles Ctrl-C and stops them;
-    a forked worker inherits the CLI's SIGTERM handler, but the pool stops workers with
-    SIGTERM, which must simply end them; Pillow's warnings about odd files would only be
-    noise on the terminal (what matters is in the manifest). And a worker dies with the
-    main process (kill -9 included): none may go on renaming shards into OUT after it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    warnings.simplefilter("ignore")
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        _steady_heap(libc)
-    if os.getppid() != parent:  # the main process died before prctl took effect
-        os._exit(1)
-
-
-def _steady_heap(libc: ctypes.CDLL) -> None:
-    """In a worker: glibc's malloc serves the image-sized buffers (a few hundred KB to a few
-    MB each, allocated and freed for every image) from the heap and keeps the freed memory,
-    instead of mapping fresh pages for each (its default adapts its thresholds to what it
-    sees, and depending on incidental allocations often maps and unmaps every buffer: up to
-    ten times the page faults, 20 to 30 % of a raw pack's CPU). A worker's own setting."""
-    mallopt = getattr(libc, "mallopt", None)  # glibc only
-    if mallopt is not None:
-        mallopt(M_MMAP_THRESHOLD, 32 << 20)
-        mallopt(M_TRIM_THRESHOLD, 64 << 20)
 
 
 def _load_task(task: tuple[Item, ImageOptions]) -> Loaded | Skipped:
