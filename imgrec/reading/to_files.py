@@ -237,10 +237,11 @@ def _png(tf: Any, image: Any, sixteen: bool) -> bytes:
         tf.cast(image, tf.float32), tf.uint16 if sixteen else tf.uint8, saturate=True
     ).numpy()
     h, w, c = arr.shape
-    if sixteen and c == 1:
+    if sixteen and c > 1:  # 32-, 48- and 64-bit PNGs, which Pillow cannot write
+        return bytes(tf.io.encode_png(arr).numpy())
+    if sixteen:
         im = Image.frombytes("I;16", (w, h), arr.astype("<u2").tobytes())
     else:
-        arr = arr if not sixteen else (arr >> 8).astype(np.uint8)
         im = Image.fromarray(arr[..., 0] if c == 1 else arr)
     buf = io.BytesIO()
     im.save(buf, "PNG")

@@ -56,3 +56,23 @@ def test_decode_never_writes_outside_out_or_over_another_record(tmp_path):
     assert all(not name.startswith("..") for name in written)
     assert "same.npy" in written and "same-00000005.npy" in written
     assert not (tmp_path / "escape.npy").exists() and not (tmp_path / "deep" / "up.npy").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("channels", [3, 4])
+def test_decode_to_png_keeps_16_bit_colour(tmp_path, channels):
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(channels)
+    deep = rng.integers(0, 65536, (6, 7, channels), dtype=np.uint16)
+    (tmp_path / "src" / "c").mkdir(parents=True)
+    (tmp_path / "src" / "c" / "deep.png").write_bytes(tf.io.encode_png(deep).numpy())
+    out, decoded = tmp_path / "out", tmp_path / "decoded"
+    assert run("pack", tmp_path / "src", out).exit_code == 0
+    r = run("decode", out, "-o", decoded, "--to", "png")
+    assert r.exit_code == 0, r.output
+    (written,) = decoded.rglob("*.png")
+    back = tf.io.decode_png(written.read_bytes(), dtype=tf.uint16).numpy()
+    assert back.dtype == np.uint16 and back.shape == deep.shape
+    assert np.array_equal(back, deep)  # every bit kept, not shifted to 8 bits
