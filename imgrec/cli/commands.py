@@ -6,7 +6,6 @@ only inside ``decode``, so ``imgrec --help``, ``pack`` and ``inspect`` start fas
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import warnings
@@ -22,6 +21,7 @@ from .common import (
     errors_to_click,
     expand,
     json_option,
+    output_closed,
     progress_bars,
     quiet_beam_logs,
     quiet_option,
@@ -311,8 +311,5 @@ def main() -> None:
     warnings.filterwarnings("ignore", module=r"PIL\.")
     try:
         cli(prog_name="imgrec")
-    except BrokenPipeError:
-        # Output piped into e.g. `head`: stop quietly, as other Unix tools do.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(1)
+    except BrokenPipeError:  # on the way out (the last flush)
+        output_closed()

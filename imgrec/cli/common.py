@@ -6,10 +6,11 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -17,6 +18,7 @@ from ..core.errors import ImgrecError
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_INTERRUPTED = 130  # as shells report a command stopped by Ctrl-C (128 + SIGINT)
+EXIT_BROKEN_PIPE = 141  # as shells report a command stopped by SIGPIPE (128 + 13)
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -61,6 +63,14 @@ def quiet_option(f: F) -> F:
     return click.option("-q", "--quiet", is_flag=True, help="No progress bars.")(f)
 
 
+def output_closed() -> NoReturn:
+    """stdout was piped into e.g. `head`, which has read what it wanted: stop quietly, with
+    the status of a process stopped by SIGPIPE (128 + 13), as other Unix tools do."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(EXIT_BROKEN_PIPE)
+
+
 def errors_to_click(f: F) -> F:
     """Library errors become ``Error: ...`` on stderr and exit status 1, never a traceback."""
 
@@ -70,6 +80,8 @@ def errors_to_click(f: F) -> F:
             return f(*args, **kwargs)
         except ImgrecError as e:
             raise click.ClickException(str(e)) from None
+        except BrokenPipeError:  # before Click's own handling, a silent exit 1
+            output_closed()
         except KeyboardInterrupt:
             # Temporary files are already gone (context managers): nothing half-written
             # carries a final name.

@@ -270,3 +270,19 @@ def test_the_cli_leaves_every_default_to_the_library(command, monkeypatch):
     monkeypatch.setattr("os.cpu_count", lambda: 3)
     assert PackOptions().worker_count == 3  # the default: one process per core
     assert PackOptions(workers=1).worker_count == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_output_closed_early_stops_quietly_with_sigpipes_status(tree, tmp_path, json_flag):
+    """`imgrec inspect OUT | head -1`: the reader is gone before imgrec writes (its read end
+    is closed here at once), so every write meets a closed pipe."""
+    src, _ = tree
+    out = tmp_path / "out"
+    assert run("pack", src, out).exit_code == 0
+    cmd = [sys.executable, "-m", "imgrec", "inspect", str(out), *json_flag]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    proc.stdout.close()
+    _, stderr = proc.communicate(timeout=60)
+    assert (proc.returncode, stderr) == (141, "")  # not 1, which means an Error: line
