@@ -337,6 +337,8 @@ def keys_option(value: str | None) -> tuple[tuple[str, str], ...] | None:
                 f"want ROLE=KEY pairs (roles: image, label, text, filename); got {part!r}"
             )
         pairs.append((role, key))
+    if "image" not in dict(pairs):  # a usage error, as the others here (exit 2)
+        raise click.BadParameter("name the image's key too (image=KEY)")
     return tuple(pairs)
 
 

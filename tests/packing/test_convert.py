@@ -123,6 +123,18 @@ def test_inception_tfrecords_and_named_keys(tmp_path):
                        PackOptions(source_keys=(("label", "image/class/label"),)))  # fmt: skip
 
 
+def test_a_key_typo_is_refused_not_packed_unlabelled(tmp_path):
+    shard = tmp_path / "train-00000-of-00001"
+    write_inception(shard, images())
+    typo = (("image", "image/encoded"), ("label", "image/class/lable"))
+    with pytest.raises(InputError, match=r"--keys label=image/class/lable: the first record has"
+                       r" no such key \(it has .*image/class/label"):  # fmt: skip
+        imgrec.convert(shard, tmp_path / "out", PackOptions(source_keys=typo))
+    assert not (tmp_path / "out" / "manifest.json").exists()
+    r = run("convert", shard, tmp_path / "cli", "--keys", "label=image/class/label")
+    assert r.exit_code == 2 and "name the image's key too (image=KEY)" in r.output, r.output
+
+
 def test_a_folder_of_extensionless_inception_shards_converts(tmp_path):
     # build_image_data.py names its shards train-00000-of-00002: no extension to go by.
     source = images()

@@ -47,6 +47,14 @@ def _keys(example: Any, opts: PackOptions, where: Location) -> dict[str, str]:
         keys = dict(opts.source_keys)
         if "image" not in keys:
             raise InputError("--keys must name the image's key (image=...)")
+        feature = example.features.feature
+        for role, key in keys.items():  # a typo would give every record no label, silently
+            if key not in feature:
+                listed = ", ".join(sorted(feature)[:8])
+                raise InputError(
+                    f"--keys {role}={key}: the first record has no such key (it has {listed})",
+                    str(where),
+                )
         return keys
     feature = example.features.feature
     for keys in KNOWN:
