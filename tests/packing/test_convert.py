@@ -135,6 +135,18 @@ def test_a_key_typo_is_refused_not_packed_unlabelled(tmp_path):
     assert r.exit_code == 2 and "name the image's key too (image=KEY)" in r.output, r.output
 
 
+def test_a_negative_label_is_stored_as_the_schemas_unlabelled(tmp_path):
+    source = images(3)
+    source[1] = (source[1][0], -6, source[1][2])  # written as -5 (inception adds 1)
+    write_inception(tmp_path / "train-00000-of-00001", source)
+    manifest = imgrec.convert(tmp_path / "train-00000-of-00001", tmp_path / "out")
+    got = records_of(tmp_path / "out")
+    labels = {name: rec.label for name, rec in got.items()}
+    assert labels[source[1][2].rsplit("/", 1)[-1]] == -1, labels
+    assert sorted(labels.values()) == [-1, 1, 3]
+    assert manifest.records == 3
+
+
 def test_a_folder_of_extensionless_inception_shards_converts(tmp_path):
     # build_image_data.py names its shards train-00000-of-00002: no extension to go by.
     source = images()

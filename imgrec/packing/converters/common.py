@@ -52,7 +52,9 @@ def walk_of(container: Location, found: Sequence[Found], opts: PackOptions, igno
         if rel in seen:
             rel = f"{rel}#{n}"
         seen.add(rel)
-        label = f.label if f.label is not None else -1
+        # Negative numbers mean "no class" in other tools; the schema's is -1 (kept as -5,
+        # say, a reader would take it for a class).
+        label = f.label if f.label is not None and f.label >= 0 else -1
         text = names[label] if label >= 0 else ""
         items.append(Item(container, rel, label, text, (f.size, mtime), f.ref))
     return Walk(items, names, ignored, [])
