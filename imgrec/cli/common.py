@@ -80,7 +80,7 @@ def errors_to_click(f: F) -> F:
             return f(*args, **kwargs)
         except ImgrecError as e:
             raise click.ClickException(str(e)) from None
-        except BrokenPipeError:  # before Click's own handling, a silent exit 1
+        except BrokenPipeError:  # here, for Click's own handling would exit 1, silently
             output_closed()
         except KeyboardInterrupt:
             # Temporary files are already gone (context managers): nothing half-written
