@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,23 @@ def _one_process_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     time. The default itself (one per core) is tested in tests/cli/test_cli.py; packs run as
     subprocesses keep it."""
     monkeypatch.setattr("imgrec.format.options.default_workers", lambda: 1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _temporary_files_in_the_session(tmp_path_factory: pytest.TempPathFactory):
+    """Temporary files of this process and its children go to the session's folder, which
+    pytest removes with its old runs: Beam's runners leave empty folders in the temporary
+    folder after each pipeline (8 for a pack), which would pile up in /tmp."""
+    folder = str(tmp_path_factory.mktemp("tmp"))
+    before, tempfile.tempdir = tempfile.tempdir, folder
+    env_before = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = folder
+    yield
+    tempfile.tempdir = before
+    if env_before is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = env_before
 
 
 @pytest.fixture
