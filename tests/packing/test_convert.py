@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import resource
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -16,6 +19,7 @@ import imgrec
 from imgrec import InputError, PackOptions
 from imgrec.format.framing import read_records
 from imgrec.format.schema import parse
+from imgrec.packing.tfds import LABEL_NAMES
 
 
 def records_of(out) -> dict[str, object]:
@@ -187,6 +191,44 @@ def test_a_tfrecord_record_is_read_back_with_both_crcs_checked(tmp_path):
     with pytest.raises(SkipImage, match=f"the record at byte {offsets[4]} is cut short"):
         tfrecords.read(shard, ref(4))
     assert tfrecords.read(shard, ref(3)) == source[3][0]
+
+
+def _two_gib() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+
+@pytest.mark.slow
+def test_a_huge_class_number_is_renumbered_in_seconds_not_listed_up_to(tmp_path):
+    # Listing every class up to 1,000,000,000 took gigabytes and minutes: run in a process
+    # with a deadline and a memory limit, so that the old way fails instead of hanging.
+    (p0, _, _), (p1, _, _) = images(2)
+    write_rec(tmp_path / "l.rec", [(p0, [3.0], "a/0.png"), (p1, [1e9], "b/1.jpg")])
+    write_inception(tmp_path / "l.tfrecord", [(p0, 2, "0.png"), (p1, 10**12 - 1, "1.jpg")])
+    write_lmdb(tmp_path / "lmdb", [(p0, 0, "0.png"), (p1, 2**31 - 1, "1.jpg")], raw=False)
+    sources = [tmp_path / "l.rec", tmp_path / "l.tfrecord", tmp_path / "lmdb"]
+    code = (
+        "import imgrec, json, sys; from imgrec import PackOptions as P;"
+        " print(json.dumps([imgrec.convert(s, s + '.out', P(workers=1)).labels"
+        " for s in sys.argv[1:]]))"
+    )
+    r = subprocess.run([sys.executable, "-c", code, *map(str, sources)], capture_output=True,
+                       text=True, timeout=60, preexec_fn=_two_gib)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    wanted = [["3", "1000000000"], ["c2", "c999999999999"], ["0", "2147483647"]]
+    assert json.loads(r.stdout) == wanted
+    for source, names in zip(sources, wanted, strict=True):
+        out = source.parent / f"{source.name}.out"
+        got = sorted((rec.label, rec.text) for rec in records_of(out).values())
+        assert got == [(0, names[0]), (1, names[1])]  # the classes' indices, 0..K-1
+        assert (out / LABEL_NAMES).read_text() == f"{names[0]}\n{names[1]}\n"
+
+
+def test_class_numbers_with_a_few_gaps_stay_the_sources(tmp_path):
+    source = [(p, label * 400, n) for p, label, n in images(3)]  # 0, 400, 800
+    write_inception(tmp_path / "train-00000-of-00001", source)
+    manifest = imgrec.convert(tmp_path / "train-00000-of-00001", tmp_path / "out")
+    assert len(manifest.labels) == 802 and manifest.labels[:3] == ["0", "c0", "2"]
+    assert sorted(r.label for r in records_of(tmp_path / "out").values()) == [1, 401, 801]
 
 
 @pytest.mark.slow
