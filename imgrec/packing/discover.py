@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import posixpath
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,7 +72,7 @@ def read_labels_file(path: Path) -> list[str]:
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read the labels file ({e})", str(path)) from None
     names = [line.strip() for line in lines if line.strip()]
-    dupes = sorted({n for n in names if names.count(n) > 1})
+    dupes = sorted(n for n, count in Counter(names).items() if count > 1)  # count(): quadratic
     if dupes:
         raise InputError(f"label names listed twice: {', '.join(dupes)}", str(path))
     if not names:
@@ -256,7 +257,8 @@ def _label_order(found: list[str], labels: list[str] | None, what: str, where: s
     must then name every one found)."""
     if labels is None:
         return found
-    unknown = [name for name in found if name not in labels]
+    listed = set(labels)  # "in labels" was quadratic in the classes
+    unknown = [name for name in found if name not in listed]
     if unknown:
         raise InputError(
             f"{what} {', '.join(unknown)} are not in the --labels file; add them to it",

@@ -98,9 +98,11 @@ def _name(source: str) -> str:
 def _names(labels: list[str]) -> list[str]:
     """Class names as TFDS reads them back: one a line, stripped, none blank or repeated."""
     out: list[str] = []
+    taken: set[str] = set()  # a set: checking the list itself was quadratic in the classes
     for i, label in enumerate(labels):
         name = " ".join(label.split()) or f"class {i}"
-        out.append(name if name not in out else f"{name} ({i})")
+        out.append(name if name not in taken else f"{name} ({i})")
+        taken.add(out[-1])
     return out
 
 
