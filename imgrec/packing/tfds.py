@@ -54,9 +54,9 @@ def write_metadata(folder: Folder, manifest: Manifest) -> list[str]:
     ``dataset_info.json`` last); returns the names written.
 
     Raises ``InputError``, naming why, for a dataset TFDS cannot read with one feature spec
-    (encoded and raw records together; encoded images that are not 8- or 16-bit; a manifest
-    without stats), or whose split or shard names TFDS cannot use; metadata written for an
-    earlier dataset in ``folder`` is then removed, as it would be wrong.
+    (encoded and raw records together; encoded images that are not 8- or 16-bit; no records;
+    a manifest without stats), or whose split or shard names TFDS cannot use; metadata
+    written for an earlier dataset in ``folder`` is then removed, as it would be wrong.
     """
     try:
         features, supervised, notes = _features(manifest)
@@ -162,8 +162,15 @@ def _features(m: Manifest) -> tuple[dict[str, Any], str | None, list[str]]:
     """``features.json``, the supervised input key (None: no image tensor to give), and
     notes for the description."""
     stats = m.stats
-    if stats is None or not stats.records:
+    if stats is None:
         raise InputError("the manifest has no stats (made by hand?): repack to describe it")
+    if not stats.records:
+        # Nothing says what the images would be (format, dtype, channels), and TFDS makes no
+        # such dataset itself: its writer stops with "No examples were yielded".
+        raise InputError(
+            "the dataset has no records (manifest.json lists what was skipped and why), so"
+            " there are no images to describe for TFDS; pack a source with readable images"
+        )
     formats, dtypes = set(stats.formats), sorted(stats.dtypes)
     channels = sorted(int(c) for c in stats.channels)
     (h0, h1), (w0, w1) = stats.height, stats.width

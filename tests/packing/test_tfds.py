@@ -230,6 +230,22 @@ def test_a_dataset_tfds_cannot_read_is_refused_and_loses_its_old_metadata(tree, 
         write_metadata(folder, replace(m, shards=renamed))
 
 
+def test_a_dataset_of_no_records_is_refused_in_one_line_naming_why(tree, tmp_path):
+    src, files = tree
+    only = tmp_path / "skipped" / "cat"
+    only.mkdir(parents=True)
+    data = files["cat0"].read_bytes()
+    (only / "cut.png").write_bytes(data[: len(data) // 2])  # a header, then nothing to load
+    out = tmp_path / "out"
+    assert run("pack", only.parent, out, "-q").exit_code == 0  # pack skips it, exit 0
+    assert read_manifest(out).records == 0
+    r = run("tfds", out)
+    assert r.exit_code == 1 and r.stderr.count("\n") == 1, r.output
+    assert r.stderr.startswith("Error: the dataset has no records (manifest.json lists what"
+                               " was skipped and why)"), r.stderr  # fmt: skip
+    assert not {INFO, FEATURES, LABEL_NAMES} & set(Folder(out).files())
+
+
 def test_odd_class_names_read_back_one_a_line(tree, tmp_path):
     src, _ = tree
     out = tmp_path / "out"
