@@ -6,13 +6,14 @@ from __future__ import annotations
 import io
 import json
 import resource
+import struct
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 from fixtures import files_of, run
-from foreign import images, with_magic, write_inception, write_lmdb, write_rec
+from foreign import images, with_magic, write_inception, write_lmdb, write_rec, write_record
 from PIL import Image
 
 import imgrec
@@ -255,3 +256,43 @@ def test_unrecognised_and_damaged_sources_are_one_line_errors(tmp_path):
     rec.write_bytes(rec.read_bytes()[:-40])
     r = run("convert", rec, tmp_path / "out2")
     assert r.exit_code == 1 and "cut short" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_idx_that_does_not_list_every_record_is_refused_naming_it(tmp_path):
+    rec = tmp_path / "train.rec"
+    write_rec(rec, [(p, [float(label)], n) for p, label, n in images(6)])
+    idx = rec.with_suffix(".idx")
+    lines = idx.read_text().splitlines()
+    imgrec.convert(rec, tmp_path / "whole")  # the .idx as im2rec wrote it: every record
+    stale = {  # what the .idx holds -> what the error says
+        "\n".join(lines[:2]) + "\n": r"it lists 2 records, which end at byte \d+ of the .rec's",
+        "\n".join(lines[:2] + lines[3:]) + "\n": r"it lists no record at byte \d+ of the .rec",
+        "\n".join(lines) + f"\n6\t{rec.stat().st_size + 100}\n": r"offset \d+ is past the end",
+    }
+    for n, (text, says) in enumerate(stale.items()):
+        idx.write_text(text)
+        with pytest.raises(InputError, match=f"^{idx}: {says}.*remove it .*or rebuild it"):
+            imgrec.convert(rec, tmp_path / f"out{n}")
+        assert not (tmp_path / f"out{n}" / "manifest.json").exists()
+    r = run("convert", rec, tmp_path / "cli")
+    assert r.exit_code == 1 and r.stderr.startswith(f"Error: {idx}: offset"), r.output
+    idx.unlink()  # without it, the framing is walked: all 6
+    assert imgrec.convert(rec, tmp_path / "walked").records == 6
+
+
+def test_damaged_recordio_headers_are_one_line_errors_naming_the_record(tmp_path):
+    ((payload, _, _),) = images(1)
+    bad = {  # name -> (the record's payload, what the error says)
+        "inf": (struct.pack("<IfQQ", 0, float("inf"), 0, 0) + payload,
+                "has label inf, not a class number"),
+        "flag": (struct.pack("<IfQQ", 1000, 0.0, 0, 0) + b"\0" * 6,  # 1000 labels, 6 bytes
+                 "says it has 1000 labels (IRHeader flag), more than its 30 bytes hold"),
+    }  # fmt: skip
+    for name, (damaged, says) in bad.items():
+        rec = tmp_path / f"{name}.rec"
+        with open(rec, "wb") as f:
+            write_record(f, damaged)
+        r = run("convert", rec, tmp_path / f"out-{name}")
+        assert r.exit_code == 1 and "Traceback" not in r.stderr, r.output
+        assert r.stderr.startswith(f"Error: {rec}: record at byte 0 {says}"), r.stderr
+        assert r.stderr.count("\n") == 1

@@ -14,6 +14,7 @@ also gives each record its file name.
 
 from __future__ import annotations
 
+import math
 import struct
 from pathlib import Path
 from typing import BinaryIO
@@ -70,12 +71,14 @@ def _offsets(f: BinaryIO, where: Location, size: int) -> list[int]:
     return offsets
 
 
-def _index(rec: Location) -> list[int] | None:
-    """Record offsets from the .idx beside the .rec ("key<TAB>offset" lines), in file
-    order; None when there is none."""
+def _idx_of(rec: Location) -> Location | None:
+    """The .idx beside the .rec, if there is one."""
     idx = storage.parse(str(rec)[: -len(".rec")] + ".idx") if str(rec).endswith(".rec") else None
-    if idx is None or storage.size(idx) is None:
-        return None
+    return idx if idx is not None and storage.size(idx) is not None else None
+
+
+def _index(idx: Location) -> list[int]:
+    """Record offsets from an .idx ("key<TAB>offset" lines), in file order."""
     with storage.open_read(idx) as f:
         lines = f.read().decode("ascii", "replace").splitlines()
     offsets = []
@@ -85,6 +88,14 @@ def _index(rec: Location) -> list[int] | None:
             raise InputError(f"line {number} is not 'key<TAB>offset': {line!r}", str(idx))
         offsets.append(int(fields[1]))
     return sorted(set(offsets))
+
+
+def _stale(idx: Location, what: str) -> InputError:
+    return InputError(
+        f"{what}: this .idx does not match its .rec; remove it (the .rec's framing is then"
+        " walked) or rebuild it with im2rec",
+        str(idx),
+    )
 
 
 def _lst(path: str) -> dict[int, tuple[list[float], str]]:
@@ -119,8 +130,14 @@ def _header(payload: bytes, where: Location, offset: int) -> tuple[int, list[flo
     flag, label, ident, _ = IR_HEADER.unpack_from(payload)
     if flag == 0:
         return 0, [label], ident
+    if len(payload) < IR_HEADER.size + 4 * flag:
+        raise InputError(
+            f"record at byte {offset} says it has {flag} labels (IRHeader flag), more than"
+            f" its {len(payload)} bytes hold; the .rec is damaged",
+            str(where),
+        )
     extra = payload[IR_HEADER.size : IR_HEADER.size + 4 * flag]
-    return flag, list(struct.unpack(f"<{len(extra) // 4}f", extra)), ident
+    return flag, list(struct.unpack(f"<{flag}f", extra)), ident
 
 
 def listing(src: Location, opts: PackOptions) -> Walk:
@@ -131,10 +148,15 @@ def listing(src: Location, opts: PackOptions) -> Walk:
         size = storage.size(rec)
         if size is None:
             raise InputError("no such .rec file", str(rec))
+        idx = _idx_of(rec)
         with storage.open_read(rec) as f:
-            offsets = _index(rec) or _offsets(f, rec, size)
+            offsets = _index(idx) if idx is not None else _offsets(f, rec, size)
+            end = 0  # where the record before ended: an .idx must list every record
             for offset in offsets:
+                if idx is not None and offset != end:
+                    raise _stale(idx, _gap(offset, end, size))
                 payload = _record_at(f, rec, offset)
+                end = f.tell()
                 flag, labels, ident = _header(payload, rec, offset)
                 listed = lst.get(ident)
                 name, text = "", ""
@@ -148,7 +170,18 @@ def listing(src: Location, opts: PackOptions) -> Walk:
                 many = tuple(labels) if flag > 0 else ()
                 ref = Ref("recordio", offset=offset, fields=(str(rec),), labels=many)
                 found.append(Found(ref, name, label, text, len(payload)))
+            if idx is not None and end != size:
+                raise _stale(idx, f"it lists {len(offsets)} records, which end at byte {end}"
+                                  f" of the .rec's {size}")  # fmt: skip
     return walk_of(src if len(files) == 1 else files[0], found, opts, 0)
+
+
+def _gap(offset: int, end: int, size: int) -> str:
+    if offset >= size:
+        return f"offset {offset} is past the end of the .rec ({size} bytes)"
+    if offset > end:
+        return f"it lists no record at byte {end} of the .rec (the next it lists is at {offset})"
+    return f"offset {offset} is inside the record that starts before it"
 
 
 def _class_number(labels: list[float], where: Location, offset: int) -> int | None:
@@ -156,7 +189,7 @@ def _class_number(labels: list[float], where: Location, offset: int) -> int | No
     first = labels[0]
     if first != first or first < 0:  # NaN or negative: unlabelled
         return None
-    if first != int(first):
+    if math.isinf(first) or first != int(first):
         raise InputError(
             f"record at byte {offset} has label {first}, not a class number", str(where)
         )
