@@ -18,8 +18,8 @@ from PIL import Image
 
 import imgrec
 from imgrec import InputError, PackOptions
-from imgrec.format.framing import read_records
-from imgrec.format.schema import parse
+from imgrec.format.framing import frame, read_records
+from imgrec.format.schema import Example, parse
 from imgrec.packing.tfds import LABEL_NAMES
 
 
@@ -296,3 +296,32 @@ def test_damaged_recordio_headers_are_one_line_errors_naming_the_record(tmp_path
         assert r.exit_code == 1 and "Traceback" not in r.stderr, r.output
         assert r.stderr.startswith(f"Error: {rec}: record at byte 0 {says}"), r.stderr
         assert r.stderr.count("\n") == 1
+
+
+def test_a_label_of_bytes_or_floats_is_refused_naming_its_key_and_kind(tmp_path):
+    ((payload, _, _),) = images(1)
+    for kind, value in (("bytes_list", b"3"), ("float_list", 3.0)):
+        ex = Example()
+        ex.features.feature["image/encoded"].bytes_list.value.append(payload)
+        getattr(ex.features.feature["image/class/label"], kind).value.append(value)
+        shard = tmp_path / f"{kind}.tfrecord"
+        shard.write_bytes(frame(ex.SerializeToString()))
+        r = run("convert", shard, tmp_path / f"out-{kind}")  # was: exit 0, every record -1
+        assert r.exit_code == 1 and r.stderr.count("\n") == 1, r.output
+        said = f"Error: {shard}, record 0 (byte offset 0): its label 'image/class/label'"
+        assert r.stderr.startswith(f"{said} is a {kind}, not the int64_list"), r.stderr
+        unlabelled = run("convert", shard, tmp_path / f"as-asked-{kind}", "--keys",
+                         "image=image/encoded")  # fmt: skip
+        assert unlabelled.exit_code == 0, unlabelled.output
+        assert [r.label for r in records_of(tmp_path / f"as-asked-{kind}").values()] == [-1]
+
+
+def test_a_record_whose_bytes_are_no_example_is_an_error_naming_it(tmp_path):
+    shard = tmp_path / "train-00000-of-00001"
+    write_inception(shard, images(2))
+    good = shard.read_bytes()
+    shard.write_bytes(good + frame(b"\x0a\xff\xff\xff\xff\x0f"))  # a field longer than it
+    r = run("convert", shard, tmp_path / "out")
+    assert r.exit_code == 1 and "Traceback" not in r.stderr and r.stderr.count("\n") == 1
+    said = f"Error: {shard}, record 2 (byte offset {len(good)}): its bytes pass their CRCs"
+    assert r.stderr.startswith(f"{said} but are not a tf.train.Example"), r.stderr

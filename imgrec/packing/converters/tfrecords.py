@@ -11,8 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from google.protobuf.message import DecodeError
+
 from ...core import storage
-from ...core.errors import InputError
+from ...core.errors import InputError, ShardError
 from ...core.storage import Location
 from ...format.framing import frame_at, read_records
 from ...format.options import PackOptions
@@ -69,9 +71,30 @@ def _keys(example: Any, opts: PackOptions, where: Location) -> dict[str, str]:
 
 
 def _example(data: bytes) -> Any:
+    """The record's Example; None when its bytes (whole by their CRC) are not one."""
     ex = Example()
-    ex.ParseFromString(data)
+    try:
+        ex.ParseFromString(data)
+    except DecodeError:
+        return None
     return ex
+
+
+def _label(example: Any, key: str | None, where: Location, n: int, offset: int) -> int | None:
+    """The record's class number: an int64 label. A label of bytes ("3", or "cat") or
+    floats is refused rather than read as a number or guessed at, or dropped: every record
+    would be unlabelled, silently."""
+    if not key or key not in example.features.feature:
+        return None
+    kind = example.features.feature[key].WhichOneof("kind")
+    if kind not in (None, "int64_list"):
+        raise ShardError(
+            f"its label {key!r} is a {kind}, not the int64_list of class numbers imgrec reads;"
+            " name an int64 key with --keys label=KEY, or leave label= out of --keys to"
+            " convert the images unlabelled",
+            str(where), n, offset,
+        )  # fmt: skip
+    return _value(example, key, "int64_list")  # type: ignore[no-any-return]
 
 
 def _value(example: Any, key: str | None, kind: str) -> Any:
@@ -86,10 +109,14 @@ def listing(src: Location, opts: PackOptions) -> Walk:
     found = []
     keys: dict[str, str] | None = None
     for path in files:
-        for offset, data in read_records(path):
+        for n, (offset, data) in enumerate(read_records(path)):
             ex = _example(data)
+            if ex is None:  # as a record failing its CRC is: the file is damaged
+                raise ShardError("its bytes pass their CRCs but are not a tf.train.Example"
+                                 " (written damaged, or not a TFRecord of Examples)",
+                                 str(path), n, offset)  # fmt: skip
             keys = keys or _keys(ex, opts, path)
-            label = _value(ex, keys.get("label"), "int64_list")
+            label = _label(ex, keys.get("label"), path, n, offset)
             text = _value(ex, keys.get("text"), "bytes_list") or b""
             name = _value(ex, keys.get("filename"), "bytes_list") or b""
             image = _value(ex, keys["image"], "bytes_list") or b""
@@ -106,7 +133,10 @@ def read(container: Location, ref: Ref) -> bytes:
         raise loading.SkipImage("truncated", f"the record at byte {ref.offset} is cut short")
     if found.problem is not None or found.data is None:
         raise loading.SkipImage("corrupt", f"the record at byte {ref.offset} fails its CRC")
-    value = _value(_example(found.data), key, "bytes_list")
+    example = _example(found.data)
+    if example is None:
+        raise loading.SkipImage("corrupt", f"the record at byte {ref.offset} is not an Example")
+    value = _value(example, key, "bytes_list")
     if value is None:
         raise loading.SkipImage("corrupt", f"the record at byte {ref.offset} has no {key!r}")
     return bytes(value)
