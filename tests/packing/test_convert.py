@@ -110,6 +110,24 @@ def test_caffe_float_data_becomes_float32_raw(tmp_path):
     np.testing.assert_array_equal(stored, values.transpose(1, 2, 0)[..., ::-1])
 
 
+def test_a_four_channel_caffe_datum_is_bgra_made_rgba(tmp_path):
+    import lmdb
+
+    from imgrec.packing.converters.caffe import Datum
+
+    rgba = np.random.default_rng(1).integers(0, 256, (4, 5, 4), np.uint8)
+    env = lmdb.open(str(tmp_path / "lmdb"), map_size=1 << 20)
+    with env.begin(write=True) as txn:
+        planes = rgba[..., [2, 1, 0, 3]].transpose(2, 0, 1)  # as OpenCV's BGRA, planar
+        datum = Datum(channels=4, height=4, width=5, label=0, data=planes.tobytes())
+        txn.put(b"00000000_x", datum.SerializeToString())
+    env.close()
+    imgrec.convert(tmp_path / "lmdb", tmp_path / "out")
+    (rec,) = records_of(tmp_path / "out").values()
+    assert (rec.format, rec.channels) == ("png", 4)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(rec.data))), rgba)
+
+
 def test_inception_tfrecords_and_named_keys(tmp_path):
     source = images()
     write_inception(tmp_path / "train-00000-of-00001", source)

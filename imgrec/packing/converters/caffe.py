@@ -3,9 +3,10 @@
 ``Datum``: channels (1), height (2), width (3), data (4), label (5), float_data (6),
 encoded (7). An encoded datum's ``data`` is the image file's bytes, kept as they are. A raw
 datum's ``data`` is uint8 pixels, channel-planar (C, H, W) and, for colour, in BGR order
-(Caffe's OpenCV convention): it becomes HWC RGB. ``float_data`` becomes float32 pixels the
-same way. Keys are ``convert_imageset``'s ``<8-digit index>_<path>``: the path is the
-record's file name. Needs the ``lmdb`` package (pip install "imgrec[lmdb]").
+(Caffe's OpenCV convention; BGRA with alpha): it becomes HWC RGB (RGBA). ``float_data``
+becomes float32 pixels the same way. Keys are ``convert_imageset``'s ``<8-digit
+index>_<path>``: the path is the record's file name. Needs the ``lmdb`` package (pip
+install "imgrec[lmdb]").
 """
 
 from __future__ import annotations
@@ -121,4 +122,6 @@ def read(container: Location, ref: Ref) -> bytes | np.ndarray:
             "corrupt", f"{pixels.size} values for a {c}x{h}x{w} datum (channels x height x width)"
         )
     hwc = pixels.reshape(c, h, w).transpose(1, 2, 0)
-    return np.ascontiguousarray(hwc[..., ::-1] if c == 3 else hwc)  # BGR -> RGB
+    if c in (3, 4):  # OpenCV's BGR and BGRA -> RGB and RGBA (alpha stays last)
+        hwc = hwc[..., [2, 1, 0, 3][:c]]
+    return np.ascontiguousarray(hwc)
