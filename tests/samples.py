@@ -60,6 +60,21 @@ def ico_of(png: bytes) -> bytes:
     return struct.pack("<HHH", 0, 1, 1) + entry + png
 
 
+def empty_dataset(root: Path) -> Path:
+    """``root/out``: a dataset of 0 records, as pack writes one when every file is skipped
+    (one class folder whose only file is a JPEG with garbage after its header)."""
+    from imgrec import pack
+
+    whole = jpeg(5)
+    scan = whole.index(b"\xff\xda")  # the header up to the scan, then noise
+    bad = whole[: scan + 14] + bytes(range(7, 57))
+    (root / "src" / "cat").mkdir(parents=True)
+    (root / "src" / "cat" / "bad.jpg").write_bytes(bad)
+    manifest = pack(root / "src", root / "out")
+    assert manifest.records == 0 and len(manifest.skipped) == 1
+    return root / "out"
+
+
 def shard_with_a_cut_jpeg(path: Path) -> Path:
     """good0.jpg, cut.jpg (a JPEG cut to a third: its header whole and true to the record's
     shape, its CRCs valid), good1.jpg, good2.jpg."""

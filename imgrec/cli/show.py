@@ -54,6 +54,9 @@ def _print_labels(summary: dict[str, Any]) -> None:
         click.echo(f"  {name:<{width}}  {count}")
     if "preview" in summary:
         p = summary["preview"]
-        click.echo(f"preview:   {p['path']} ({p['images']} images, {p['columns']}x{p['rows']})")
+        if p["path"] is None:
+            click.echo("preview:   nothing to preview: no readable records; no file written")
+        else:
+            click.echo(f"preview:   {p['path']} ({p['images']} images, {p['columns']}x{p['rows']})")
     for problem in summary["problems"]:
         click.echo(f"problem: {problem}", err=True)

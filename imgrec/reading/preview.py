@@ -82,9 +82,12 @@ def tile_of(image: np.ndarray, size: int = TILE) -> Image.Image:
 
 
 def contact_sheet(paths: list[str], out: Path, count: int = 36) -> dict[str, Any]:
-    """Write the contact sheet PNG; returns what it shows."""
+    """Write the contact sheet PNG; returns what it shows. With no record to show, no file
+    is written (``path`` None): an empty sheet would look like a failed decode."""
     files = resolve(paths)
     chosen = pick(files, count)
+    if not chosen:
+        return {"path": None, "images": 0, "columns": 0, "rows": 0, "labels": []}
     images = [
         im.numpy()
         for im in dataset(files, labels=False, records=[data for _, data in chosen], device="cpu")

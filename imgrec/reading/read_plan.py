@@ -43,11 +43,12 @@ def plan_read(
     want = choose_channels(known, channels, batch_size is not None)
     if batch_size is not None:
         _check_batchable(known, resize)
-    # Without a manifest the dtypes are unknown: every one is handled.
-    kinds = sorted(known.dtypes if known else schema.DTYPES)
+    # Without a manifest the dtypes are unknown: every one is handled. Manifests of no
+    # records name no dtype: the graph is built for uint8, and never runs.
+    kinds = sorted(known.dtypes if known else schema.DTYPES) or ["uint8"]
     layout = Layout()
     fixed = _fixed_size(known)
-    if known is not None:
+    if known is not None and known.dtypes:
         sizes = None
         if known.height is not None and known.width is not None:
             sizes = ((known.height[0], known.width[0]), (known.height[1], known.width[1]))

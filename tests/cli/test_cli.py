@@ -196,6 +196,18 @@ def test_preview_contact_sheet_has_the_expected_grid(tmp_path):
                 assert label == "red" and pixel == (51, 51, 51)
 
 
+def test_preview_of_a_dataset_of_no_records_says_there_is_nothing_to_preview(tmp_path):
+    from samples import empty_dataset
+
+    out = empty_dataset(tmp_path)
+    r = run("inspect", out, "--preview", tmp_path / "grid.png")
+    assert r.exit_code == 0, r.output
+    assert "nothing to preview: no readable records; no file written" in r.stdout
+    assert not (tmp_path / "grid.png").exists()
+    r = run("inspect", out, "--preview", tmp_path / "grid.png", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["preview"]["path"] is None
+
+
 def test_json_stays_pure_while_progress_bars_draw_on_a_terminal(tree, tmp_path):
     """Under a pseudo-terminal (so progress is on), stdout still carries only the JSON."""
     import fcntl

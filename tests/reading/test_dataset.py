@@ -148,3 +148,16 @@ def test_batching_mixed_sizes_without_resize_is_a_clear_error(tree, tmp_path):
         imgrec.dataset(out3, batch_size=2)
     (batch, _labels) = next(iter(imgrec.dataset(out3, batch_size=2, resize=(5, 6))))
     assert batch.shape == (2, 5, 6, 3)
+
+
+def test_a_dataset_of_no_records_reads_as_an_empty_dataset(tmp_path):
+    from samples import empty_dataset
+
+    out = empty_dataset(tmp_path)  # pack skipped its only file: a manifest of 0 records
+    ds = imgrec.dataset(out, batch_size=4, resize=(32, 32), channels=3)
+    assert list(ds) == [] and len(ds) == 0
+    images, labels = ds.element_spec
+    assert (images.shape.as_list(), images.dtype) == ([None, 32, 32, 3], tf.float32)
+    assert (labels.shape.as_list(), labels.dtype) == ([None], tf.int64)
+    for kw in ({}, {"cache": True, "shuffle": True}, {"on_problem": print}):
+        assert list(imgrec.dataset(out, **kw)) == [], kw

@@ -76,3 +76,15 @@ def test_decode_to_png_keeps_16_bit_colour(tmp_path, channels):
     back = tf.io.decode_png(written.read_bytes(), dtype=tf.uint16).numpy()
     assert back.dtype == np.uint16 and back.shape == deep.shape
     assert np.array_equal(back, deep)  # every bit kept, not shifted to 8 bits
+
+
+def test_decode_of_a_dataset_of_no_records_writes_nothing_and_says_0(tmp_path):
+    from samples import empty_dataset
+
+    out = empty_dataset(tmp_path)
+    r = run("decode", out, "--stats", "-o", tmp_path / "arrays")
+    assert r.exit_code == 0, r.output
+    assert "Decoded 0 records" in r.stdout and "Wrote 0 .npy files" in r.stdout
+    assert not (tmp_path / "arrays").exists() and r.stderr == ""
+    r = run("decode", out, "--stats", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["records"] == 0
