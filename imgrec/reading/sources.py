@@ -56,6 +56,8 @@ def source(
         deterministic = True
         if total is not None:
             total = len(range(replica, total, replicas))
+    if not files:  # an empty split: interleave takes no cycle_length of 0
+        return Source(tf.data.Dataset.from_tensor_slices(tf.constant([], tf.string)), 0)
     names = tf.data.Dataset.from_tensor_slices([str(p) for p in files])
     if shuffle:
         names = names.shuffle(len(files), seed=seed)

@@ -159,8 +159,10 @@ def decode(
     target = pick_device(device)
     known = describe(files)
     problems: list[Problem] = []
-    ds = dataset(files, dtype=dtype, device=device, with_filenames=True, channels=channels,
-                 limit=limit, on_problem=problems.append)  # fmt: skip
+    # The paths, not ``files``: an empty split resolves to no files, which as paths would
+    # be "no shards given".
+    ds = dataset(paths, split=split, dtype=dtype, device=device, with_filenames=True,
+                 channels=channels, limit=limit, on_problem=problems.append)  # fmt: skip
     total = known.records if known is not None else None
     if limit is not None:
         total = min(limit, total) if total is not None else limit

@@ -127,6 +127,19 @@ def test_pack_split_writes_named_shards_and_manifest(tmp_path):
         imgrec.dataset(out, split="test")
 
 
+def test_a_split_of_no_records_reads_as_an_empty_dataset(tmp_path):
+    out = tmp_path / "out"
+    opts = PackOptions(split=(("train", 0.9), ("val", 0.1)), split_mode="exact")
+    manifest = pack(make_src(tmp_path, per_class=2), out, opts)
+    assert manifest.splits is not None and manifest.splits["val"].records == 0  # no val shard
+    ds = imgrec.dataset(out, split="val", batch_size=2, shuffle=True)
+    assert list(ds) == [] and len(ds) == 0
+    r = run("decode", out, "--split", "val", "--stats")  # the checked path (on_problem)
+    assert r.exit_code == 0 and "Decoded 0 records" in r.stdout, r.output
+    with pytest.raises(InputError, match="no split 'test' here .this dataset has train, val"):
+        imgrec.dataset(out, split="test")
+
+
 def test_split_cli_inspect_and_errors(tmp_path):
     src = make_src(tmp_path, per_class=5)
     out = tmp_path / "out"
