@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..core import storage
@@ -90,21 +90,35 @@ def _streamer(tf: Any) -> Callable[[Any], Any]:
     return plain
 
 
+@dataclass
+class Tally:
+    """What a checked read found: records in each shard (sound or not, by ``str`` of the
+    shard), and how many passed the checks and went on to TensorFlow. Written by the one
+    thread that runs the read, and read once it has ended."""
+
+    found: dict[str, int] = field(default_factory=dict)
+    passed: int = 0
+
+
 def checked_records(
     tf: Any,
     files: Sequence[Location],
     shuffle: bool,
     seed: int | None,
     on_problem: Callable[[Problem], None],
+    tally: Tally | None = None,
 ) -> Any:
-    """Serialized records that passed imgrec's checks, read by imgrec's own framing reader."""
+    """Serialized records that passed imgrec's checks, read by imgrec's own framing reader;
+    counted in ``tally`` as they are found and passed on."""
     order = list(files)
     if shuffle:
         random.Random(seed).shuffle(order)
+    counts = tally if tally is not None else Tally()
 
     def records() -> Iterator[bytes]:
         for path in order:
             for frame in frames(path):
+                counts.found[str(path)] = counts.found.get(str(path), 0) + 1
                 issue = frame.problem
                 if issue is None and frame.data is not None:
                     _rec, issue = check_record(frame.data, decode=True)
@@ -112,6 +126,7 @@ def checked_records(
                     on_problem(Problem(str(path), frame.index, frame.offset, issue))
                     continue
                 assert frame.data is not None
+                counts.passed += 1
                 yield frame.data
 
     return tf.data.Dataset.from_generator(records, output_signature=tf.TensorSpec([], tf.string))

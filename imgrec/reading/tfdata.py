@@ -26,7 +26,7 @@ from .crops import window_function
 from .graph import Geometry, decode_raw_batch, decode_stored, feature_spec, resize_rounded, to_float
 from .paths import describe, entries, resolve
 from .read_plan import ReadPlan, check_reading, plan_read
-from .sources import checked_records, source
+from .sources import Tally, checked_records, source
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -109,12 +109,19 @@ def dataset(
     ``records`` decodes these serialized records (taken from ``paths``) instead of reading
     the shards: the preview uses it to show chosen records through this same path.
     """
-    tf = import_tf()
     host = host_dataset(paths, batch_size=batch_size, shuffle=shuffle, seed=seed,
                         resize=resize, crop=crop, channels=channels, cache=cache, dtype=dtype,
                         deterministic=deterministic, limit=limit, split=split,
                         input_context=input_context, on_problem=on_problem,
                         records=records)  # fmt: skip
+    return on_device(host, dtype=dtype, device=device, labels=labels,
+                     with_filenames=with_filenames)  # fmt: skip
+
+
+def on_device(host: Any, *, dtype: Any, device: str, labels: bool, with_filenames: bool) -> Any:
+    """The device part of ``dataset``: ``host``'s integer images to ``dtype`` on ``device``,
+    with the outputs asked for."""
+    tf = import_tf()
     out_dtype = tf.as_dtype(dtype)
     target = pick_device(device)
     plain = tf.autograph.experimental.do_not_convert
@@ -154,16 +161,18 @@ def host_dataset(
     input_context: Any = None,
     on_problem: Callable[[Problem], None] | None = None,
     records: Sequence[bytes] | None = None,
+    tally: Tally | None = None,
 ) -> tf.data.Dataset:
     """The host part of ``dataset``: ``(image, label, filename)`` with images still in their
     stored integer dtype (uint8 or uint16; float only where a dataset mixes 8- and 16-bit
-    images, or stores floats). This is what crosses to the device."""
+    images, or stores floats). This is what crosses to the device. With ``on_problem``,
+    ``tally`` counts what the checked read found (``imgrec decode`` reports from it)."""
     tf = import_tf()
     check_reading(resize, crop, cache)
     files = resolve(paths, split)
     plan = plan_read(describe(files), batch_size, resize, crop, channels, dtype)
     ds = _serialized(tf, files, records, on_problem, shuffle, seed, deterministic,
-                     input_context, limit)  # fmt: skip
+                     input_context, limit, tally)  # fmt: skip
     if shuffle and not cache:
         ds = ds.shuffle(1024, seed=seed)  # serialized records: small to hold
     if crop == "random":
@@ -247,6 +256,7 @@ def _serialized(
     deterministic: bool,
     input_context: Any,
     limit: int | None,
+    tally: Tally | None = None,
 ) -> Any:
     """The serialized records to read: given, checked one by one (``on_problem``), or read
     by the source for these files (this replica's part); with their count when known."""
@@ -254,7 +264,7 @@ def _serialized(
     if records is not None:
         ds = tf.data.Dataset.from_tensor_slices(tf.constant(list(records), tf.string))
     elif on_problem is not None:
-        ds = checked_records(tf, files, shuffle, seed, on_problem)
+        ds = checked_records(tf, files, shuffle, seed, on_problem, tally)
     else:
         listed = entries(files)
         counts = [e.records for _, e in listed] if listed is not None else None

@@ -1,4 +1,5 @@
-"""``imgrec decode``: a loop over ``tfdata.dataset`` that writes files and/or statistics."""
+"""``imgrec decode``: a loop over the checked read of ``tfdata`` (``dataset`` with a tally of
+what it found) that writes files and/or statistics."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ import numpy as np
 from ..core.deps import import_tf
 from ..core.errors import ImgrecError
 from ..core.progress import Progress
+from ..core.storage import Location
 from ..format.record_check import Problem
-from .paths import describe, resolve
-from .tfdata import dataset, pick_device
+from .paths import describe, entries, resolve
+from .sources import Tally
+from .tfdata import host_dataset, on_device, pick_device
 
 
 class ChannelStats:
@@ -159,10 +162,12 @@ def decode(
     target = pick_device(device)
     known = describe(files)
     problems: list[Problem] = []
+    tally = Tally()
     # The paths, not ``files``: an empty split resolves to no files, which as paths would
     # be "no shards given".
-    ds = dataset(paths, split=split, dtype=dtype, device=device, with_filenames=True,
-                 channels=channels, limit=limit, on_problem=problems.append)  # fmt: skip
+    host = host_dataset(paths, split=split, dtype=dtype, channels=channels, limit=limit,
+                        on_problem=problems.append, tally=tally)  # fmt: skip
+    ds = on_device(host, dtype=dtype, device=device, labels=True, with_filenames=True)
     total = known.records if known is not None else None
     if limit is not None:
         total = min(limit, total) if total is not None else limit
@@ -178,11 +183,7 @@ def decode(
             gathered.setdefault(c, ChannelStats(c)).add(tf, image)
         if writer is not None:
             writer.write(image, name, count - 1)
-    if known is not None and limit is None and count + len(problems) < known.records:
-        # Passed imgrec's checks, yet TensorFlow could not decode them: dropped, not hidden.
-        missing = known.records - count - len(problems)
-        problems.append(Problem(", ".join(map(str, files)), None, None,
-                                f"{missing} record(s) TensorFlow could not decode"))  # fmt: skip
+    problems += _unaccounted(files, tally, count, limit)
     return DecodeResult(
         records=count,
         written=writer.written if writer is not None else 0,
@@ -192,6 +193,31 @@ def decode(
         stats={str(c): s.to_dict() for c, s in sorted(gathered.items())} or None,
         problems=problems,
     )
+
+
+def _unaccounted(
+    files: Sequence[Location], tally: Tally, decoded: int, limit: int | None
+) -> list[Problem]:
+    """Records the read lost without a problem of their own: passed imgrec's checks yet
+    dropped by TensorFlow (each one seen), and, when every shard was read to its end,
+    shards holding another number of records than their manifests list."""
+    lost: list[Problem] = []
+    if tally.passed > decoded:
+        where = ", ".join(map(str, files))
+        lost.append(Problem(where, None, None, f"{tally.passed - decoded} record(s) passed"
+                            " imgrec's checks but TensorFlow could not decode them"))  # fmt: skip
+    listed = entries(files)
+    if listed is None or limit is not None and tally.passed >= limit:
+        return lost  # no manifest to compare with, or the read stopped at the limit
+    expected: dict[str, int] = {}
+    for f, (_m, entry) in zip(files, listed, strict=True):
+        expected[str(f)] = expected.get(str(f), 0) + entry.records
+    for shard, records in expected.items():
+        found = tally.found.get(shard, 0)
+        if found != records:
+            message = f"the manifest lists {records} records; {found} were found in the file"
+            lost.append(Problem(shard, None, None, message))
+    return lost
 
 
 def _images(tf: Any, ds: Any) -> Iterator[tuple[Any, str]]:

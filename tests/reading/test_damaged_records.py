@@ -3,6 +3,7 @@ read the rest."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -90,3 +91,55 @@ def test_malformed_records_are_reported_and_the_rest_decode(tmp_path, case):
     r = run("decode", shard, "-o", tmp_path / "o")
     assert r.exit_code == 1 and f"{shard}, record 1" in r.stderr
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["ok1.npy", "ok2.npy"]
+
+
+def problems_in(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("problem:")]
+
+
+def test_decode_says_records_cut_off_a_shard_are_missing_not_undecodable(tmp_path):
+    from samples import make_src
+
+    out = tmp_path / "out"
+    imgrec.pack(make_src(tmp_path / "src", n=10), out)
+    shard = next(out.glob("*.tfrecord"))
+    whole = shard.read_bytes()
+    shard.write_bytes(whole[: len(whole) // 2])
+    r = run("decode", out, "--stats")
+    assert r.exit_code == 1 and "Decoded 5 records" in r.stdout, r.output
+    cut, missing = problems_in(r.stderr)
+    assert cut.startswith(f"problem: {shard}, record 5 ") and "runs past the end" in cut
+    assert missing.startswith(f"problem: {shard}: the manifest lists 10 records; 6 were found")
+    assert "TensorFlow" not in r.stderr
+
+
+def test_decode_says_a_manifest_listing_more_records_than_found_and_blames_no_decoder(tmp_path):
+    from samples import make_src
+
+    out = tmp_path / "out"
+    imgrec.pack(make_src(tmp_path / "src", n=10), out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["records"] += 1
+    manifest["shards"][0]["records"] += 1
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    r = run("decode", out, "--stats")
+    assert r.exit_code == 1 and "Decoded 10 records" in r.stdout, r.output
+    shard = out / manifest["shards"][0]["file"]
+    assert problems_in(r.stderr) == [
+        f"problem: {shard}: the manifest lists 11 records; 10 were found in the file (left out)"
+    ]
+    assert not problems_in(run("decode", out, "--stats", "--limit", "4").stderr)
+
+
+def test_decode_counts_the_records_tensorflow_drops_as_it_drops_them(tmp_path, monkeypatch):
+    # A record imgrec's checks pass but TensorFlow cannot decode: the checks waved through.
+    monkeypatch.setattr("imgrec.reading.sources.check_record", lambda data, decode: (None, None))
+    garbage = record(format="png", data=b"not a png", filename="bad")
+    shard = shard_of(tmp_path / "s.tfrecord", record(filename="ok1"), garbage,
+                     record(filename="ok2"))  # fmt: skip
+    r = run("decode", shard, "--stats")  # no manifest: nothing else to count from
+    assert r.exit_code == 1 and "Decoded 2 records" in r.stdout, r.output
+    assert problems_in(r.stderr) == [
+        f"problem: {shard}: 1 record(s) passed imgrec's checks but TensorFlow could not"
+        " decode them (left out)"
+    ]
