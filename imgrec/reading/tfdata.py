@@ -72,7 +72,9 @@ def dataset(
     Images are HWC tensors of ``dtype`` in [0, 1] (through ``tf.image.convert_image_dtype``;
     float sources keep their values). ``with_filenames`` adds the record's filename as a last
     element. Batching images of different sizes needs ``resize=(height, width)``. ``split``
-    reads one split of a dataset packed with ``--split``.
+    reads one split of a dataset packed with ``--split``. ``limit`` reads the first
+    ``limit`` records of the unshuffled read, the same ones every epoch (with ``shuffle``,
+    in a new order each epoch; cached or not).
 
     ``resize`` is bilinear, on the host, rounded back to the stored dtype; a JPEG at least
     twice the size in both sides is decoded at a reduced DCT scale (1/2, 1/4 or 1/8, never
@@ -261,6 +263,10 @@ def _serialized(
     """The serialized records to read: given, checked one by one (``on_problem``), or read
     by the source for these files (this replica's part); with their count when known."""
     count: int | None = None
+    if limit is not None:
+        # The limit takes the same records every epoch, cached or not: the first of the
+        # unshuffled read (a shuffled file or interleave order would change them).
+        shuffle, deterministic = False, True
     if records is not None:
         ds = tf.data.Dataset.from_tensor_slices(tf.constant(list(records), tf.string))
     elif on_problem is not None:

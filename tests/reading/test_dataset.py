@@ -161,3 +161,22 @@ def test_a_dataset_of_no_records_reads_as_an_empty_dataset(tmp_path):
     assert (labels.shape.as_list(), labels.dtype) == ([None], tf.int64)
     for kw in ({}, {"cache": True, "shuffle": True}, {"on_problem": print}):
         assert list(imgrec.dataset(out, **kw)) == [], kw
+
+
+def test_limit_takes_the_same_records_every_epoch_shuffled_or_cached(tmp_path):
+    from samples import make_src
+
+    out = tmp_path / "out"
+    pack(make_src(tmp_path / "src", n=24), out, PackOptions(shards=6))
+
+    def epochs(**kw) -> list[list[str]]:
+        ds = imgrec.dataset(out, labels=False, with_filenames=True, limit=5, **kw)
+        return [[f.numpy().decode() for _, f in ds] for _ in range(3)]
+
+    (first, *_) = epochs()
+    for kw in ({}, {"cache": True}):
+        orders = epochs(shuffle=True, seed=0, **kw)
+        assert all(sorted(o) == sorted(first) for o in orders), (kw, orders, first)
+        assert len({tuple(o) for o in orders}) > 1, kw  # their order is still shuffled
+    (checked, *_) = epochs(on_problem=print)
+    assert all(sorted(o) == sorted(checked) for o in epochs(shuffle=True, on_problem=print))
