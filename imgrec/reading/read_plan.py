@@ -44,9 +44,11 @@ def plan_read(
     if batch_size is not None:
         _check_batchable(known, resize)
     # Without a manifest the dtypes are unknown: every one is handled. Manifests of no
-    # records name no dtype: the graph is built for uint8, and never runs.
+    # records name no dtype: the graph, which never runs, is the cheapest (raw uint8).
     kinds = sorted(known.dtypes if known else schema.DTYPES) or ["uint8"]
     layout = Layout()
+    if known is not None and not known.dtypes:
+        layout = Layout(frozenset({"raw"}), None, False)
     fixed = _fixed_size(known)
     if known is not None and known.dtypes:
         sizes = None
