@@ -3,6 +3,7 @@ what it found) that writes files and/or statistics."""
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import io
 from collections.abc import Iterator, Sequence
@@ -172,8 +173,9 @@ def decode(
     if limit is not None:
         total = min(limit, total) if total is not None else limit
     gathered: dict[int, ChannelStats] = {}
-    sixteen = known is not None and known.dtypes == {"uint16"}
-    writer = _Writer(tf, out, to, sixteen) if out is not None else None
+    depth = _Depth.EIGHT if known is not None and "uint16" not in known.dtypes else _Depth.EACH
+    depth = _Depth.SIXTEEN if known is not None and known.dtypes == {"uint16"} else depth
+    writer = _Writer(tf, out, to, depth) if out is not None else None
     count = 0
     for count, (image, name) in enumerate(_images(tf, ds), 1):
         if progress:
@@ -239,12 +241,21 @@ def _images(tf: Any, ds: Any) -> Iterator[tuple[Any, str]]:
         yield image, last
 
 
-class _Writer:
-    """One file per record under OUT: ``.npy`` as decoded, or ``.png`` (16-bit when every
-    record is)."""
+class _Depth(enum.Enum):
+    """The bits per channel of ``--to png``: every image's when the manifest says the
+    dataset has one depth; in a mix (or without a manifest), each image's own: 16 unless 8
+    hold it exactly (a float image says no more of where it came from)."""
 
-    def __init__(self, tf: Any, out: Path, to: str, sixteen: bool) -> None:
-        self.tf, self.to, self.sixteen = tf, to, sixteen
+    EIGHT = 8
+    SIXTEEN = 16
+    EACH = 0
+
+
+class _Writer:
+    """One file per record under OUT: ``.npy`` as decoded, or ``.png`` at ``depth``."""
+
+    def __init__(self, tf: Any, out: Path, to: str, depth: _Depth) -> None:
+        self.tf, self.to, self.depth = tf, to, depth
         self.names = OutputNames(out, "." + to)
         self.written = 0
 
@@ -254,20 +265,21 @@ class _Writer:
         if self.to == "npy":
             np.save(path, image.numpy())
         else:
-            path.write_bytes(_png(self.tf, image, self.sixteen))
+            path.write_bytes(_png(self.tf, image, self.depth))
         self.written += 1
 
 
-def _png(tf: Any, image: Any, sixteen: bool) -> bytes:
+def _png(tf: Any, image: Any, depth: _Depth) -> bytes:
     from PIL import Image
 
-    arr = tf.image.convert_image_dtype(
-        tf.cast(image, tf.float32), tf.uint16 if sixteen else tf.uint8, saturate=True
-    ).numpy()
+    wide = tf.uint8 if depth is _Depth.EIGHT else tf.uint16
+    arr = tf.image.convert_image_dtype(tf.cast(image, tf.float32), wide, saturate=True).numpy()
+    if depth is _Depth.EACH and not (arr % 257).any():  # an 8-bit image, widened x257
+        arr = (arr // 257).astype(np.uint8)
     h, w, c = arr.shape
-    if sixteen and c > 1:  # 32-, 48- and 64-bit PNGs, which Pillow cannot write
+    if arr.dtype == np.uint16 and c > 1:  # 32-, 48- and 64-bit PNGs, which Pillow cannot write
         return bytes(tf.io.encode_png(arr).numpy())
-    if sixteen:
+    if arr.dtype == np.uint16:
         im = Image.frombytes("I;16", (w, h), arr.astype("<u2").tobytes())
     else:
         im = Image.fromarray(arr[..., 0] if c == 1 else arr)

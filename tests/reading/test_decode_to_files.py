@@ -78,6 +78,27 @@ def test_decode_to_png_keeps_16_bit_colour(tmp_path, channels):
     assert np.array_equal(back, deep)  # every bit kept, not shifted to 8 bits
 
 
+def test_decode_to_png_keeps_each_images_depth_in_a_dataset_of_both(tmp_path):
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    deep = rng.integers(0, 65536, (6, 7, 3), dtype=np.uint16)
+    shallow = rng.integers(0, 256, (5, 4, 3), dtype=np.uint8)
+    (tmp_path / "src" / "c").mkdir(parents=True)
+    (tmp_path / "src" / "c" / "deep.png").write_bytes(tf.io.encode_png(deep).numpy())
+    (tmp_path / "src" / "c" / "shallow.png").write_bytes(tf.io.encode_png(shallow).numpy())
+    out, decoded = tmp_path / "out", tmp_path / "decoded"
+    assert run("pack", tmp_path / "src", out).exit_code == 0
+    r = run("decode", out, "-o", decoded, "--to", "png")
+    assert r.exit_code == 0, r.output
+    for name, pixels in (("deep", deep), ("shallow", shallow)):
+        data = (decoded / "c" / f"{name}.png").read_bytes()
+        assert data[24] == pixels.itemsize * 8  # the PNG's bit depth
+        back = tf.io.decode_png(data, dtype=tf.as_dtype(pixels.dtype)).numpy()
+        assert np.array_equal(back, pixels)  # the 16-bit one was cut to 8 bits
+
+
 def test_decode_of_a_dataset_of_no_records_writes_nothing_and_says_0(tmp_path):
     from samples import empty_dataset
 
