@@ -11,7 +11,6 @@ import functools
 import json
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -254,15 +253,14 @@ def test_odd_class_names_read_back_one_a_line(tree, tmp_path):
     assert (out / LABEL_NAMES).read_text() == "spaced\ntwo lines\nclass 2\nspaced (3)\n"
 
 
-def test_many_class_names_are_written_in_linear_time(tree, tmp_path):
+def test_class_names_written_once_each(tree, tmp_path):
+    # Their speed with many classes (once quadratic) is benchmarks/many_classes.py's.
     src, _ = tree
     out = tmp_path / "out"
     m = imgrec.pack(src, out)
-    names = [f"class{i}" for i in range(30_000)] + ["class7"]
-    start = time.perf_counter()
+    names = [f"class{i}" for i in range(300)] + ["class7"]
     write_metadata(Folder(out), replace(m, labels=names))
-    assert time.perf_counter() - start < 2  # each name checked against a list: about 5 s here
-    assert (out / LABEL_NAMES).read_text().splitlines()[-1] == "class7 (30000)"
+    assert (out / LABEL_NAMES).read_text().splitlines()[-1] == "class7 (300)"
 
 
 def test_cli_prints_what_it_wrote_and_refuses_a_folder_without_manifest(tree, tmp_path):
