@@ -7,6 +7,7 @@ out.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,7 +107,23 @@ def _check_batchable(known: Known | None, resize: tuple[int, int] | None) -> Non
         )
 
 
-def check_reading(resize: tuple[int, int] | None, crop: str | None, cache: bool | str) -> None:
+def check_reading(
+    resize: tuple[int, int] | None,
+    crop: str | None,
+    cache: bool | str,
+    batch_size: int | None = None,
+    limit: int | None = None,
+) -> None:
+    """Refuse, when the dataset is made, arguments TensorFlow would take only to fail (or
+    loop) on the first record."""
+    if resize is not None and not (
+        isinstance(resize, tuple | list) and len(resize) == 2 and all(_count(v, 1) for v in resize)
+    ):
+        raise ImgrecError(f"resize={resize!r}: give (height, width), two whole numbers >= 1")
+    if batch_size is not None and not _count(batch_size, 1):
+        raise ImgrecError(f"batch_size={batch_size!r}: give a whole number >= 1 (or None)")
+    if limit is not None and not _count(limit, 0):
+        raise ImgrecError(f"limit={limit!r}: give a whole number >= 0 (or None: every record)")
     if crop is not None and crop not in CROPS:
         raise ImgrecError(f"crop={crop!r}: use one of {', '.join(CROPS)} (or None)")
     if crop is not None and resize is None:
@@ -116,6 +133,12 @@ def check_reading(resize: tuple[int, int] | None, crop: str | None, cache: bool 
             "cache keeps decoded images, but a random crop must be drawn anew each epoch:"
             " use crop='random' without cache (or cache with crop='center' or no crop)"
         )
+
+
+def _count(value: object, least: int) -> bool:
+    """Whether ``value`` is a whole number (NumPy's too; not a bool) of at least ``least``."""
+    whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return whole and int(value) >= least  # type: ignore[call-overload]
 
 
 def _fixed_size(known: Known | None) -> tuple[int, int] | None:

@@ -170,7 +170,7 @@ def host_dataset(
     images, or stores floats). This is what crosses to the device. With ``on_problem``,
     ``tally`` counts what the checked read found (``imgrec decode`` reports from it)."""
     tf = import_tf()
-    check_reading(resize, crop, cache)
+    check_reading(resize, crop, cache, batch_size, limit)
     files = resolve(paths, split)
     plan = plan_read(describe(files), batch_size, resize, crop, channels, dtype)
     ds = _serialized(tf, files, records, on_problem, shuffle, seed, deterministic,

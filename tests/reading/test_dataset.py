@@ -150,6 +150,37 @@ def test_batching_mixed_sizes_without_resize_is_a_clear_error(tree, tmp_path):
     assert batch.shape == (2, 5, 6, 3)
 
 
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"limit": -1},
+        {"limit": 2.5},
+        {"limit": True},
+        {"batch_size": 0},
+        {"batch_size": -2},
+        {"resize": (0, 5)},
+        {"resize": (-3, 5)},
+        {"resize": (5,)},
+    ],  # fmt: skip
+)
+def test_arguments_tensorflow_would_fail_on_are_refused_when_the_dataset_is_made(
+    packed_tree, given
+):
+    out, _ = packed_tree(channels="3")
+    name = next(iter(given))
+    # TensorFlow failed on the first record (limit=-1: "expected to contain an infinite
+    # number of elements"; resize=(0, 5): inside the map), or raised its own error types
+    with pytest.raises(imgrec.ImgrecError, match=rf"^{name}=.*: give "):
+        imgrec.dataset(out, **({"batch_size": None, "resize": (4, 4)} | given))
+
+
+def test_a_numpy_whole_number_is_a_limit(packed_tree):
+    import numpy as np
+
+    out, _ = packed_tree(channels="3")
+    assert sum(1 for _ in imgrec.dataset(out, batch_size=None, limit=np.int64(3))) == 3
+
+
 def test_a_dataset_of_no_records_reads_as_an_empty_dataset(tmp_path):
     from samples import empty_dataset
 
