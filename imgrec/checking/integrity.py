@@ -2,9 +2,9 @@
 
 Checks both CRCs of every record, that each record parses and follows the schema (raw byte
 lengths equal shape x dtype size; an encoded image's header matches its declared format and
-size), that index files match the framing, and, with a manifest, every shard's size, record
-count and sha256. ``against`` also re-reads the source folder and checks each record
-against its source file.
+size; the label is a class or -1), that index files match the framing, and, with a
+manifest, every shard's size, record count and sha256. ``against`` also re-reads the source
+folder and checks each record against its source file.
 """
 
 from __future__ import annotations
@@ -128,6 +128,8 @@ def _check_shard(
             continue
         assert frame.data is not None
         rec, issue = check_record(frame.data, decode)
+        if issue is None and rec is not None:
+            issue = _label_issue(rec)
         if issue is not None:
             problem(issue, frame.index, frame.offset)
         if rec is not None:
@@ -152,6 +154,14 @@ def _check_shard(
                     " (rebuild: imgrec index)"
                 )
     return len(framing)
+
+
+def _label_issue(rec: Record) -> str | None:
+    """The schema's classes are 0 and up, -1 being no class: a training loop would take a
+    lower one as a class index (or fail on it), so it is a problem like a bad shape."""
+    if rec.label >= -1:
+        return None
+    return f"image/class/label {rec.label} is not a class (0 or more, or -1 for unlabelled)"
 
 
 def _check_against(

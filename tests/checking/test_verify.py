@@ -7,11 +7,17 @@ import json
 
 from fixtures import run, smooth_rgb
 from PIL import Image
-from samples import make_src, shard_with_a_cut_jpeg, shard_with_a_png_without_iend
+from samples import (
+    make_src,
+    record,
+    shard_of,
+    shard_with_a_cut_jpeg,
+    shard_with_a_png_without_iend,
+)
 
 from imgrec import PackOptions, pack
 from imgrec.checking.integrity import verify
-from imgrec.format.framing import ShardWriter, read_records
+from imgrec.format.framing import ShardWriter, frame, read_records
 from imgrec.format.schema import Record, parse, serialize
 
 
@@ -106,3 +112,16 @@ def test_verify_decode_finds_a_png_that_pillow_reads_and_tensorflow_does_not(tmp
         "TensorFlow cannot decode this png: it ends before its IEND chunk (the file is cut"
         " short or was not finished)"
     )
+
+
+def test_verify_names_a_label_below_minus_one(tmp_path):
+    # -1 is the schema's "no class"; a lower label is no class index at all.
+    shard = shard_of(tmp_path / "s.tfrecord", record(label=0), record(label=-1), record(label=-5))
+    offset = sum(len(frame(record(label=n))) for n in (0, -1))
+    r = run("verify", shard)
+    assert r.exit_code == 1, r.output
+    problems = [line for line in r.stdout.splitlines() if line.startswith("problem:")]
+    assert problems == [
+        f"problem: {shard}, record 2 (byte offset {offset}): image/class/label -5 is not a"
+        " class (0 or more, or -1 for unlabelled)"
+    ], r.stdout
