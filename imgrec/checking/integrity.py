@@ -30,6 +30,7 @@ from ..images import loading
 from ..packing.discover import Item, walk
 from ..packing.encode import Skipped
 from ..packing.executors.local import load_in_order
+from ..packing.tree import too_long_reason
 from ..reading.paths import Paths, as_list, open_dataset, resolve
 
 
@@ -179,12 +180,22 @@ def _check_against(
     on_disk = {item.rel: item for item in found.items}
     skipped = {s.path for s in m.skipped}
     report.removed = sorted(rel for rel in records if rel not in on_disk)
+    unlisted = "in the source, but neither in the dataset nor listed as skipped"
+    for rel in found.too_long:
+        if rel not in records and rel not in skipped and _image_name(rel):
+            reason = too_long_reason(storage.join(src, rel))
+            report.changed.append(f"{rel}: {unlisted}, and it cannot be read ({reason})")
     for rel, item in on_disk.items():
         if rel in records or rel in skipped:
             continue
         try:
             loading.probe_file(item.path, opts.max_pixels)
-        except (loading.NotAnImage, loading.SkipImage):
+        except loading.NotAnImage:
+            continue
+        except loading.SkipImage as e:
+            # verify cannot check what it cannot read: not OK (a readable image the dataset
+            # lacks is only listed, as added)
+            report.changed.append(f"{rel}: {unlisted}, and it cannot be packed ({e})")
             continue
         report.added.append(rel)
     present: list[Item] = [on_disk[rel] for rel in records if rel in on_disk]
@@ -202,6 +213,10 @@ def _check_against(
                 report.changed.append(f"{item.rel}: {issue}")
             else:
                 report.matched += 1
+
+
+def _image_name(rel: str) -> bool:
+    return Path(rel).suffix.lower() in loading.IMAGE_EXTENSIONS
 
 
 def _content_differs(rec: Record, loaded: loading.Loaded) -> str | None:

@@ -44,6 +44,7 @@ REASONS = {
     "not-an-image": "the extension says image, but Pillow does not recognise the content",
     "unreadable": "the file cannot be read (permissions, I/O error)",
     "broken-symlink": "a symbolic link to nothing, with an image extension",
+    "path-too-long": "the path is longer than the system opens (PATH_MAX); move it higher up",
     "missing": "named by --from-list, but there is no such file",
     "truncated": "the image data ends early (a partial download or copy)",
     "corrupt": "Pillow cannot decode the image data",

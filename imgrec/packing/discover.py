@@ -15,6 +15,7 @@ from ..core import spool, storage
 from ..core.errors import InputError
 from ..core.spool import MEMORY, Store
 from ..core.storage import Location
+from .tree import LocalTree, too_long
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Walk:
     ignored: int  # hidden entries, special files, unreadable folders, folders seen twice
     broken_links: list[str]  # relative paths of symlinks to nothing
     missing: list[str] = field(default_factory=list)  # listed by --from-list, not found
+    too_long: list[str] = field(default_factory=list)  # paths over PATH_MAX: unreadable
 
 
 def read_labels_file(path: Path) -> list[str]:
@@ -98,86 +100,10 @@ def walk(
         return _walk_listing(src, labels, exclude, store)
     if not src.is_dir():
         raise InputError("not a folder (SRC must be a folder of images)", str(src))
-    tree = _LocalTree(src, exclude if isinstance(exclude, Path) else None, progress)
+    tree = LocalTree(src, exclude if isinstance(exclude, Path) else None, progress)
     found = _labelled(src, tree.files(), tree.label_folders(), labels, 0, [], store)
-    found.ignored, found.broken_links = tree.ignored, tree.broken
+    found.ignored, found.broken_links, found.too_long = tree.ignored, tree.broken, tree.too_long
     return found
-
-
-class _LocalTree:
-    """One local walk: the folders walked so far (by device and inode, so a symlink loop or
-    a folder linked twice is walked once) and what was left out."""
-
-    def __init__(
-        self, src: Path, exclude: Path | None, progress: Callable[[str, int, int], None] | None
-    ) -> None:
-        self.src, self.progress = src, progress
-        self.seen: set[tuple[int, int]] = set()
-        self.ignored = 0  # hidden entries, unreadable or repeated folders, sockets, fifos
-        self.broken: list[str] = []  # symlinks leading nowhere
-        # OUT, by device and inode: one stat per folder to compare, where resolving each
-        # folder's path costs a stat per component (quadratic in a deep tree).
-        self.excluded = _identity(exclude) if exclude is not None else None
-
-    def is_out(self, path: Path) -> bool:
-        return self.excluded is not None and _identity(path) == self.excluded
-
-    def label_folders(self) -> list[str]:
-        """SRC's first-level folders, sorted: the labels."""
-        try:
-            return sorted(
-                e.name
-                for e in os.scandir(self.src)
-                if not e.name.startswith(".") and _is_dir(e) and not self.is_out(Path(e.path))
-            )
-        except OSError as e:
-            raise InputError(f"cannot read this folder ({e.strerror}); check its permissions",
-                             str(self.src)) from None  # fmt: skip
-
-    def entries(self, folder: Path) -> Iterator[os.DirEntry[str]] | None:
-        """The folder's entries sorted by name; None if it was walked already or cannot be
-        read."""
-        try:
-            st = folder.stat()
-            if (st.st_dev, st.st_ino) in self.seen:
-                self.ignored += 1
-                return None
-            self.seen.add((st.st_dev, st.st_ino))
-            return iter(sorted(os.scandir(folder), key=lambda e: e.name))
-        except OSError:
-            self.ignored += 1
-            return None
-
-    def files(self) -> Iterator[tuple[str, Location, None]]:
-        """The files in path order, component by component: each folder's entries sorted by
-        name, a subfolder's files where its name falls. Only the folders on the way down
-        are held (an explicit stack, not recursion: very deep trees must not hit Python's
-        recursion limit)."""
-        top = self.entries(self.src)
-        stack = [(top, "")] if top is not None else []
-        count = 0
-        while stack:
-            found, rel = stack[-1]
-            e = next(found, None)
-            if e is None:
-                stack.pop()
-                continue
-            child = f"{rel}{e.name}"
-            if e.name.startswith("."):
-                self.ignored += 1
-            elif _is_dir(e):
-                inner = None if self.is_out(Path(e.path)) else self.entries(Path(e.path))
-                if inner is not None:
-                    stack.append((inner, child + "/"))
-            elif _is_file(e):
-                count += 1
-                if self.progress is not None:
-                    self.progress("walk", count, 0)
-                yield child, Path(e.path), None
-            elif e.is_symlink():
-                self.broken.append(child)
-            else:
-                self.ignored += 1  # socket, fifo, device
 
 
 def _labelled(
@@ -267,29 +193,6 @@ def _label_order(found: list[str], labels: list[str] | None, what: str, where: s
     return labels
 
 
-def _identity(path: Path) -> tuple[int, int] | None:
-    """(device, inode) of what ``path`` leads to; None if it leads nowhere."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
-def _is_dir(e: os.DirEntry[str]) -> bool:
-    try:
-        return e.is_dir()
-    except OSError:
-        return False
-
-
-def _is_file(e: os.DirEntry[str]) -> bool:
-    try:
-        return e.is_file()
-    except OSError:
-        return False
-
-
 def read_list(path: str) -> list[tuple[str, str | None]]:
     """``(path, label or None)`` rows of a --from-list file: one path per line, or CSV
     (``.csv``) with columns path[,label] and an optional ``path,label`` header.
@@ -357,15 +260,18 @@ def from_list(src: Location, list_path: str, labels: list[str] | None = None) ->
     }
     labels = _label_order(sorted({t for t in texts.values() if t}), labels, "label(s)", list_path)
     index = {name: i for i, name in enumerate(labels)}
-    items, missing = [], []
+    items, missing, deep = [], [], []
     for rel in sorted(entries, key=lambda r: r.split("/")):
+        if isinstance(src, Path) and too_long(src / rel):
+            deep.append(rel)  # is_file would fail on it: the system cannot take the name
+            continue
         exists, st = found(rel)
         if not exists:
             missing.append(rel)
             continue
         text = texts[rel]
         items.append(Item(storage.join(src, rel), rel, index[text] if text else -1, text, st))
-    return Walk(items, labels, duplicates, [], missing)
+    return Walk(items, labels, duplicates, [], missing, deep)
 
 
 def _local_rel(src: Path, root: Path, raw: str) -> str | None:

@@ -20,6 +20,7 @@ from ..images import loading
 from . import converters, payloads
 from .discover import Item, Walk, decode_item, encode_item, from_list, read_labels_file, walk
 from .payloads import Probed
+from .tree import too_long_reason
 
 File = tuple[str, int, int]  # a file's relative path, size and time (ns)
 
@@ -97,6 +98,12 @@ def classify(
         if Path(rel).suffix.lower() in loading.IMAGE_EXTENSIONS:
             reason = str(loading.SkipImage("broken-symlink"))
             skip(opts, storage.join(src, rel), Note(rel, reason), result.skipped)
+        else:
+            result.ignored += 1
+    for rel in found.too_long:
+        if Path(rel).suffix.lower() in loading.IMAGE_EXTENSIONS:
+            path = storage.join(src, rel)
+            skip(opts, path, Note(rel, too_long_reason(path)), result.skipped)
         else:
             result.ignored += 1
     n, total = 0, len(found.items)
