@@ -204,10 +204,22 @@ def _mismatch(
             rel, *st = json.loads(line)
             old[rel] = st
     new = {rel: st for rel, *st in map(json.loads, _file_lines(files))}
-    added = len(new.keys() - old.keys())
-    removed = len(old.keys() - new.keys())
-    modified = sum(1 for k in new.keys() & old.keys() if new[k] != old[k])
+    changes = {
+        "added": sorted(new.keys() - old.keys()),
+        "removed": sorted(old.keys() - new.keys()),
+        "modified": sorted(k for k in new.keys() & old.keys() if new[k] != old[k]),
+    }
+    counts = ", ".join(f"{len(rels)} {kind}" for kind, rels in changes.items())
+    named = "; ".join(f"{kind} {_named(rels)}" for kind, rels in changes.items() if rels)
     return (
-        f"cannot resume: the source changed since the interrupted run ({added} added,"
-        f" {removed} removed, {modified} modified); use --overwrite to start over"
+        f"cannot resume: the source changed since the interrupted run ({counts}): {named};"
+        " to resume, undo those changes (the same files, sizes and modification times),"
+        " or use --overwrite to start over"
     )
+
+
+def _named(rels: list[str], first: int = 3) -> str:
+    """The first few paths (relative to SRC), on one line whatever their characters."""
+    shown = [rel if rel.isprintable() else ascii(rel) for rel in rels[:first]]
+    more = f" and {len(rels) - first} more" if len(rels) > first else ""
+    return ", ".join(shown) + more

@@ -231,3 +231,31 @@ def test_a_local_resume_of_an_interrupted_beam_run_leaves_no_journal(tree, tmp_p
     pack(src, out, opts, resume=True)  # the local runner finishes what Beam started
     assert names_in(out) == names_in(tmp_path / "whole")
     assert files_of(out) == files_of(tmp_path / "whole")
+
+
+def test_a_refused_resume_names_the_changed_files(tmp_path, monkeypatch):
+    src = make_src(tmp_path / "src")
+    out = tmp_path / "out"
+
+    def interrupted(folder, manifest) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:  # stopped after its shards, before its manifest
+        m.setattr("imgrec.packing.driver.write_manifest", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            pack(src, out, PackOptions(shards=2))
+    images = sorted(p for p in src.rglob("*.png"))
+    with images[0].open("ab") as f:
+        f.write(b"\0")  # one byte more
+    with pytest.raises(InputError) as refused:
+        pack(src, out, PackOptions(shards=2), resume=True)
+    rel = images[0].relative_to(src).as_posix()
+    assert f"(0 added, 0 removed, 1 modified): modified {rel};" in str(refused.value)
+    assert "to resume, undo those changes" in str(refused.value)
+    assert "--overwrite" in str(refused.value)
+    for image in images[1:6]:
+        image.unlink()
+    with pytest.raises(InputError) as refused:
+        pack(src, out, PackOptions(shards=2), resume=True)
+    gone = [image.relative_to(src).as_posix() for image in images[1:4]]
+    assert f"removed {', '.join(gone)} and 2 more; modified {rel};" in str(refused.value)
