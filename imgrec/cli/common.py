@@ -84,19 +84,22 @@ def errors_to_click(f: F) -> F:
             output_closed()
         except KeyboardInterrupt:
             # Temporary files are already gone (context managers): nothing half-written
-            # carries a final name.
+            # carries a final name. (A pack interrupted once complete says so: cli/pack.py.)
             ctx = click.get_current_context(silent=True)
             if ctx is not None and ctx.command.name == "pack":
-                click.echo(
+                interrupted(
                     "Interrupted: stopped cleanly; no manifest was written. `imgrec pack"
-                    " --resume` continues an interrupted pack.",
-                    err=True,
+                    " --resume` continues an interrupted pack."
                 )
-            else:
-                click.echo("Interrupted.", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+            interrupted()
 
     return wrapper  # type: ignore[return-value]
+
+
+def interrupted(message: str = "Interrupted.") -> NoReturn:
+    """Ctrl-C or SIGTERM: one line on stderr, and the status shells give Ctrl-C."""
+    click.echo(message, err=True)
+    sys.exit(EXIT_INTERRUPTED)
 
 
 def emit_json(obj: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,10 +17,14 @@ from .common import (
     emit_json,
     errors_to_click,
     human_bytes,
+    interrupted,
     json_option,
     progress_bars,
     quiet_option,
 )
+
+if TYPE_CHECKING:
+    from ..format.manifest import Manifest
 
 
 def split_option(value: str | None) -> tuple[tuple[str, float], ...] | None:
@@ -222,8 +226,8 @@ def _run(
     """Make PackOptions from the shared options, run (or plan) the pack, print the result."""
     from ..core import storage
     from ..format.options import PackOptions
+    from ..packing.driver import InterruptedComplete, plan
     from ..packing.driver import pack as run_pack
-    from ..packing.driver import plan
 
     options["format"] = options.pop("fmt")
     options["shuffle"] = not options.pop("no_shuffle")
@@ -236,9 +240,22 @@ def _run(
         emit_json(planned) if as_json else _print_plan(planned)
         return
     start = time.perf_counter()
-    with progress_bars(quiet) as progress:
-        packed = run_pack(src, out, opts, progress, resume=resume)
-    seconds = time.perf_counter() - start
+    packed = None
+    try:
+        with progress_bars(quiet) as progress:
+            packed = run_pack(src, out, opts, progress, resume=resume)
+        _print_packed(packed, out, time.perf_counter() - start, as_json)
+    except KeyboardInterrupt as e:
+        if packed is None and not isinstance(e, InterruptedComplete):
+            raise  # stopped before its manifest: errors_to_click says so
+        where = storage.join(storage.location(out), "manifest.json")
+        interrupted(f"Interrupted after the pack had finished: {where} is written and the"
+                    " dataset is complete.")  # fmt: skip
+
+
+def _print_packed(packed: Manifest, out: str, seconds: float, as_json: bool) -> None:
+    from ..core import storage
+
     manifest = packed.to_dict()
     for warning in packed.split_warnings():
         click.echo(f"warning: {warning}", err=True)

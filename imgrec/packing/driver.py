@@ -13,7 +13,7 @@ from ..core import storage
 from ..core.errors import InputError
 from ..core.progress import Progress, no_progress
 from ..core.storage import Folder
-from ..format.layout import PIECES
+from ..format.layout import MANIFEST, PIECES
 from ..format.manifest import Manifest, Note, SplitInfo
 from ..format.manifest import write as write_manifest
 from ..format.options import PackOptions, check
@@ -26,6 +26,7 @@ from .executors.pool import WorkerDied
 from .journal import (
     Journal,
     check_out,
+    discard,
     prepare_out,
     remove_orphan_indexes,
     remove_stale,
@@ -35,6 +36,16 @@ from .lock import cannot_write, locked
 from .scan import Scan, scan_source
 from .sharding import ShardSpec, plan_shards
 from .tfds import write_metadata
+
+
+class InterruptedComplete(KeyboardInterrupt):
+    """Ctrl-C (or the CLI's SIGTERM) once the manifest was written: the dataset is complete
+    (``manifest``, in OUT); only what comes after it (removing the journal, the working
+    files, the lock) was cut short, and the journal is removed all the same."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        super().__init__("interrupted once the dataset was complete")
+        self.manifest = manifest
 
 
 def executor_for(opts: PackOptions) -> Executor:
@@ -56,6 +67,8 @@ def pack(
 
     ``resume`` continues an interrupted run into the same ``out``: shards it finished are
     kept, the rest are written, and the result is byte-identical to an uninterrupted run.
+    A KeyboardInterrupt once the manifest is written is ``InterruptedComplete``: the
+    dataset is complete.
     """
     opts = options or PackOptions()
     note = progress or no_progress
@@ -64,8 +77,17 @@ def pack(
     executor.check()
     src_at, out_at = storage.location(src), storage.location(out)
     folder = Folder(out_at)
-    with locked(folder):
-        return _pack(src_at, folder, opts, executor, note, resume)
+    writing: list[Manifest] = []  # the manifest, from just before it is written
+    try:
+        with locked(folder):
+            return _pack(src_at, folder, opts, executor, note, resume, writing)
+    except KeyboardInterrupt:
+        if not writing or folder.size(MANIFEST) is None:
+            raise  # stopped before the dataset was complete
+        # Complete: a journal left beside the manifest would mark it interrupted.
+        with contextlib.suppress(OSError, KeyboardInterrupt):
+            discard(folder)
+        raise InterruptedComplete(writing[0]) from None
 
 
 def convert(
@@ -92,11 +114,12 @@ def _pack(
     executor: Executor,
     note: Progress,
     resume: bool,
+    writing: list[Manifest],
 ) -> Manifest:
     """``pack``, with OUT's lock held."""
     resume = check_out(src, folder, opts.overwrite, resume)
     try:
-        return _pack_scanned(src, folder, opts, executor, note, resume)
+        return _pack_scanned(src, folder, opts, executor, note, resume, writing)
     except WorkerDied as e:
         if resumable(folder):
             raise WorkerDied(f"{e}; finished shards are kept: run again with --resume") from None
@@ -114,6 +137,7 @@ def _pack_scanned(
     executor: Executor,
     note: Progress,
     resume: bool,
+    writing: list[Manifest],
 ) -> Manifest:
     scanned = executor.scan_source(src, folder, opts, note)  # the local one packs as it reads
     specs = plan_shards(scanned.candidates, scanned.estimate, opts, scanned.store)
@@ -138,6 +162,7 @@ def _pack_scanned(
         remove_stale(folder, {n for s in manifest.shards for n in (s.file, s.index)})
         with contextlib.suppress(InputError):  # a dataset TFDS cannot describe: none
             write_metadata(folder, manifest)  # `imgrec tfds OUT` says why
+        writing.append(manifest)
         write_manifest(folder, manifest)
         journal.close()
     except OSError as e:

@@ -47,8 +47,12 @@ def check_out(src: Location, out: Folder, overwrite: bool, resume: bool) -> bool
                 f"{out} holds a run interrupted under an older imgrec, which cannot be"
                 " resumed; use --overwrite to start over"
             )
-        what = "a finished dataset" if out.size(MANIFEST) is not None else "no"
-        raise OutputError(f"{out} holds {what} interrupted run to resume; drop --resume")
+        if out.size(MANIFEST) is not None:
+            raise OutputError(
+                f"{out} holds a finished dataset, not an interrupted run: nothing to resume"
+                " (--overwrite packs it again)"
+            )
+        raise OutputError(f"{out} holds no interrupted run to resume; drop --resume")
     if not resume and not overwrite and not out.is_empty(ignore=(LOCK, PIECES)):
         if interrupted:
             raise OutputError(
@@ -60,8 +64,11 @@ def check_out(src: Location, out: Folder, overwrite: bool, resume: bool) -> bool
 
 
 def resumable(out: Folder) -> bool:
-    """OUT holds a run that ``--resume`` can continue: its journal's plan was written."""
-    return out.size(f"{JOURNAL}/{PLAN}") is not None
+    """OUT holds a run that ``--resume`` can continue: its journal's plan was written, and
+    no manifest. A journal beside a manifest is a complete run's, stopped (or killed) while
+    its journal was being removed; or a new run's, killed before it marked OUT unfinished
+    (``Journal.open``), which left the earlier dataset as it was: complete either way."""
+    return out.size(f"{JOURNAL}/{PLAN}") is not None and out.size(MANIFEST) is None
 
 
 def _first_pass_killed(out: Folder) -> bool:
@@ -173,7 +180,12 @@ class Journal:
 
     def close(self) -> None:
         """The run is complete (its manifest written): the journal has served."""
-        self.out.delete_tree(JOURNAL)
+        discard(self.out)
+
+
+def discard(out: Folder) -> None:
+    """Remove OUT's journal, whole: the run it recorded is complete."""
+    out.delete_tree(JOURNAL)
 
 
 def _dumps(data: dict[str, Any]) -> bytes:

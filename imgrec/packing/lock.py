@@ -92,9 +92,11 @@ def _local(folder: Path) -> Iterator[None]:
     try:
         yield
     finally:
-        with contextlib.suppress(OSError):
-            (folder / LOCK).unlink()  # while still held: a waiting run then makes a new one
-        os.close(fd)
+        try:
+            with contextlib.suppress(OSError):
+                (folder / LOCK).unlink()  # while still held: a waiting run then makes a new one
+        finally:  # even when a Ctrl-C cuts the unlink short: an open lock would hold OUT
+            os.close(fd)
         if created:
             with contextlib.suppress(OSError):
                 folder.rmdir()  # a run that wrote nothing leaves nothing

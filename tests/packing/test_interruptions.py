@@ -22,6 +22,7 @@ from samples import make_src
 import imgrec
 import imgrec.images.loading
 import imgrec.packing.driver
+import imgrec.packing.journal
 import imgrec.packing.lock
 from imgrec import InputError, PackOptions
 from imgrec.core.storage import Folder
@@ -152,3 +153,74 @@ def test_ctrl_c_suggests_resume_only_for_pack(shared_tree, packed_tree, tmp_path
     monkeypatch.setattr("imgrec.packing.executors.local.LocalExecutor.scan_source", interrupted)
     r = run("pack", src, tmp_path / "out2")
     assert r.exit_code == 130 and "imgrec pack --resume" in r.stderr
+
+
+def _journal_cut_short(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C as the journal is being removed, after the manifest: one file of it gone."""
+    real = imgrec.packing.journal.Journal.close
+
+    def close(self: Any) -> None:
+        monkeypatch.setattr(imgrec.packing.journal.Journal, "close", real)
+        (self.out.where / JOURNAL_PLAN).unlink()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(imgrec.packing.journal.Journal, "close", close)
+
+
+def test_ctrl_c_once_the_manifest_is_written_leaves_a_complete_dataset(
+    shared_tree, tmp_path, monkeypatch
+):
+    src, _ = shared_tree
+    out = tmp_path / "out"
+    _journal_cut_short(monkeypatch)
+    r = run("pack", src, out, "--shards", "2")
+    assert r.exit_code == 130
+    assert r.stderr == (
+        f"Interrupted after the pack had finished: {out / 'manifest.json'} is written and the"
+        " dataset is complete.\n"
+    )
+    assert ".imgrec-journal.d" not in names_in(out)  # the removal was finished
+    assert run("verify", out).exit_code == 0
+    again = run("pack", src, out, "--shards", "2")  # a finished dataset, not an interrupted one
+    assert again.exit_code == 1 and "is not empty; pass --overwrite" in one_error_line(again.stderr)
+    # In Python: still a KeyboardInterrupt, and it says the dataset is complete.
+    _journal_cut_short(monkeypatch)
+    with pytest.raises(imgrec.packing.driver.InterruptedComplete) as stopped:
+        imgrec.pack(src, tmp_path / "lib", PackOptions(shards=2))
+    assert stopped.value.manifest == imgrec.read_manifest(tmp_path / "lib")
+    assert ".imgrec-journal.d" not in names_in(tmp_path / "lib")
+
+
+def test_ctrl_c_while_the_summary_prints_says_the_dataset_is_complete(
+    shared_tree, tmp_path, monkeypatch
+):
+    src, _ = shared_tree
+    out = tmp_path / "out"
+
+    def interrupted(*args: Any) -> None:
+        raise KeyboardInterrupt
+
+    # the first thing the summary asks of the manifest pack returned
+    monkeypatch.setattr("imgrec.format.manifest.Manifest.split_warnings", interrupted)
+    r = run("pack", src, out)
+    assert r.exit_code == 130 and "the dataset is complete" in r.stderr, r.stderr
+    assert "no manifest" not in r.stderr
+    assert run("verify", out).exit_code == 0
+
+
+def test_a_journal_left_beside_a_manifest_is_a_finished_run(shared_tree, tmp_path):
+    """Killed (SIGKILL) while removing its journal, after the manifest: the dataset is
+    complete, and is treated as one."""
+    src, _ = shared_tree
+    out = tmp_path / "out"
+    assert run("pack", src, out, "--shards", "2").exit_code == 0
+    (out / JOURNAL_PLAN).parent.mkdir()
+    (out / JOURNAL_PLAN).write_text('{"key": "a finished run\'s"}')
+    assert run("verify", out).exit_code == 0
+    again = run("pack", src, out, "--shards", "2")
+    assert again.exit_code == 1 and "is not empty; pass --overwrite" in one_error_line(again.stderr)
+    resumed = run("pack", src, out, "--shards", "2", "--resume")
+    assert resumed.exit_code == 1
+    assert "a finished dataset, not an interrupted run" in one_error_line(resumed.stderr)
+    assert run("pack", src, out, "--shards", "2", "--overwrite").exit_code == 0
+    assert ".imgrec-journal.d" not in names_in(out)

@@ -114,3 +114,20 @@ def test_the_lock_of_a_killed_holder_is_free(tree, tmp_path):
     manifest = imgrec.pack(src, out)
     assert manifest.records == 13
     assert not (out / LOCK).exists()
+
+
+def test_ctrl_c_as_the_lock_is_released_still_releases_it(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    real = Path.unlink
+
+    def unlink(self: Path, *args: Any, **kwargs: Any) -> None:
+        if self.name == LOCK:
+            raise KeyboardInterrupt
+        real(self, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(Path, "unlink", unlink)
+        with pytest.raises(KeyboardInterrupt), locked(Folder(out)):
+            pass
+    with locked(Folder(out)):  # not held any more by the run that was stopped
+        pass
