@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from .common import (
     emit_json,
     errors_to_click,
     expand,
+    interrupted,
     json_option,
     output_closed,
     progress_bars,
@@ -30,7 +32,25 @@ from .pack import convert, pack
 from .show import print_summary
 
 
-@click.group(context_settings=CONTEXT)
+class _Group(click.Group):
+    """The ``imgrec`` group: a Ctrl-C while Click parses the command line, before a command
+    runs, stops as one within a command does (``Interrupted.``, 130), not with Click's
+    ``Aborted!`` and exit 1, which says a failure."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except KeyboardInterrupt:
+            interrupted()
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            interrupted()
+
+
+@click.group(cls=_Group, context_settings=CONTEXT)
 @click.version_option(__version__, "-V", "--version", prog_name="imgrec")
 def cli() -> None:
     """Pack image folders into TFRecord shards, inspect them, decode them to float32.
@@ -313,3 +333,15 @@ def main() -> None:
         cli(prog_name="imgrec")
     except BrokenPipeError:  # on the way out (the last flush)
         output_closed()
+    finally:
+        _exiting()
+
+
+def _exiting() -> None:
+    """The command has ended and said how. A Ctrl-C or SIGTERM while the interpreter exits
+    can stop nothing, but would end the process silently with 130 or 143 instead of its
+    status (Python puts back the default handlers as it exits): both are ignored now,
+    unless a thread is left that the exit waits for, which Ctrl-C must be able to end."""
+    if all(t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -5,6 +5,7 @@ Every wait has a deadline and every subprocess a timeout."""
 
 from __future__ import annotations
 
+import multiprocessing.util
 import os
 import shutil
 import signal
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 from fixtures import files_of, names_in, run
 from processes import JOURNAL_PLAN, one_error_line, shards_in
-from samples import make_src
+from samples import make_src, photo_source
 
 import imgrec
 import imgrec.images.loading
@@ -26,6 +27,7 @@ import imgrec.packing.journal
 import imgrec.packing.lock
 from imgrec import InputError, PackOptions
 from imgrec.core.storage import Folder
+from imgrec.packing.executors.pool import in_order
 from imgrec.packing.lock import locked
 from imgrec.reading.paths import resolve
 
@@ -137,6 +139,131 @@ def test_ctrl_c_stops_cleanly_with_exit_130(tmp_path):
     assert stderr.startswith("Interrupted: stopped cleanly") and "Traceback" not in stderr
     assert not (out / "manifest.json").exists()
     assert not list(out.glob(".*.incomplete"))
+
+
+def test_ctrl_c_before_a_command_runs_is_an_interruption_not_a_failure(
+    shared_tree, tmp_path, monkeypatch, capsys
+):
+    def interrupted(*args: Any) -> None:
+        raise KeyboardInterrupt
+
+    # While Click parses the command line (the group's callback runs before the command's)
+    monkeypatch.setattr("imgrec.cli.commands.quiet_beam_logs", interrupted)
+    r = run("pack", shared_tree[0], tmp_path / "out")
+    assert (r.exit_code, r.stderr) == (130, "Interrupted.\n")  # not Click's Aborted!, 1
+    assert not (tmp_path / "out").exists()
+
+    # While `imgrec` loads its commands
+    class Loading:
+        def find_spec(self, name: str, *args: Any) -> None:
+            if name == "imgrec.cli.commands":
+                raise KeyboardInterrupt
+
+    monkeypatch.delitem(sys.modules, "imgrec.cli.commands")
+    monkeypatch.setattr(sys, "meta_path", [Loading(), *sys.meta_path])
+    import imgrec.cli
+
+    with pytest.raises(SystemExit) as stopped:
+        imgrec.cli.main()
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err == "Interrupted.\n"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_imgrec_exits_keeps_its_status(signum, tmp_path):
+    """Once the command has ended (here: printed its version), a Ctrl-C or SIGTERM as the
+    interpreter exits changes nothing: not a silent 130 or 143, nor a message."""
+    script = (
+        "import atexit, os, sys\n"
+        "from imgrec.cli import main\n"
+        f"atexit.register(lambda: os.kill(os.getpid(), {int(signum)}))\n"
+        "sys.argv = ['imgrec', '--version']\n"
+        "main()\n"
+    )
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=60)  # fmt: skip
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+    assert r.stdout.startswith("imgrec, version")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_the_group_as_a_worker_starts_does_not_reach_it(signum, monkeypatch, capfd):
+    """Ctrl-C from a terminal reaches every process of the group: also a worker still in
+    multiprocessing's start-up, before imgrec's code in it runs."""
+    real = multiprocessing.util._close_stdin  # run in each new worker, before its target
+
+    def signalled() -> None:
+        os.kill(os.getpid(), signum)
+        real()
+
+    monkeypatch.setattr(multiprocessing.util, "_close_stdin", signalled)
+    assert list(in_order(abs, range(-16, 0), workers=2)) == list(range(16, 0, -1))
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def _workers_of(pid: int) -> bool:
+    try:
+        return bool(Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+    except OSError:
+        return False
+
+
+def _group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.slow
+def test_ctrl_c_to_the_process_group_stops_cleanly(tmp_path):
+    """As a terminal sends Ctrl-C: to the whole process group, workers included, at several
+    moments of a raw pack on two workers; and SIGTERM as a batch scheduler sends it."""
+    src = photo_source(tmp_path / "src", 600)
+    moments = [
+        ("workers", signal.SIGINT, lambda out, pid: _workers_of(pid)),
+        ("a shard", signal.SIGINT, lambda out, pid: bool(shards_in(out))),
+        ("a shard", signal.SIGTERM, lambda out, pid: bool(shards_in(out))),
+        ("the manifest", signal.SIGINT, lambda out, pid: (out / "manifest.json").exists()),
+    ]
+    for n, (moment, signum, reached) in enumerate(moments):
+        out = tmp_path / f"out{n}"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "imgrec", "pack", str(src), str(out), "--format", "raw",
+             "--workers", "2", "--shards", "10", "-q"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,  # its own process group, as a terminal's foreground job
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while not reached(out, proc.pid) and proc.poll() is None:
+                assert time.monotonic() < deadline, f"no {moment} within a minute"
+                time.sleep(0.001)
+            assert proc.poll() is None, f"the pack ended before {moment}"
+            os.killpg(proc.pid, signum)
+            _, stderr = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate(timeout=30)
+        what = (moment, signum.name, proc.returncode, stderr)
+        assert "Traceback" not in stderr and "Exception ignored" not in stderr, what
+        assert len(stderr.splitlines()) <= 1, what
+        names = names_in(out) if out.exists() else []  # a run stopped early leaves none
+        assert not [name for name in names if name.endswith(".incomplete")], (what, names)
+        deadline = time.monotonic() + 10
+        while not _group_gone(proc.pid):  # no worker left behind
+            assert time.monotonic() < deadline, ("a worker outlived the pack", what)
+            time.sleep(0.01)
+        if "manifest.json" in names:  # finished: at once, or just as the signal came
+            assert ".imgrec-journal.d" not in names, (what, names)
+            assert proc.returncode == 0 or (
+                proc.returncode == 130 and "the dataset is complete" in stderr
+            ), what
+        else:
+            assert proc.returncode == 130, what
+            assert stderr.startswith("Interrupted: stopped cleanly; no manifest"), what
 
 
 def test_ctrl_c_suggests_resume_only_for_pack(shared_tree, packed_tree, tmp_path, monkeypatch):

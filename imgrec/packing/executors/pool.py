@@ -81,13 +81,19 @@ class _Pool:
     def __init__(self, context: Any, workers: int) -> None:
         self.procs: list[Any] = []
         self.conns: list[Connection] = []
-        for _ in range(workers):
-            ours, theirs = context.Pipe()
-            proc = context.Process(target=_serve, args=(theirs, os.getpid()), daemon=True)
-            proc.start()
-            theirs.close()  # only the worker holds its end: its death closes the pipe
-            self.procs.append(proc)
-            self.conns.append(ours)
+        try:
+            for _ in range(workers):
+                ours, theirs = context.Pipe()
+                proc = context.Process(target=_serve, args=(theirs, os.getpid()), daemon=True)
+                with _signals_held():  # a Ctrl-C comes once the worker is in the lists
+                    proc.start()
+                    self.procs.append(proc)
+                    self.conns.append(ours)
+                theirs.close()  # only the worker holds its end: its death closes the pipe
+        except BaseException:
+            # Workers ignore SIGTERM: multiprocessing's exit would wait for them forever.
+            self.stop(False)
+            raise
         self.sent: list[collections.deque[int]] = [collections.deque() for _ in self.conns]
 
     def run(
@@ -154,21 +160,25 @@ class _Pool:
 
     def stop(self, finished: bool) -> None:
         """Finished: let the workers exit (killed if they do not in time). Stopped early
-        (Ctrl-C, an error, a dead worker): kill them now."""
-        for n, conn in enumerate(self.conns):
+        (Ctrl-C, an error, a dead worker): kill them now. Killed in any case, even if a
+        Ctrl-C cuts the wait short: they ignore SIGTERM, so multiprocessing's own clean-up
+        at exit (SIGTERM, then a wait without end) cannot stop them."""
+        try:
             if finished:
-                with contextlib.suppress(OSError):
-                    conn.send(None)
-            else:
-                with contextlib.suppress(ProcessLookupError, TypeError):
-                    os.kill(self.procs[n].pid, signal.SIGKILL)
-        for proc in self.procs:
-            proc.join(STOP_SECONDS if finished else 5)
-            if proc.exitcode is None:
-                proc.kill()
+                for conn in self.conns:
+                    with contextlib.suppress(OSError):
+                        conn.send(None)
+                for proc in self.procs:
+                    proc.join(STOP_SECONDS)
+        finally:
+            for proc in self.procs:
+                if proc.exitcode is None:
+                    with contextlib.suppress(ProcessLookupError, TypeError):
+                        os.kill(proc.pid, signal.SIGKILL)
+            for proc in self.procs:
                 proc.join(5)
-        for conn in self.conns:
-            conn.close()
+            for conn in self.conns:
+                conn.close()
 
 
 def _serve(conn: Connection, parent: int) -> None:
@@ -197,14 +207,31 @@ def _take_in(conn: Connection, inbox: queue.SimpleQueue[Any]) -> None:
     inbox.put(None)
 
 
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM held back (in this thread) while a worker is started: the worker
+    starts with them held, until it ignores them (``_start_worker``). Else a Ctrl-C from a
+    terminal, sent to the whole process group, could reach a worker still running the
+    caller's handlers: a traceback from it, and a 'worker died' error instead of the stop.
+    A signal held here is taken as soon as the worker is started."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 def _start_worker(parent: int) -> None:
-    """Workers are imgrec's own processes: the main process handles Ctrl-C and stops them;
-    a forked worker inherits the CLI's SIGTERM handler, but the main process stops workers
-    with signals, which must simply end them; Pillow's warnings about odd files would only
-    be noise on the terminal (what matters is in the manifest). And a worker dies with the
-    main process (kill -9 included): none may go on renaming shards into OUT after it."""
+    """Workers are imgrec's own processes: the main process owns the stop. Ctrl-C from a
+    terminal and a scheduler's SIGTERM reach the whole process group, workers included:
+    they ignore both, and the main process, stopping, ends them (with SIGKILL). Pillow's
+    warnings about odd files would only be noise on the terminal (what matters is in the
+    manifest). And a worker dies with the main process (kill -9 included): none may go on
+    renaming shards into OUT after it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})  # held since fork
     warnings.simplefilter("ignore")
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
