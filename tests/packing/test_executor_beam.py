@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -124,6 +125,14 @@ def test_on_error_fail_stops_with_the_first_skipped_image(src, tmp_path):
     with pytest.raises(InputError, match=r"cut\.png: truncated.*--on-error fail"):
         beam_pack(src, out, PackOptions(on_error="fail"))
     assert not (out / "manifest.json").exists()
+
+
+def test_checking_the_options_leaves_no_folder_in_the_users_temp(tmp_path, monkeypatch):
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    beam.BeamExecutor("beam", DIRECT).check()
+    assert list(temp.iterdir()) == []  # Beam's beam-pipeline-temp* of the unrun pipeline
 
 
 def test_missing_apache_beam_is_a_one_line_error(tree, tmp_path, monkeypatch):

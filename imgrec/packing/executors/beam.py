@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -96,8 +97,11 @@ class BeamExecutor:
 
     def check(self) -> None:
         """Make an (empty) pipeline: bad options stop the run before OUT changes, and Beam's
-        filesystems get their options (credentials, endpoints) for the URLs."""
-        self._new_pipeline()
+        filesystems get their options (credentials, endpoints) for the URLs. The pipeline
+        never runs, so its local temporary folder (which Beam removes when one does) is
+        removed here."""
+        pipeline = self._new_pipeline()
+        shutil.rmtree(pipeline.local_tempdir, ignore_errors=True)
 
     def _new_pipeline(self) -> Any:
         """A pipeline with the run's options (each runs once)."""
