@@ -1,0 +1,96 @@
+"""Annotations beside the images (COCO JSON, Pascal VOC XML, YOLO txt, per-image
+``metadata.jsonl`` / ``metadata.csv``): each reader gives an ``Annotated`` per image,
+joined to the walk's items by their path relative to SRC.
+
+A reader's boxes are in pixels of the image as it is displayed (EXIF orientation applied),
+in continuous coordinates: (0, 0) is the top-left corner of the top-left pixel and
+(width, height) the bottom-right corner of the bottom-right one. Each reader converts its
+format's own convention into that (VOC's 1-based inclusive corners, YOLO's normalized
+centres). ``encode`` moves them with the pixels into the stored record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+# A per-image field's value: one type per column (see ``COLUMN_TYPES``).
+Value = int | float | str | tuple[float, ...]
+COLUMN_TYPES = ("int", "float", "str", "floats")  # floats: a list of numbers
+
+
+@dataclass(frozen=True)
+class PixelBox:
+    """One object as an annotation file gives it (see the module's coordinates)."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    label: int  # the dataset's own class id
+    ident: str  # the annotation's id (COCO) or place (file:line, object n) for messages
+    area: float | None = None  # in pixels, as the file gives it (COCO); None: the box's
+    crowd: bool = False
+    difficult: bool = False
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class Annotated:
+    """What the annotation files say of one image.
+
+    ``problem``: why this image's annotations cannot be used (a box with NaN, an unknown
+    class id, ...), naming the file and the annotation id or line: the image is skipped with
+    it (``--on-error fail`` stops there). Problems that need the image's size (a box outside
+    it) are found when it is loaded (``encode``)."""
+
+    boxes: tuple[PixelBox, ...] = ()
+    width: int | None = None  # the size the annotation file states, if it does
+    height: int | None = None
+    source_id: str = ""  # COCO's image id; else empty (the record's filename then serves)
+    where: str = ""  # the annotation file, for messages
+    fields: tuple[tuple[str, Value], ...] = ()  # per-image columns, in column order
+    problem: str | None = None
+
+    def to_json(self) -> list[Any]:
+        """A JSON-able form (``from_json`` reads it back): items carry it through spools,
+        journals and Beam."""
+        boxes = [
+            [b.x0, b.y0, b.x1, b.y1, b.label, b.ident, b.area, b.crowd, b.difficult, b.truncated]
+            for b in self.boxes
+        ]
+        fields = [[k, list(v) if isinstance(v, tuple) else v] for k, v in self.fields]
+        return [boxes, self.width, self.height, self.source_id, self.where, fields, self.problem]
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> Annotated:
+        boxes, width, height, source_id, where, fields, problem = data
+        return cls(
+            tuple(PixelBox(*b) for b in boxes),
+            width,
+            height,
+            source_id,
+            where,
+            tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in fields),
+            problem,
+        )
+
+
+@dataclass
+class Source:
+    """What a reader found: the classes (id → name, in id order), the per-image columns
+        (name → type), and ``lookup(rel)`` giving an image's annotations (None: the files say
+        nothing of it; such an image is kept as a negative, without objects). ``listed`` is
+        every image path the annotation files name (relative to SRC), for the check that each
+        one is in SRC. ``close`` frees what the reader holds (an index file). ``warnings``: one
+    line each, for what the files hold that imgrec does not pack (yet), with a count."""
+
+    kind: str  # coco | voc | yolo | fields
+    where: str  # the annotation file or folder
+    classes: dict[int, str]
+    columns: dict[str, str] = field(default_factory=dict)
+    lookup: Callable[[str], Annotated | None] = lambda rel: None
+    listed: Callable[[], Any] = lambda: ()
+    close: Callable[[], None] = lambda: None
+    warnings: list[str] = field(default_factory=list)  # what the files hold that is not packed
