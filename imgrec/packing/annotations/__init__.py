@@ -5,8 +5,9 @@ joined to the walk's items by their path relative to SRC.
 A reader's boxes are in pixels of the image as it is displayed (EXIF orientation applied),
 in continuous coordinates: (0, 0) is the top-left corner of the top-left pixel and
 (width, height) the bottom-right corner of the bottom-right one. Each reader converts its
-format's own convention into that (VOC's 1-based inclusive corners, YOLO's normalized
-centres). ``encode`` moves them with the pixels into the stored record.
+format's own convention into that (VOC's 1-based inclusive corners), except YOLO's,
+whose files do not state the image's size: its boxes are corners as fractions of the width
+and height (``Annotated.normalized``). ``encode`` moves them with the pixels into the stored record.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ class Annotated:
     where: str = ""  # the annotation file, for messages
     fields: tuple[tuple[str, Value], ...] = ()  # per-image columns, in column order
     problem: str | None = None
+    # The boxes are fractions of the displayed width and height (0..1), not pixels: YOLO's
+    # files do not state the image's size, so its reader cannot give pixels.
+    normalized: bool = False
 
     def to_json(self) -> list[Any]:
         """A JSON-able form (``from_json`` reads it back): items carry it through spools,
@@ -61,11 +65,20 @@ class Annotated:
             for b in self.boxes
         ]
         fields = [[k, list(v) if isinstance(v, tuple) else v] for k, v in self.fields]
-        return [boxes, self.width, self.height, self.source_id, self.where, fields, self.problem]
+        return [
+            boxes,
+            self.width,
+            self.height,
+            self.source_id,
+            self.where,
+            fields,
+            self.problem,
+            self.normalized,
+        ]
 
     @classmethod
     def from_json(cls, data: list[Any]) -> Annotated:
-        boxes, width, height, source_id, where, fields, problem = data
+        boxes, width, height, source_id, where, fields, problem, normalized = data
         return cls(
             tuple(PixelBox(*b) for b in boxes),
             width,
@@ -74,6 +87,7 @@ class Annotated:
             where,
             tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in fields),
             problem,
+            normalized,
         )
 
 
