@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from imgrec.core.errors import InputError
-from imgrec.packing.annotations import Annotated, PixelBox, voc
+from imgrec.packing.annotations import Annotated, PixelBox, voc, yolo
 
 # As the VOC devkit writes them (VOC2012/Annotations/2007_000027.xml): children in name
 # order, a person with <part>s, no <truncated>.
@@ -271,3 +271,179 @@ def test_segmented_files_are_said_to_have_masks_not_packed(tmp_path):
     assert source.classes == {}
     got = source.lookup("b.jpg")
     assert got is not None and got.boxes == () and got.problem is None
+
+
+# YOLO
+
+DATA_YAML = """# as ultralytics' dataset files are
+path: ../datasets/pets
+train: images/train
+val: images/val
+
+names:
+  0: cat
+  1: dog
+"""
+
+
+def ultralytics(root: Path, labels: dict[str, str], data: str = DATA_YAML) -> Path:
+    """A dataset laid out as ultralytics reads it; returns its labels/train folder."""
+    write(root / "data.yaml", data)
+    for rel, text in labels.items():
+        write(root / "images" / "train" / rel.replace(".txt", ".jpg"), "")
+        write(root / "labels" / "train" / rel, text)
+    return root / "labels" / "train"
+
+
+def test_ultralytics_labels_give_normalized_corners(tmp_path):
+    folder = ultralytics(
+        tmp_path,
+        {"a.txt": "0 0.5 0.5 0.25 0.5\n\n1 0.125 0.75 0.25 0.5\n", "sub/b.txt": ""},
+    )
+    source = yolo.read(folder)
+    assert (source.kind, source.where, source.classes) == (
+        "yolo",
+        str(folder),
+        {0: "cat", 1: "dog"},
+    )
+    assert (list(source.listed()), source.columns, source.warnings) == ([], {}, [])
+    txt = folder / "a.txt"
+    got = source.lookup("a.jpg")
+    assert got == Annotated(
+        (
+            PixelBox(0.375, 0.25, 0.625, 0.75, 0, f"{txt}:1"),
+            PixelBox(0, 0.5, 0.25, 1, 1, f"{txt}:3"),
+        ),
+        where=str(txt),
+        normalized=True,
+    )
+    assert Annotated.from_json(got.to_json()) == got
+    b = folder / "sub" / "b.txt"
+    assert source.lookup("sub/b.png") == Annotated(where=str(b), normalized=True)
+    # No txt: a negative image, without objects.
+    assert source.lookup("c.jpg") == Annotated(normalized=True)
+
+
+def test_class_names_from_classes_txt_or_a_mapping(tmp_path):
+    labels = tmp_path / "labelimg"
+    write(labels / "classes.txt", "cat\ndog\n\n")  # labelImg keeps it beside the labels
+    write(labels / "a.txt", "1 0.5 0.5 0.5 0.5\n")
+    source = yolo.read(labels)
+    assert source.classes == {0: "cat", 1: "dog"}
+    assert source.lookup("classes.jpg") == Annotated(normalized=True)  # not read as labels
+    got = source.lookup("a.jpg")
+    assert got is not None and [b.label for b in got.boxes] == [1]
+
+    folder = ultralytics(
+        tmp_path / "gaps",
+        {"a.txt": "0 0.5 0.5 0.5 0.5\n1 0.5 0.5 0.5 0.5\n"},
+        data="names: {0: cat, 2: '7'}\n",
+    )
+    source = yolo.read(folder)
+    assert source.classes == {0: "cat", 2: "7"}
+    txt = folder / "a.txt"
+    assert source.lookup("a.jpg") == Annotated(
+        where=str(txt),
+        problem=f"{txt}: line 2: class 1 has no name (the names give 0, 2)",
+        normalized=True,
+    )
+    # names= points at a names file kept elsewhere.
+    elsewhere = write(tmp_path / "meta" / "pets.yaml", "names: [a, b, c]\n")
+    assert yolo.read(folder, names=elsewhere).classes == {0: "a", 1: "b", 2: "c"}
+
+
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        ("0 0.5 0.5 0.2", "line 3 has 4 values, not 5 (class cx cy w h)"),
+        (
+            "0 0.1 0.1 0.2 0.1 0.2 0.2",
+            "line 3 has 7 values, not 5 (class cx cy w h); segmentation polygons and pose"
+            " keypoints are not packed yet, only boxes",
+        ),
+        ("0 0.5 abc 0.2 0.2", "line 3: 'abc' is not a number"),
+        ("0 nan 0.5 0.2 0.2", "line 3: 'nan' is not a finite number"),
+        ("0 0.5 0.5 inf 0.2", "line 3: 'inf' is not a finite number"),
+        ("1.5 0.5 0.5 0.2 0.2", "line 3: class '1.5' is not a whole number"),
+        ("2 0.5 0.5 0.2 0.2", "line 3: class 2 has no name (the names give 0 to 1)"),
+        ("-1 0.5 0.5 0.2 0.2", "line 3: class -1 has no name (the names give 0 to 1)"),
+        ("0 0.5 0.5 0 0.2", "line 3: the box is empty (w 0, h 0.2)"),
+        ("0 0.5 0.5 0.2 -0.1", "line 3: the box is empty (w 0.2, h -0.1)"),
+        (
+            "0 1.2 0.5 0.1 0.1",
+            "line 3: cx is 1.2, outside 0..1 (YOLO's values are fractions of the image's"
+            " width and height)",
+        ),
+        (
+            "0 0.9 0.5 0.4 0.2",
+            "line 3: the box's right edge is at 1.1, outside the image (0 to 1: YOLO's values"
+            " are fractions of the image's width and height)",
+        ),
+    ],
+)
+def test_a_line_that_is_not_a_box_inside_the_image_is_its_images_problem(tmp_path, line, problem):
+    folder = ultralytics(tmp_path, {"a.txt": f"0 0.5 0.5 0.2 0.2\n\n{line}\n"})
+    txt = folder / "a.txt"
+    assert yolo.read(folder).lookup("a.jpg") == Annotated(
+        where=str(txt), problem=f"{txt}: {problem}", normalized=True
+    )
+
+
+def test_an_edge_rounded_a_little_past_the_image_is_the_edge_and_other_writers(tmp_path):
+    # Some tools write a BOM, or the class as a float.
+    folder = ultralytics(tmp_path, {"a.txt": "\ufeff1 0.950003 0.5 0.100008 1.0\n1.0 .5 .5 .5 .5"})
+    got = yolo.read(folder).lookup("a.jpg")
+    assert got is not None and got.problem is None
+    box, whole = got.boxes
+    assert (whole.x0, whole.label) == (0.25, 1)
+    assert (box.x1, box.y0, box.y1, box.label) == (1.0, 0.0, 1.0, 1)
+    assert box.x0 == pytest.approx(0.899999)
+
+
+def test_files_that_cannot_be_read_stop_the_run(tmp_path):
+    folder = ultralytics(tmp_path / "d", {"a.txt": "0 0.5 0.5 0.2 0.2\n"})
+    (folder / "a.txt").write_bytes(b"0 0.5 0.5 0.2 0.2 \xff\n")
+    with pytest.raises(InputError) as e:
+        yolo.read(folder).lookup("a.jpg")
+    assert str(e.value) == (
+        f"{folder / 'a.txt'}: not UTF-8 text (byte 18); the label file must be a text file"
+    )
+
+    bare = write(tmp_path / "bare" / "labels" / "a.txt", "0 0.5 0.5 0.2 0.2\n").parent
+    with pytest.raises(InputError) as e:
+        yolo.read(bare)
+    assert str(e.value) == (
+        f"{bare}: no class names: add a classes.txt (one name a line, the first is class 0) or"
+        " a data.yaml with names, here or in a folder above"
+    )
+    with pytest.raises(InputError, match="not a folder"):
+        yolo.read(bare / "a.txt")
+    write(tmp_path / "bare" / "images" / "classes.txt", "cat\n")
+    with pytest.raises(InputError) as e:
+        yolo.read(tmp_path / "bare" / "images")
+    assert "no .txt label files here; give the labels folder that pairs with SRC" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("data.yaml", "names: [cat, dog\nnc: 2\n", "not valid YAML at line 2; fix it"),
+        ("data.yaml", "train: images/train\n", "has no 'names' (a list of class names,"),
+        ("data.yaml", "names: [cat, no]\n", "names: class 1 is False, not a name (YAML reads"),
+        ("data.yaml", "names: [cat, dog]\nnc: 3\n", "nc is 3, but names lists 2 classes"),
+        ("data.yaml", "names: {cat: 0}\n", "names: 'cat' is not a class id (0, 1, ...)"),
+        ("data.yaml", "names: [cat, cat]\n", "names: a name is given to two classes"),
+        ("classes.txt", "cat\n\ndog\n", "line 2 is blank: a class's id is its line number"),
+        ("classes.txt", "cat\ndog\ncat\n", "line 3 names 'cat' again (line 1); one name"),
+        ("classes.txt", "\n", "names no classes"),
+        ("classes.txt", "caf\xe9\n", "not UTF-8 text (byte 3); the class names file must be"),
+    ],
+)
+def test_a_names_file_that_cannot_be_used_stops_the_run(tmp_path, name, text, message):
+    names = tmp_path / "labels" / name
+    names.parent.mkdir()
+    names.write_bytes(text.encode("latin-1"))
+    write(tmp_path / "labels" / "a.txt", "")
+    with pytest.raises(InputError) as e:
+        yolo.read(tmp_path / "labels")
+    assert str(e.value).startswith(f"{names}: {message}")
