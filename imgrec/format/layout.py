@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import overload
 
 MANIFEST = "manifest.json"
+# The object classes of a dataset packed with annotations, as the TF Object Detection API
+# reads them (its StringIntLabelMap text format).
+LABEL_MAP = "label_map.pbtxt"
 INDEX_SUFFIX = ".idx"
 # A pack's journal (``--resume``): a folder holding the plan and the finished shards' lines.
 JOURNAL = ".imgrec-journal.d"

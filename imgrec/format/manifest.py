@@ -70,6 +70,28 @@ class SplitInfo:
 
 
 @dataclass(frozen=True)
+class AnnotationInfo:
+    """What a dataset packed with annotations says of them: the files read (kind, path),
+    the object classes (the dataset's own ids), the per-image columns and their types, and
+    what the files hold that was not packed."""
+
+    sources: list[tuple[str, str]]
+    classes: dict[int, str]
+    columns: dict[str, str]
+    warnings: list[str]
+    digest: str = ""  # sha256 of every image's annotations as joined, in listing order
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sources": [{"kind": kind, "path": path} for kind, path in self.sources],
+            "classes": {str(i): name for i, name in sorted(self.classes.items())},
+            "columns": dict(self.columns),
+            "warnings": list(self.warnings),
+            "digest": self.digest,
+        }
+
+
+@dataclass(frozen=True)
 class Manifest:
     """What a packed dataset holds and how it was made."""
 
@@ -82,6 +104,7 @@ class Manifest:
     transcoded: list[Note]
     stats: Stats | None  # None only in manifests made by hand: then little is known
     splits: dict[str, SplitInfo] | None = None
+    annotations: AnnotationInfo | None = None  # packed with annotations: what of them
     imgrec: str = __version__  # the version that wrote it
     format_version: int = FORMAT_VERSION
 
@@ -123,6 +146,8 @@ class Manifest:
             d["stats"] = self.stats.to_dict()
         if self.splits is not None:
             d["splits"] = {name: s.to_dict() for name, s in self.splits.items()}
+        if self.annotations is not None:
+            d["annotations"] = self.annotations.to_dict()
         return d
 
 
@@ -190,6 +215,7 @@ def from_dict(d: Any, where: str) -> Manifest:
         ],
         stats=check.stats(d.get("stats")),
         splits=splits,
+        annotations=None if d.get("annotations") is None else check.annotations(d["annotations"]),
         imgrec=str(d.get("imgrec", "")),
         format_version=version,
     )
@@ -269,6 +295,42 @@ class _Checker:
         except (TypeError, ValueError) as e:
             raise self.fail("options", f"cannot be read ({e})") from None
 
+    def annotations(self, v: Any) -> AnnotationInfo:
+        d = self.mapping(v, "annotations")
+        sources = []
+        for i, src in enumerate(self.array(d.get("sources", []), "annotations.sources")):
+            src = self.mapping(src, f"annotations.sources[{i}]")
+            key = f"annotations.sources[{i}]"
+            sources.append((self.text(src.get("kind"), key), self.text(src.get("path"), key)))
+        classes = {}
+        for key, name in self.mapping(d.get("classes", {}), "annotations.classes").items():
+            if not key.lstrip("-").isdigit():
+                raise self.fail("annotations.classes", f"has a class id {key!r}, not a number")
+            classes[int(key)] = self.text(name, f"annotations.classes.{key}")
+        columns = {
+            self.text(k, "annotations.columns"): self.text(t, f"annotations.columns.{k}")
+            for k, t in self.mapping(d.get("columns", {}), "annotations.columns").items()
+        }
+        warned = self.array(d.get("warnings", []), "annotations.warnings")
+        return AnnotationInfo(
+            sources,
+            classes,
+            columns,
+            [self.text(w, "annotations.warnings") for w in warned],
+            self.text(d.get("digest", ""), "annotations.digest"),
+        )
+
+    def _objects(self, d: dict[str, Any]) -> None:
+        for key in ("records", "objects", "without_objects"):
+            self.count(d.get(key), f"stats.objects.{key}")
+        for name, n in self.mapping(d.get("by_class"), "stats.objects.by_class").items():
+            self.count(n, f"stats.objects.by_class.{name}")
+        for key in ("box_width", "box_height"):
+            span = self.array(d.get(key), f"stats.objects.{key}")
+            numbers = all(isinstance(x, int | float) and not isinstance(x, bool) for x in span)
+            if span and (len(span) != 2 or not numbers):
+                raise self.fail(f"stats.objects.{key}", "should be [min, max] or []")
+
     def stats(self, v: Any) -> Stats | None:
         if v is None:
             return None
@@ -284,6 +346,8 @@ class _Checker:
             span = self.array(d.get(key), f"stats.{key}")
             if span and (len(span) != 2 or not all(isinstance(x, int) for x in span)):
                 raise self.fail(f"stats.{key}", "should be [min, max] or []")
+        if "objects" in d:
+            self._objects(self.mapping(d["objects"], "stats.objects"))
         stats = Stats.from_dict(d)
         if "oriented" not in d:  # from before imgrec counted them: any record may be
             stats.oriented = stats.records

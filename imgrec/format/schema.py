@@ -31,6 +31,26 @@ ORIENTATION = "image/orientation"
 # Every label of a multi-label record (converted from MXNet RecordIO). Absent: none.
 LABELS = "image/class/labels"
 
+# Objects, under the keys the TF Object Detection API and the TF Model Garden read
+# (``tf_example_decoder.py``): parallel lists, one entry per object, boxes as fractions of
+# the stored image's width and height. Written, possibly empty, in every record of a
+# dataset packed with annotations; absent otherwise.
+XMIN = "image/object/bbox/xmin"
+YMIN = "image/object/bbox/ymin"
+XMAX = "image/object/bbox/xmax"
+YMAX = "image/object/bbox/ymax"
+OBJECT_LABEL = "image/object/class/label"
+OBJECT_TEXT = "image/object/class/text"
+AREA = "image/object/area"
+CROWD = "image/object/is_crowd"
+DIFFICULT = "image/object/difficult"
+TRUNCATED = "image/object/truncated"
+SOURCE_ID = "image/source_id"
+OBJECT_FLOATS = (XMIN, YMIN, XMAX, YMAX, AREA)
+OBJECT_INTS = (OBJECT_LABEL, CROWD, DIFFICULT, TRUNCATED)
+# A per-image field (a metadata.jsonl / .csv column) is FIELD + its name.
+FIELD = "image/field/"
+
 FORMATS = ("jpeg", "png", "raw")
 DTYPES = {"uint8": 1, "uint16": 2, "int32": 4, "float32": 4}
 
@@ -83,6 +103,38 @@ Example = _build_example_class()
 
 
 @dataclass(frozen=True)
+class Objects:
+    """The objects of one image as stored: parallel tuples, one entry per object; boxes as
+    fractions (0..1) of the stored image's width and height, areas in its pixels."""
+
+    xmin: tuple[float, ...] = ()
+    ymin: tuple[float, ...] = ()
+    xmax: tuple[float, ...] = ()
+    ymax: tuple[float, ...] = ()
+    label: tuple[int, ...] = ()  # the dataset's own class ids
+    text: tuple[str, ...] = ()
+    area: tuple[float, ...] = ()
+    crowd: tuple[int, ...] = ()
+    difficult: tuple[int, ...] = ()
+    truncated: tuple[int, ...] = ()
+    source_id: str = ""
+
+    def lists(self) -> dict[str, tuple[float, ...] | tuple[int, ...] | tuple[str, ...]]:
+        """Each parallel list by its record key."""
+        return {
+            XMIN: self.xmin, YMIN: self.ymin, XMAX: self.xmax, YMAX: self.ymax,
+            OBJECT_LABEL: self.label, OBJECT_TEXT: self.text, AREA: self.area,
+            CROWD: self.crowd, DIFFICULT: self.difficult, TRUNCATED: self.truncated,
+        }  # fmt: skip
+
+
+# A per-image field: (name, type, value); the type is one of FIELD_TYPES.
+Field = tuple[str, str, int | float | str | tuple[float, ...]]
+FIELD_TYPES = {"int": "int64_list", "float": "float_list", "str": "bytes_list",
+               "floats": "float_list"}  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Record:
     """One image as stored: the payload plus what a reader needs to rebuild the tensor."""
 
@@ -98,6 +150,8 @@ class Record:
     sha256: str
     orientation: int = 1
     labels: tuple[float, ...] = ()
+    objects: Objects | None = None  # a dataset packed with annotations: every record's
+    fields: tuple[Field, ...] = ()
 
     @property
     def dense_bytes(self) -> int:
@@ -130,8 +184,72 @@ def serialize(r: Record) -> bytes:
         i(ORIENTATION, r.orientation)
     if r.labels:
         feat[LABELS].float_list.value.extend(r.labels)
+    if r.objects is not None:
+        _put_objects(feat, r.objects)
+    for name, kind, value in r.fields:
+        values = value if isinstance(value, tuple) else (value,)
+        if kind == "str":
+            feat[FIELD + name].bytes_list.value.extend(str(v).encode() for v in values)
+        else:
+            getattr(feat[FIELD + name], FIELD_TYPES[kind]).value.extend(values)
     out: bytes = ex.SerializeToString(deterministic=True)
     return out
+
+
+def _put_objects(feat: Any, o: Objects) -> None:
+    """Every object key, typed even when empty (an image without objects): readers parse
+    each as a list of its type."""
+    lists = o.lists()
+    for key in OBJECT_FLOATS:
+        feat[key].float_list.SetInParent()
+        feat[key].float_list.value.extend(lists[key])
+    for key in OBJECT_INTS:
+        feat[key].int64_list.SetInParent()
+        feat[key].int64_list.value.extend(lists[key])
+    feat[OBJECT_TEXT].bytes_list.SetInParent()
+    feat[OBJECT_TEXT].bytes_list.value.extend(t.encode() for t in o.text)
+    feat[SOURCE_ID].bytes_list.value.append(o.source_id.encode())
+
+
+def _objects(feat: Any) -> Objects | None:
+    """The record's objects, None when it has none of their keys."""
+    if XMIN not in feat:
+        return None
+
+    def values(key: str, kind: str) -> tuple[Any, ...]:
+        return tuple(getattr(feat[key], kind).value) if key in feat else ()
+
+    return Objects(
+        xmin=values(XMIN, "float_list"),
+        ymin=values(YMIN, "float_list"),
+        xmax=values(XMAX, "float_list"),
+        ymax=values(YMAX, "float_list"),
+        label=values(OBJECT_LABEL, "int64_list"),
+        text=tuple(t.decode("utf-8", "replace") for t in values(OBJECT_TEXT, "bytes_list")),
+        area=values(AREA, "float_list"),
+        crowd=values(CROWD, "int64_list"),
+        difficult=values(DIFFICULT, "int64_list"),
+        truncated=values(TRUNCATED, "int64_list"),
+        source_id=(_first(feat, SOURCE_ID, "bytes_list") or b"").decode("utf-8", "replace"),
+    )
+
+
+def _fields(feat: Any) -> tuple[Field, ...]:
+    """The per-image fields, by name: text as a str, numbers as a tuple (typed "int" or
+    "floats": one float and a list of them look alike in a record; the manifest's
+    ``columns`` says which each is)."""
+    out: list[Field] = []
+    for key in sorted(k for k in feat if k.startswith(FIELD)):
+        kind = feat[key].WhichOneof("kind")
+        values = tuple(getattr(feat[key], kind).value) if kind else ()
+        name = key[len(FIELD) :]
+        if kind == "bytes_list":
+            out.append((name, "str", b"".join(values).decode("utf-8", "replace")))
+        elif kind == "int64_list":
+            out.append((name, "int", tuple(float(v) for v in values)))
+        elif kind == "float_list":
+            out.append((name, "floats", tuple(float(v) for v in values)))
+    return tuple(out)
 
 
 class SchemaError(ValueError):
@@ -191,6 +309,8 @@ def parse(data: bytes, *, strict: bool = True) -> Record:
         sha256=(_first(feat, SHA256, "bytes_list") or b"").decode("ascii", "replace"),
         orientation=int(_first(feat, ORIENTATION, "int64_list") or 1),
         labels=tuple(feat[LABELS].float_list.value) if LABELS in feat else (),
+        objects=_objects(feat),
+        fields=_fields(feat),
     )
     if strict:
         validate(rec)
@@ -214,3 +334,24 @@ def validate(r: Record) -> None:
             )
     if not 1 <= r.orientation <= 8:
         raise SchemaError(f"image/orientation {r.orientation} is not an EXIF orientation (1..8)")
+    if r.objects is not None:
+        _validate_objects(r.objects)
+
+
+def _validate_objects(o: Objects) -> None:
+    """Parallel lists of one length (crowd, difficult, truncated and area may be absent),
+    boxes inside [0, 1] with their corners in order."""
+    counts = {key: len(v) for key, v in o.lists().items()}
+    n = counts[XMIN]
+    optional = (AREA, CROWD, DIFFICULT, TRUNCATED, OBJECT_TEXT)
+    wrong = {k: c for k, c in counts.items() if c != n and not (k in optional and c == 0)}
+    if wrong:
+        listed = ", ".join(f"{k} {c}" for k, c in wrong.items())
+        raise SchemaError(f"the object lists differ in length: {XMIN} {n}, {listed}")
+    for i, box in enumerate(zip(o.xmin, o.ymin, o.xmax, o.ymax, strict=True)):
+        x0, y0, x1, y1 = box
+        if not (0.0 <= x0 <= x1 <= 1.0 and 0.0 <= y0 <= y1 <= 1.0):
+            raise SchemaError(
+                f"object {i}'s box (xmin {x0}, ymin {y0}, xmax {x1}, ymax {y1}) is not inside"
+                " [0, 1] with its corners in order"
+            )

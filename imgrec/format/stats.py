@@ -27,6 +27,13 @@ class Stats:
     oriented: int = 0  # records whose EXIF orientation the reader must apply
     height: list[int] = field(default_factory=list)  # [min, max]
     width: list[int] = field(default_factory=list)
+    # Records packed with annotations (their object keys, possibly empty), their objects by
+    # class, and the boxes' sizes in stored pixels ([min, max]); all zero/empty otherwise.
+    annotated: int = 0
+    objects: Counter[str] = field(default_factory=Counter)
+    without_objects: int = 0
+    box_width: list[float] = field(default_factory=list)
+    box_height: list[float] = field(default_factory=list)
 
     def add(self, r: Record, stored: int | None = None) -> None:
         """Count a record; ``stored`` is its payload size when ``r.data`` was left out."""
@@ -40,12 +47,36 @@ class Stats:
         self.oriented += r.orientation != 1
         self.labels[r.text or (str(r.label) if r.label >= 0 else UNLABELLED)] += 1
         for bounds, v in ((self.height, r.height), (self.width, r.width)):
-            if bounds:
-                bounds[:] = [min(bounds[0], v), max(bounds[1], v)]
-            else:
-                bounds[:] = [v, v]
+            _widen(bounds, v)
+        if r.objects is not None:
+            self._add_objects(r)
+
+    def _add_objects(self, r: Record) -> None:
+        o = r.objects
+        assert o is not None
+        self.annotated += 1
+        self.without_objects += not o.xmin
+        for i, label in enumerate(o.label):
+            self.objects[o.text[i] if i < len(o.text) and o.text[i] else str(label)] += 1
+        for x0, x1 in zip(o.xmin, o.xmax, strict=False):
+            _widen(self.box_width, round((x1 - x0) * r.width, 3))
+        for y0, y1 in zip(o.ymin, o.ymax, strict=False):
+            _widen(self.box_height, round((y1 - y0) * r.height, 3))
 
     def to_dict(self) -> dict[str, Any]:
+        d = self._image_dict()
+        if self.annotated:
+            d["objects"] = {
+                "records": self.annotated,
+                "objects": sum(self.objects.values()),
+                "by_class": dict(sorted(self.objects.items())),
+                "without_objects": self.without_objects,
+                "box_width": self.box_width,
+                "box_height": self.box_height,
+            }
+        return d
+
+    def _image_dict(self) -> dict[str, Any]:
         return {
             "records": self.records,
             "stored_bytes": self.stored_bytes,
@@ -74,7 +105,25 @@ class Stats:
             oriented=d.get("oriented", 0),
             height=list(d["height"]),
             width=list(d["width"]),
+            **_objects_from(d.get("objects")),
         )
+
+
+def _objects_from(d: dict[str, Any] | None) -> dict[str, Any]:
+    if not d:
+        return {}
+    return {
+        "annotated": d["records"],
+        "objects": Counter(d["by_class"]),
+        "without_objects": d["without_objects"],
+        "box_width": list(d["box_width"]),
+        "box_height": list(d["box_height"]),
+    }
+
+
+def _widen(bounds: list[Any], v: float) -> None:
+    """Make ``bounds`` ([min, max], or empty) take in ``v``."""
+    bounds[:] = [min(bounds[0], v), max(bounds[1], v)] if bounds else [v, v]
 
 
 def merge_stats(a: Stats, b: Stats) -> None:
@@ -86,6 +135,13 @@ def merge_stats(a: Stats, b: Stats) -> None:
     a.oriented += b.oriented
     for name in ("formats", "dtypes", "channels", "labels"):
         getattr(a, name).update(getattr(b, name))
-    for ab, bb in ((a.height, b.height), (a.width, b.width)):
+    a.annotated += b.annotated
+    a.without_objects += b.without_objects
+    a.objects.update(b.objects)
+    pairs: list[tuple[list[Any], list[Any]]] = [
+        (a.height, b.height), (a.width, b.width), (a.box_width, b.box_width),
+        (a.box_height, b.box_height),
+    ]  # fmt: skip
+    for ab, bb in pairs:
         if bb:
             ab[:] = [min(ab[0], bb[0]), max(ab[1], bb[1])] if ab else list(bb)
