@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, BinaryIO
 
 from PIL import Image
@@ -19,7 +19,7 @@ from PIL import Image
 from ..core import storage
 from ..core.storage import Location
 from . import decoders, structure
-from .modes import MODES, Mode, natural_pixels, target_channels
+from .modes import MODES, Mode, itemsize, natural_pixels, target_channels
 from .pillow import embedded_sizes, open_header, over_pillow_limit, sixteen_bit_colour
 from .pixels import Resize, encode_jpeg, encode_png, orient, plan_resize, resize, shape_channels
 
@@ -48,6 +48,7 @@ REASONS = {
     "missing": "named by --from-list, but there is no such file",
     "truncated": "the image data ends early (a partial download or copy)",
     "corrupt": "Pillow cannot decode the image data",
+    "bad-annotation": "its annotations cannot be used as they are",
     "too-many-pixels": "more pixels than --max-pixels; not decoded",
     "unsupported-mode": "a Pillow mode imgrec has no rule for",
     "too-large": "the stored record would pass protobuf's 2 GiB message limit",
@@ -90,6 +91,9 @@ class ImageOptions:
     resize: tuple[int, int] | None = None  # (height, width)
     resize_mode: str = "stretch"
     max_side: int | None = None
+    # Store every image as displayed (its EXIF orientation applied, none left to apply):
+    # annotations then describe the pixels any reader decodes
+    upright: bool = False
 
     @property
     def resizing(self) -> Resize:
@@ -109,6 +113,10 @@ class Loaded:
     sha256: str
     orientation: int = 1
     note: str | None = None  # why the stored form differs from the source, if it does
+    # (height, width) of the source as displayed (oriented), before any resize; None: the
+    # stored size (the pixels were not resized)
+    shown: tuple[int, int] | None = None
+    applied: int = 1  # the source's EXIF orientation, when applied to the stored pixels
 
 
 def _describe(e: BaseException) -> str:
@@ -184,7 +192,7 @@ def load_bytes(data: bytes, opts: ImageOptions, opened: Image.Image | None = Non
     if mode is None:
         raise SkipImage("unsupported-mode", f"Pillow mode {im.mode!r}")
     if opts.format == "raw":
-        dense = im.width * im.height * (mode.base + mode.alpha) * _itemsize(mode.dtype)
+        dense = im.width * im.height * (mode.base + mode.alpha) * itemsize(mode.dtype)
         if dense > MAX_PAYLOAD_BYTES:
             raise SkipImage("too-large", f"{dense} bytes of raw pixels")
     if im.format in ("ICO", "ICNS"):
@@ -232,9 +240,10 @@ def load_bytes(data: bytes, opts: ImageOptions, opened: Image.Image | None = Non
         and refused is None
         and _passes_through(im, channels)
         and plan_resize(*oriented, opts.resizing) is None
+        and not (opts.upright and orientation != 1)
     ):
         height, width = oriented
-        dtype = "uint16" if _png_bit_depth(data) == 16 else mode.dtype
+        dtype = "uint16" if structure.png_bit_depth(data) == 16 else mode.dtype
         return _checked(
             Loaded(data, src_format.lower(), height, width, channels, dtype, sha, orientation)
         )
@@ -244,7 +253,11 @@ def load_bytes(data: bytes, opts: ImageOptions, opened: Image.Image | None = Non
         natural = natural_pixels(im)
     arr = shape_channels(orient(natural, orientation), mode.base, channels)
     differs = src_format in ("JPEG", "PNG")
-    return store(arr, opts, sha, f"{src_format} {im.mode}", differs, refused)
+    why = None
+    if opts.upright and orientation != 1 and refused is None:
+        why = f"EXIF orientation {orientation} applied, as its annotations need"
+    stored = store(arr, opts, sha, f"{src_format} {im.mode}", differs, refused, why)
+    return replace(stored, applied=orientation)
 
 
 def store(
@@ -254,9 +267,11 @@ def store(
     what: str,
     tf_differs: bool,
     refused: str | None = None,
+    why: str | None = None,
 ) -> Loaded:
     """Pixels (oriented, with their channels) resized and encoded as --format asks.
-    ``refused``: why TensorFlow would refuse the source's own bytes, for the note."""
+    ``refused``: why TensorFlow would refuse the source's own bytes, for the note; ``why``:
+    another reason they are not kept."""
     resized = resize(arr, opts.resizing)
     h, w, c = resized.shape
     dtype = str(resized.dtype)
@@ -267,6 +282,8 @@ def store(
             note = "resized, so transcoded to PNG"
         elif refused is not None:
             note = f"{what} transcoded to PNG: TensorFlow would refuse its bytes ({refused})"
+        elif why is not None:
+            note = f"{what} transcoded to PNG: {why}"
         elif tf_differs:
             note = f"{what} transcoded to PNG: TensorFlow would decode it differently"
         else:
@@ -286,7 +303,8 @@ def store(
         # Little-endian whatever the machine: what tf.io.decode_raw reads by default.
         stored = resized.astype(resized.dtype.newbyteorder("<"), copy=False).tobytes()
     assert stored is not None
-    return _checked(Loaded(stored, fmt, h, w, c, dtype, sha, 1, note))
+    shown = (arr.shape[0], arr.shape[1]) if resized is not arr else None
+    return _checked(Loaded(stored, fmt, h, w, c, dtype, sha, 1, note, shown))
 
 
 def _kept_unchecked(
@@ -306,14 +324,14 @@ def _kept_unchecked(
             return None
         if not structure.png_decodes(data) or decoders.png_refusal(data, inflate=False):
             return None
-        dtype = "uint16" if _png_bit_depth(data) == 16 else mode.dtype
+        dtype = "uint16" if structure.png_bit_depth(data) == 16 else mode.dtype
     else:
         return None
     # The EXIF of a PNG that validate accepts is all before its image data, read with the
     # header: no need to decode the pixels for it.
     orientation = _orientation(im, unloaded=True)
     oriented = (im.width, im.height) if orientation >= 5 else (im.height, im.width)
-    if plan_resize(*oriented, opts.resizing) is not None:
+    if plan_resize(*oriented, opts.resizing) is not None or opts.upright and orientation != 1:
         return None
     channels = target_channels(im, mode, opts.channels)
     fmt = im.format.lower()
@@ -327,6 +345,8 @@ def _jpeg_kept(im: Image.Image, opts: ImageOptions) -> bool:
         return False
     channels = MODES[im.mode].base if opts.channels == "auto" else int(opts.channels)
     orientation = _orientation(im)
+    if opts.upright and orientation != 1:
+        return False
     oriented = (im.width, im.height) if orientation >= 5 else (im.height, im.width)
     return _passes_through(im, channels) and plan_resize(*oriented, opts.resizing) is None
 
@@ -342,25 +362,6 @@ def _checked(loaded: Loaded) -> Loaded:
     if len(loaded.data) > MAX_PAYLOAD_BYTES:
         raise SkipImage("too-large", f"{len(loaded.data)} bytes stored as {loaded.format}")
     return loaded
-
-
-def _itemsize(dtype: str) -> int:
-    size = _ITEMSIZES.get(dtype)
-    if size is None:
-        import numpy as np  # not for the modes' dtypes: NumPy only when pixels are needed
-
-        size = int(np.dtype(dtype).itemsize)
-    return size
-
-
-_ITEMSIZES = {"uint8": 1, "uint16": 2, "int32": 4, "float32": 4}
-
-
-def _png_bit_depth(data: bytes) -> int:
-    """Bit depth from a PNG's IHDR chunk (0 if this is not a PNG)."""
-    if data[:8] != b"\x89PNG\r\n\x1a\n" or len(data) < 25:
-        return 0
-    return data[24]
 
 
 def probe_file(path: Location, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int, int]:
@@ -390,4 +391,4 @@ def facts(im: Image.Image) -> tuple[int, int, int]:
     mode = MODES.get(im.mode)
     if mode is None:
         return im.width, im.height, 3
-    return im.width, im.height, (mode.base + mode.alpha) * _itemsize(mode.dtype)
+    return im.width, im.height, (mode.base + mode.alpha) * itemsize(mode.dtype)

@@ -100,3 +100,16 @@ def natural_pixels(im: Image.Image) -> np.ndarray:
 def to_array(im: Image.Image, channels: int) -> np.ndarray:
     """Pixels as a C-order HWC array with ``channels`` channels, per ``MODES``."""
     return shape_channels(natural_pixels(im), MODES[im.mode].base, channels)
+
+
+def itemsize(dtype: str) -> int:
+    """Bytes per sample of a dtype the modes give (others through NumPy)."""
+    size = _ITEMSIZES.get(dtype)
+    if size is None:
+        import numpy as np  # not for the modes' dtypes: NumPy only when pixels are needed
+
+        size = int(np.dtype(dtype).itemsize)
+    return size
+
+
+_ITEMSIZES = {"uint8": 1, "uint16": 2, "int32": 4, "float32": 4}

@@ -237,3 +237,10 @@ def _idat(data: bytes) -> bytes | None:
             return b"".join(parts) if kind == b"IEND" and length == 0 else None
         pos = end
     return None
+
+
+def png_bit_depth(data: bytes) -> int:
+    """Bit depth from a PNG's IHDR chunk (0 if this is not a PNG)."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or len(data) < 25:
+        return 0
+    return data[24]

@@ -1,0 +1,48 @@
+"""Where annotations go when pack resizes the pixels (each ``--resize-mode``, and
+``--max-side``), by the rules of ``pixels.resize``. (Images with annotations are stored
+upright, their EXIF orientation applied, and annotations describe the displayed image:
+orientation moves nothing.)
+
+Boxes are ``(N, 4)`` float64 arrays of ``x0, y0, x1, y1`` as fractions of the image's width
+and height (0..1, x to the right, y down), in continuous coordinates: 0 is the left edge of
+the first pixel column, 1 the right edge of the last one. Pillow's resize maps the whole
+extent onto the whole new extent, so a fraction stays put under a plain scale; only the
+crop of ``fill`` and the border of ``pad`` move boxes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .pixels import Resize, plan_resize
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+def resized_boxes(
+    boxes: np.ndarray, height: int, width: int, opts: Resize
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Boxes of a ``height`` x ``width`` displayed image, moved into the image that
+    ``pixels.resize`` makes of it: ``(boxes, kept, area_scale)``. ``kept`` marks the boxes
+    with some area left inside the new image (``fill``'s crop can cut one out whole); the
+    returned boxes are those, clipped to it. ``area_scale`` turns an area in source pixels
+    into one in the new image's pixels."""
+    import numpy as np
+
+    plan = plan_resize(height, width, opts)
+    out = np.asarray(boxes, np.float64).reshape(-1, 4).copy()
+    scale = 1.0
+    if plan is not None:
+        sh, sw, th, tw = plan
+        scale = (sh / height) * (sw / width)
+        if (sh, sw) != (th, tw):
+            if opts.mode == "fill":  # the centre crop: offsets as pixels.resize takes them
+                left, top = -((sw - tw) // 2), -((sh - th) // 2)
+            else:  # pad: the scaled image centred in the new one
+                left, top = (tw - sw) // 2, (th - sh) // 2
+            out[:, 0::2] = (out[:, 0::2] * sw + left) / tw
+            out[:, 1::2] = (out[:, 1::2] * sh + top) / th
+    np.clip(out, 0.0, 1.0, out=out)
+    kept = (out[:, 2] > out[:, 0]) & (out[:, 3] > out[:, 1])
+    return out[kept], kept, scale
