@@ -153,6 +153,16 @@ FROM_LIST = click.option(
     help="Pack the files this list names (paths under SRC, one per line; or CSV path,label"
     " for labels that are not folder names) instead of walking SRC. - reads stdin.",
 )
+ANNOTATIONS = click.option(
+    "--annotations",
+    "annotations",
+    default=None,
+    metavar="PATH",
+    type=click.Path(exists=True),
+    help="Objects to pack with the images: a COCO .json, or a folder of Pascal VOC .xml or"
+    " YOLO .txt files (one per image, by the image's path). A metadata.jsonl or metadata.csv"
+    " at the top of SRC adds its columns to each image.",
+)
 RUNNER = click.option(
     "--runner",
     type=click.Choice(
@@ -172,7 +182,7 @@ BEAM_OPTION = click.option(
     help="A Beam pipeline option (or a flag KEY), passed on as --KEY=VALUE; repeatable, e.g."
     " project=my-project, region=europe-west1, direct_num_workers=2.",
 )
-PACK_OPTIONS = [*SHARED[:6], FROM_LIST, *SHARED[6:], RUNNER, BEAM_OPTION]
+PACK_OPTIONS = [*SHARED[:6], FROM_LIST, ANNOTATIONS, *SHARED[6:], RUNNER, BEAM_OPTION]
 
 
 def with_options(options: list[Any]) -> Callable[[F], F]:

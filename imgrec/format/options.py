@@ -43,6 +43,8 @@ class PackOptions:
     source_format: str = "folder"  # folder | recordio | lmdb | tfrecord
     source_keys: tuple[tuple[str, str], ...] | None = None  # tfrecord: (role, feature key)
     lst_file: str | None = None  # recordio: an im2rec .lst naming the records' files
+    # A COCO .json, or a folder of Pascal VOC .xml or YOLO .txt files (packing/annotations/)
+    annotations: str | None = None
     workers: int | None = None  # processes of the local runner; None: one per core
     overwrite: bool = False
     # "local" (processes on this machine), "beam" (Beam's default runner) or a Beam runner.
@@ -58,6 +60,7 @@ class PackOptions:
             self.resize,
             self.resize_mode,
             self.max_side,
+            upright=self.annotations is not None,
         )
 
     @property
@@ -79,6 +82,8 @@ class PackOptions:
         if self.source_format == "folder":  # what only convert uses, left out for a folder
             for name in ("source_format", "source_keys", "lst_file"):
                 del d[name]
+        if self.annotations is None:  # as manifests written before annotations
+            del d["annotations"]
         return d
 
     @classmethod

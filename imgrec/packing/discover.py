@@ -15,6 +15,8 @@ from ..core import spool, storage
 from ..core.errors import InputError
 from ..core.spool import MEMORY, Store
 from ..core.storage import Location
+from ..format.manifest import AnnotationInfo
+from .annotations import Annotated
 from .tree import LocalTree, too_long
 
 
@@ -37,25 +39,34 @@ class Item:
     text: str
     stat: tuple[int, int] | None = None  # (size, mtime ns) when a listing gave them
     ref: Ref | None = None
+    # In a dataset packed with annotations, every item's (none: no objects, no fields)
+    annotated: Annotated | None = None
 
 
 def encode_item(item: Item) -> list[Any]:
     """A JSON-able form of an item (``decode_item`` reads it back)."""
     data = [str(item.path), item.rel, item.label, item.text, item.stat]
     ref = item.ref
-    if ref is not None:
-        data.append([ref.kind, ref.offset, ref.key.hex(), list(ref.fields), list(ref.labels)])
+    if ref is not None or item.annotated is not None:
+        data.append(
+            None
+            if ref is None
+            else [ref.kind, ref.offset, ref.key.hex(), list(ref.fields), list(ref.labels)]
+        )
+    if item.annotated is not None:
+        data.append(item.annotated.to_json())
     return data
 
 
 def decode_item(data: list[Any]) -> Item:
     path, rel, label, text, st, *more = data
     ref = None
-    if more:
+    if more and more[0] is not None:
         kind, offset, key, fields, labels = more[0]
         ref = Ref(kind, offset, bytes.fromhex(key), tuple(fields), tuple(labels))
+    annotated = Annotated.from_json(more[1]) if len(more) > 1 else None
     stat = tuple(st) if st is not None else None
-    return Item(storage.parse(path), rel, label, text, stat, ref)
+    return Item(storage.parse(path), rel, label, text, stat, ref, annotated)
 
 
 @dataclass
@@ -66,6 +77,7 @@ class Walk:
     broken_links: list[str]  # relative paths of symlinks to nothing
     missing: list[str] = field(default_factory=list)  # listed by --from-list, not found
     too_long: list[str] = field(default_factory=list)  # paths over PATH_MAX: unreadable
+    annotations: AnnotationInfo | None = None  # packed with annotations: what of them
 
 
 def read_labels_file(path: Path) -> list[str]:

@@ -18,6 +18,7 @@ from ..format.manifest import Manifest, Note, SplitInfo
 from ..format.manifest import write as write_manifest
 from ..format.options import PackOptions, check
 from ..format.stats import Stats, merge_stats
+from .annotations import label_map
 from .converters import detect
 from .encode import ShardResult, Skipped, load_or_skip
 from .executors import Executor
@@ -144,7 +145,9 @@ def _pack_scanned(
     journal: Journal | None = None
     try:
         prepare_out(folder, resuming=resume)
-        journal = Journal.open(folder, opts, scanned.walk.labels, scanned.files, resume)
+        annotations = scanned.walk.annotations
+        journal = Journal.open(folder, opts, scanned.walk.labels, scanned.files, resume,
+                               annotations.digest if annotations is not None else None)  # fmt: skip
         done: dict[str, ShardResult] = {}
         if resume:
             done = {s.name: r for s in specs if (r := journal.finished(s)) is not None}
@@ -162,6 +165,7 @@ def _pack_scanned(
         remove_stale(folder, {n for s in manifest.shards for n in (s.file, s.index)})
         with contextlib.suppress(InputError):  # a dataset TFDS cannot describe: none
             write_metadata(folder, manifest)  # `imgrec tfds OUT` says why
+        label_map.write(folder, manifest)
         writing.append(manifest)
         write_manifest(folder, manifest)
         journal.close()
@@ -224,6 +228,7 @@ def _manifest(
         transcoded=transcoded,
         stats=stats,
         splits=splits,
+        annotations=scanned.walk.annotations,
     )
 
 

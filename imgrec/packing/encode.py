@@ -11,10 +11,11 @@ from typing import Any
 from ..format.framing import ShardWriter
 from ..format.layout import index_for
 from ..format.manifest import Note, ShardEntry
-from ..format.schema import Record, serialize
+from ..format.schema import Field, Objects, Record, serialize
 from ..format.stats import Stats
 from ..images import loading
 from . import payloads
+from .annotations import placing
 from .discover import Item
 from .sharding import ShardSpec
 
@@ -58,19 +59,30 @@ def skipped_for(e: Exception) -> Skipped:
 
 def pack_one(item: Item, opts: loading.ImageOptions) -> Packed | Skipped:
     """Load one image and serialize its record."""
-    return packed(item, load_or_skip(item, opts))
+    return packed(item, load_or_skip(item, opts), opts)
 
 
-def packed(item: Item, result: loading.Loaded | Skipped | Exception) -> Packed | Skipped:
-    """The item's serialized record, from its stored form (or why it is skipped)."""
+def packed(
+    item: Item, result: loading.Loaded | Skipped | Exception, opts: loading.ImageOptions
+) -> Packed | Skipped:
+    """The item's serialized record, from its stored form (or why it is skipped); its
+    annotations placed on the stored pixels (``opts``: how they were made)."""
     if isinstance(result, Exception):
         result = skipped_for(result)
     if isinstance(result, Skipped):
         return result
     labels = item.ref.labels if item.ref is not None else ()
+    objects: Objects | None = None
+    columns: tuple[Field, ...] = ()
+    if item.annotated is not None:
+        try:
+            objects, columns = placing.place(item.annotated, result, opts)
+        except placing.Misplaced as e:
+            return Skipped(str(loading.SkipImage("bad-annotation", str(e))))
     fields = (
         result.format, result.height, result.width, result.channels, result.dtype,
         item.label, item.text, item.rel, result.sha256, result.orientation, labels,
+        objects, columns,
     )  # fmt: skip
     rec = Record(b"", *fields)  # for the statistics: the image bytes left out
     return Packed(serialize(Record(result.data, *fields)), rec, len(result.data), result.note)

@@ -122,18 +122,25 @@ class Journal:
         labels: list[str],
         files: Sequence[File],
         resume: bool,
+        annotations: str | None = None,
     ) -> Journal:
         """A new journal, or (``resume``) the interrupted run's, refused if the plan changed.
         ``files``: each image's relative path, size and time (``Scan.files``), streamed one
-        line each: nothing is held per file."""
+        line each: nothing is held per file. ``annotations``: the digest of what the
+        annotation files said of the images (``AnnotationInfo.digest``), which must not
+        change either."""
         head = [__version__, labels, opts.recorded()]
+        if annotations is not None:  # (a pack without them keeps its key as before)
+            head.append(annotations)
         key = hashlib.sha256(json.dumps(head, sort_keys=True, ensure_ascii=True).encode())
         for line in _file_lines(files):
             key.update(line)
         journal = cls(out, key.hexdigest())
         if not resume:
-            out.write(journal.name(PLAN), _dumps({"imgrec": __version__, "key": journal.key,
-                                                   "options": opts.recorded()}))  # fmt: skip
+            plan = {"imgrec": __version__, "key": journal.key, "options": opts.recorded()}
+            if annotations is not None:
+                plan["annotations"] = annotations
+            out.write(journal.name(PLAN), _dumps(plan))
             # OUT is marked unfinished now: the earlier dataset (if any) ends here.
             out.delete(MANIFEST)
             with out.open_write(journal.name(FILES)) as f:  # for a refused --resume to say why
@@ -142,7 +149,7 @@ class Journal:
         try:
             then = json.loads(out.read(journal.name(PLAN)))
             if then["key"] != journal.key:
-                raise InputError(_mismatch(journal, then, opts, files), str(out))
+                raise InputError(_mismatch(journal, then, opts, files, annotations), str(out))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise OutputError(
                 f"{out.at(journal.name(PLAN))}: unreadable ({e}); use --overwrite"
@@ -198,9 +205,14 @@ def _file_lines(files: Iterable[File]) -> Iterator[bytes]:
 
 
 def _mismatch(
-    journal: Journal, then: dict[str, Any], opts: PackOptions, files: Iterable[File]
+    journal: Journal,
+    then: dict[str, Any],
+    opts: PackOptions,
+    files: Iterable[File],
+    annotations: str | None,
 ) -> str:
-    """Why a --resume is refused: the options that changed, or how the source changed."""
+    """Why a --resume is refused: the options that changed, the annotations, or how the
+    source changed."""
     now = json.loads(json.dumps(opts.recorded()))  # tuples -> lists, as stored
     changed = sorted(k for k in now if then.get("options", {}).get(k) != now[k])
     if changed:
@@ -208,6 +220,12 @@ def _mismatch(
             "cannot resume: these options differ from the interrupted run's: "
             + ", ".join(f"{k} (was {then['options'].get(k)!r})" for k in changed)
             + "; use the same options, or --overwrite to start over"
+        )
+    if then.get("annotations") != annotations:
+        return (
+            "cannot resume: the annotations differ from the interrupted run's (an annotation"
+            " file or metadata.jsonl/.csv changed); undo the change, or use --overwrite to"
+            " start over"
         )
     # Only here, when the run is refused, are both lists of files held in memory.
     old: dict[str, list[int]] = {}

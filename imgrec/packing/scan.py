@@ -18,6 +18,7 @@ from ..format.manifest import Note
 from ..format.options import PackOptions
 from ..images import loading
 from . import converters, payloads
+from .annotations import join
 from .discover import Item, Walk, decode_item, encode_item, from_list, read_labels_file, walk
 from .payloads import Probed
 from .tree import too_long_reason
@@ -70,9 +71,12 @@ def listing(
     if opts.source_format != "folder":
         return converters.listing(src, opts)
     labels = read_labels_file(Path(opts.labels_file)) if opts.labels_file else None
-    if opts.from_list:
-        return from_list(src, opts.from_list, labels)
-    return walk(src, labels, exclude=out, progress=progress, store=store)
+    with join.opened(src, opts) as sources:
+        if opts.from_list:
+            found = from_list(src, opts.from_list, labels)
+        else:
+            found = walk(src, labels, exclude=out, progress=progress, store=store)
+        return join.attach(found, sources, src, store)
 
 
 def classify(

@@ -13,7 +13,7 @@ and height (``Annotated.normalized``). ``encode`` moves them with the pixels int
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any
 
 # A per-image field's value: one type per column (see ``COLUMN_TYPES``).
@@ -35,6 +35,7 @@ class PixelBox:
     crowd: bool = False
     difficult: bool = False
     truncated: bool = False
+    text: str = ""  # the class's name (the join sets it from the source's classes)
 
 
 @dataclass(frozen=True)
@@ -56,29 +57,21 @@ class Annotated:
     # The boxes are fractions of the displayed width and height (0..1), not pixels: YOLO's
     # files do not state the image's size, so its reader cannot give pixels.
     normalized: bool = False
+    # A box source describes the dataset: the record carries the object keys (empty for an
+    # image without objects). The join sets it; fields alone give none.
+    boxed: bool = False
 
     def to_json(self) -> list[Any]:
         """A JSON-able form (``from_json`` reads it back): items carry it through spools,
         journals and Beam."""
-        boxes = [
-            [b.x0, b.y0, b.x1, b.y1, b.label, b.ident, b.area, b.crowd, b.difficult, b.truncated]
-            for b in self.boxes
-        ]
+        boxes = [list(astuple(b)) for b in self.boxes]
         fields = [[k, list(v) if isinstance(v, tuple) else v] for k, v in self.fields]
-        return [
-            boxes,
-            self.width,
-            self.height,
-            self.source_id,
-            self.where,
-            fields,
-            self.problem,
-            self.normalized,
-        ]
+        return [boxes, self.width, self.height, self.source_id, self.where, fields,
+                self.problem, self.normalized, self.boxed]  # fmt: skip
 
     @classmethod
     def from_json(cls, data: list[Any]) -> Annotated:
-        boxes, width, height, source_id, where, fields, problem, normalized = data
+        boxes, width, height, source_id, where, fields, problem, normalized, boxed = data
         return cls(
             tuple(PixelBox(*b) for b in boxes),
             width,
@@ -88,6 +81,7 @@ class Annotated:
             tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in fields),
             problem,
             normalized,
+            boxed,
         )
 
 

@@ -62,7 +62,7 @@ def kept(item: Item, result: Packed | Skipped, piece: int, offset: int) -> bytes
     r = result.record
     shape = (r.format, r.dtype, r.height, r.width, r.channels, r.orientation)
     place = (piece, offset, len(result.example), result.stored, result.note)
-    return pickle.dumps((item.rel, item.label, item.text, shape, *place))
+    return pickle.dumps((item.rel, item.label, item.text, shape, *place, r.objects))
 
 
 Batch = tuple[Path, int, list[Item], ImageOptions]
@@ -120,7 +120,7 @@ def read_batch(task: Batch) -> list[Seen]:
                 if loaded is None:
                     seen.append((portable(probed), None, stat))
                     continue
-                result = packed(item, loaded)
+                result = packed(item, loaded, opts)
                 seen.append((portable(probed), kept(item, result, piece, offset), stat))
                 if isinstance(result, Packed):
                     f.write(result.example)
@@ -184,7 +184,7 @@ def _records(pieces: Path, order: Path) -> Iterator[tuple[str, Packed | Skipped]
                 if len(place) == 2:
                     yield place[0], Skipped(place[1])
                     continue
-                rel, label, text, shape, piece, offset, size, stored, note = place
+                rel, label, text, shape, piece, offset, size, stored, note, objects = place
                 fd = files.get(piece)
                 if fd is None:
                     if len(files) >= OPEN_PIECES:
@@ -198,7 +198,7 @@ def _records(pieces: Path, order: Path) -> Iterator[tuple[str, Packed | Skipped]
                 fmt, dtype, height, width, channels, orientation = shape
                 # the fields the statistics count (write_records keeps nothing else of it)
                 record = Record(b"", fmt, height, width, channels, dtype, label, text, rel, "",
-                                orientation)  # fmt: skip
+                                orientation, objects=objects)  # fmt: skip
                 yield rel, Packed(blob, record, stored, note)
     finally:
         for fd in files.values():

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ...format.framing import ShardWriter, frame
 from ...format.manifest import Note, ShardEntry
-from ...format.schema import Record
+from ...format.schema import Objects, Record
 from ...format.stats import Stats
 from ...images.loading import ImageOptions
 from ..discover import Item
@@ -44,6 +44,7 @@ class Framed:
     stored: int  # bytes of the image payload
     note: str | None
     shape: tuple[str, str, int, int, int, int]  # format, dtype, height, width, channels, orient.
+    objects: Objects | None = None  # packed with annotations: the record's, for the counts
 
 
 Run = tuple[Path, str, tuple[Item, ...], ImageOptions]  # pieces folder, piece name, images, options
@@ -108,7 +109,7 @@ def run_task(task: Task) -> list[Framed | Skipped] | ShardResult:
             f.write(framed)
             r = result.record
             shape = (r.format, r.dtype, r.height, r.width, r.channels, r.orientation)
-            seen.append(Framed(len(framed), result.stored, result.note, shape))
+            seen.append(Framed(len(framed), result.stored, result.note, shape, r.objects))
     return seen
 
 
@@ -144,7 +145,7 @@ def assemble(
                 sizes.append(result.size)
                 fmt, dtype, height, width, channels, orientation = result.shape
                 record = Record(b"", fmt, height, width, channels, dtype, item.label, item.text,
-                                item.rel, "", orientation)  # fmt: skip
+                                item.rel, "", orientation, objects=result.objects)  # fmt: skip
                 stats.add(record, result.stored)
                 if result.note:
                     transcoded.append(Note(item.rel, result.note))
