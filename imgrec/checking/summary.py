@@ -28,6 +28,7 @@ class Summary:
     splits: dict[str, int] = field(default_factory=dict)  # name -> records
     split_labels: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> per class
     warnings: list[str] = field(default_factory=list)  # splits far from their ratios
+    annotations: dict[str, Any] | None = None  # packed with annotations: what the manifest says
 
     @property
     def dtypes(self) -> list[str]:
@@ -59,7 +60,19 @@ class Summary:
             "warnings": self.warnings,
             "source": self.source,
             "problems": self.problems,
+            **self._annotations(),
         }
+
+    def _annotations(self) -> dict[str, Any]:
+        """``objects`` (counts, by class, box sizes in stored pixels) and ``annotations``
+        (files, classes, columns): only for datasets that have them."""
+        out: dict[str, Any] = {}
+        objects = self.stats.to_dict().get("objects")
+        if objects is not None:
+            out["objects"] = objects
+        if self.annotations is not None:
+            out["annotations"] = self.annotations
+        return out
 
 
 def summarize(paths: Paths) -> Summary:
@@ -71,6 +84,7 @@ def summarize(paths: Paths) -> Summary:
     splits: dict[str, int] = {}
     split_labels: dict[str, dict[str, int]] = {}
     warnings: list[str] = []
+    annotations: dict[str, Any] | None = None
     from_manifest = True
     for p in as_list(paths):
         where, m = open_dataset(p)
@@ -82,6 +96,8 @@ def summarize(paths: Paths) -> Summary:
                 for label, n in split.labels.items():
                     into[label] = into.get(label, 0) + n
             warnings += m.split_warnings()
+            if m.annotations is not None:
+                annotations = _merged_annotations(annotations, m.annotations.to_dict())
             label_names = (label_names or []) + [
                 n for n in m.labels if n not in (label_names or [])
             ]
@@ -110,7 +126,21 @@ def summarize(paths: Paths) -> Summary:
     for name, counts in split_labels.items():  # every class, in label order
         rest = {k: v for k, v in counts.items() if k not in order}
         split_labels[name] = {k: counts.get(k, 0) for k in order} | rest
-    return Summary(stats, shards, source, label_names, problems, splits, split_labels, warnings)
+    return Summary(stats, shards, source, label_names, problems, splits, split_labels, warnings,
+                   annotations)  # fmt: skip
+
+
+def _merged_annotations(into: dict[str, Any] | None, more: dict[str, Any]) -> dict[str, Any]:
+    """The annotations of several datasets read together: their files, classes, columns and
+    warnings, together."""
+    if into is None:
+        return more
+    return {
+        "sources": into["sources"] + [s for s in more["sources"] if s not in into["sources"]],
+        "classes": {**into["classes"], **more["classes"]},
+        "columns": {**into["columns"], **more["columns"]},
+        "warnings": into["warnings"] + more["warnings"],
+    }
 
 
 def _with_size(rec: Record) -> Record:

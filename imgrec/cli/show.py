@@ -14,6 +14,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     _print_counts(summary)
     _print_sizes(summary)
     _print_labels(summary)
+    _print_objects(summary)
 
 
 def _print_counts(summary: dict[str, Any]) -> None:
@@ -60,3 +61,25 @@ def _print_labels(summary: dict[str, Any]) -> None:
             click.echo(f"preview:   {p['path']} ({p['images']} images, {p['columns']}x{p['rows']})")
     for problem in summary["problems"]:
         click.echo(f"problem: {problem}", err=True)
+
+
+def _print_objects(summary: dict[str, Any]) -> None:
+    """Objects by class, images without any, box sizes; the per-image columns."""
+    objects, about = summary.get("objects"), summary.get("annotations")
+    if objects is not None:
+        click.echo(
+            f"objects:   {objects['objects']} in {objects['records']} images"
+            f" ({objects['without_objects']} without objects)"
+        )
+        if objects["box_width"]:
+            (w0, w1), (h0, h1) = objects["box_width"], objects["box_height"]
+            click.echo(f"boxes:     width {w0:g}..{w1:g} px, height {h0:g}..{h1:g} px (stored)")
+        width = max((len(k) for k in objects["by_class"]), default=0)
+        for name, count in objects["by_class"].items():
+            click.echo(f"  {name:<{width}}  {count}")
+    if about is not None:
+        if about["columns"]:
+            columns = ", ".join(f"{k} ({t})" for k, t in about["columns"].items())
+            click.echo(f"columns:   {columns}")
+        for warning in about["warnings"]:
+            click.echo(f"warning: {warning}", err=True)

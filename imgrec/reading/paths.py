@@ -122,6 +122,8 @@ class Known:
     oriented: bool  # some record may carry an EXIF orientation to apply
     height: tuple[int, int] | None  # (min, max); None when there are no records
     width: tuple[int, int] | None
+    # Packed with annotations: the per-image columns (name -> type); None: without
+    columns: dict[str, str] | None = None
 
 
 def describe(files: Sequence[Location]) -> Known | None:
@@ -139,7 +141,19 @@ def describe(files: Sequence[Location]) -> Known | None:
             return None
         return min(getattr(s, key)[0] for s in sized), max(getattr(s, key)[1] for s in sized)
 
+    annotated = [m.annotations for m in datasets]
+    columns = None
+    if any(a is not None for a in annotated):
+        if any(a is None for a in annotated) or len({str(a.columns) for a in annotated if a}) > 1:
+            where = ", ".join(sorted({str(f) for f in files}))[:200]
+            raise InputError(
+                "these shards come from datasets packed with different annotations (or some"
+                " without): read them one dataset at a time",
+                where,
+            )
+        columns = dict(annotated[0].columns) if annotated[0] is not None else None
     return Known(
+        columns=columns,
         records=sum(e.records for _, e in listed),
         dtypes=frozenset(d for s in stats for d in s.dtypes),
         formats=frozenset(k for s in stats for k in s.formats),

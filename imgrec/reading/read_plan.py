@@ -135,6 +135,27 @@ def check_reading(
         )
 
 
+def annotated_columns(
+    known: Known | None, annotations: bool | None, crop: str | None
+) -> dict[str, str] | None:
+    """The per-image columns when the read gives annotations (None: plain images):
+    ``annotations`` None follows the manifests, False never, True requires them."""
+    columns = known.columns if known is not None else None
+    if annotations is True and columns is None:
+        raise ImgrecError(
+            "annotations=True, but these shards' manifests list no annotations (pack with"
+            " --annotations, or read them without)"
+        )
+    if annotations is False or columns is None:
+        return None
+    if crop is not None:
+        raise ImgrecError(
+            f"crop={crop!r} does not move boxes yet: read a dataset with annotations without"
+            " crop (resize moves them), or pass annotations=False for the images alone"
+        )
+    return columns
+
+
 def _count(value: object, least: int) -> bool:
     """Whether ``value`` is a whole number (NumPy's too; not a bool) of at least ``least``."""
     whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)

@@ -22,10 +22,12 @@ from ..core.errors import DependencyError, ImgrecError
 from ..core.storage import Location
 from ..format import schema
 from ..format.record_check import Problem
+from . import objects
 from .crops import window_function
 from .graph import Geometry, decode_raw_batch, decode_stored, feature_spec, resize_rounded, to_float
+from .objects import padding
 from .paths import describe, entries, resolve
-from .read_plan import ReadPlan, check_reading, plan_read
+from .read_plan import ReadPlan, annotated_columns, check_reading, plan_read
 from .sources import Tally, checked_records, source
 
 if TYPE_CHECKING:
@@ -65,8 +67,15 @@ def dataset(
     input_context: Any = None,
     on_problem: Callable[[Problem], None] | None = None,
     records: Sequence[bytes] | None = None,
+    annotations: bool | None = None,
 ) -> tf.data.Dataset:
     """A ``tf.data.Dataset`` of ``(image, label)`` (or images alone with ``labels=False``).
+
+    A dataset packed with annotations (``--annotations``, ``metadata.jsonl``) gives a dict
+    per example instead: ``image``, ``label``, ``bounding_boxes``, ``objects``, ``fields``
+    (and ``filename``), described in ``reading/objects.py`` and docs/annotations.md; boxes
+    are fractions of the image, so ``resize`` leaves them right. ``annotations=False``
+    reads such a dataset as plain images; ``True`` requires annotations.
 
     ``paths`` are dataset folders, shard files or globs, local or ``gs://``/``s3://``.
     Images are HWC tensors of ``dtype`` in [0, 1] (through ``tf.image.convert_image_dtype``;
@@ -115,7 +124,7 @@ def dataset(
                         resize=resize, crop=crop, channels=channels, cache=cache, dtype=dtype,
                         deterministic=deterministic, limit=limit, split=split,
                         input_context=input_context, on_problem=on_problem,
-                        records=records)  # fmt: skip
+                        records=records, annotations=annotations)  # fmt: skip
     return on_device(host, dtype=dtype, device=device, labels=labels,
                      with_filenames=with_filenames)  # fmt: skip
 
@@ -133,8 +142,11 @@ def on_device(host: Any, *, dtype: Any, device: str, labels: bool, with_filename
         # (On the CPU the copy would be a pure cost: about 40% of the read rate.)
         ds = ds.apply(tf.data.experimental.copy_to_device(target))
 
-    def finish(image: Any, label: Any, filename: Any) -> Any:
+    def finish(image: Any, label: Any, filename: Any, extra: Any = None) -> Any:
         image = to_float(tf, image, out_dtype)
+        if extra is not None:  # annotations: one dict
+            named = {"image": image, **({"label": label} if labels else {}), **extra}
+            return {**named, "filename": filename} if with_filenames else named
         picked = (image, *([label] if labels else []), *([filename] if with_filenames else []))
         return picked if len(picked) > 1 else image
 
@@ -164,6 +176,7 @@ def host_dataset(
     on_problem: Callable[[Problem], None] | None = None,
     records: Sequence[bytes] | None = None,
     tally: Tally | None = None,
+    annotations: bool | None = None,
 ) -> tf.data.Dataset:
     """The host part of ``dataset``: ``(image, label, filename)`` with images still in their
     stored integer dtype (uint8 or uint16; float only where a dataset mixes 8- and 16-bit
@@ -172,7 +185,9 @@ def host_dataset(
     tf = import_tf()
     check_reading(resize, crop, cache, batch_size, limit)
     files = resolve(paths, split)
-    plan = plan_read(describe(files), batch_size, resize, crop, channels, dtype)
+    known = describe(files)
+    columns = annotated_columns(known, annotations, crop)
+    plan = plan_read(known, batch_size, resize, crop, channels, dtype)
     ds = _serialized(tf, files, records, on_problem, shuffle, seed, deterministic,
                      input_context, limit, tally)  # fmt: skip
     if shuffle and not cache:
@@ -181,7 +196,8 @@ def host_dataset(
         # One stateless seed per record, new each epoch, the same for the same seed.
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip((ds, seeds))
-    if plan.raw_shape is not None and batch_size is not None and on_problem is None:
+    plain = on_problem is None and columns is None  # (boxes differ in count: no fast path)
+    if plan.raw_shape is not None and batch_size is not None and plain:
         if not (cache and shuffle):  # (a shuffled cache shuffles images, not batches)
             # Raw pixels of one size: parsed and decoded a batch at a time.
             dtype_, shape = tf.as_dtype(plan.kinds[0]), plan.raw_shape
@@ -191,7 +207,7 @@ def host_dataset(
                 deterministic=deterministic,
             )
             return ds.cache("" if cache is True else str(cache)) if cache else ds
-    parse = _plain(tf, _parser(tf, plan, resize, crop))
+    parse = _plain(tf, _parser(tf, plan, resize, crop, columns))
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if on_problem is not None:
         ds = ds.ignore_errors()
@@ -200,7 +216,9 @@ def host_dataset(
         ds = ds.cache("" if cache is True else str(cache))
         if shuffle:
             ds = ds.shuffle(1024, seed=seed)
-    if batch_size is not None:
+    if batch_size is not None and columns is not None:  # object lists differ in length
+        ds = ds.padded_batch(batch_size, padding_values=padding(tf, ds.element_spec, columns))
+    elif batch_size is not None:
         ds = ds.batch(batch_size)
     return ds
 
@@ -212,10 +230,17 @@ def _plain(tf: Any, fn: Callable[..., Any]) -> Any:
 
 
 def _parser(
-    tf: Any, plan: ReadPlan, resize: tuple[int, int] | None, crop: str | None
+    tf: Any,
+    plan: ReadPlan,
+    resize: tuple[int, int] | None,
+    crop: str | None,
+    columns: dict[str, str] | None = None,
 ) -> Callable[..., Any]:
-    """The per-record map: a serialized record to ``(image, label, filename)``."""
+    """The per-record map: a serialized record to ``(image, label, filename)``, and its
+    annotations as a fourth element when ``columns`` is not None."""
     spec = feature_spec(tf)
+    if columns is not None:
+        spec.update(objects.spec(tf, columns))
 
     def parse(serialized: Any, crop_seed: Any = None) -> Any:
         f = tf.io.parse_single_example(serialized, spec)
@@ -229,7 +254,10 @@ def _parser(
             image = resize_rounded(tf, image, plan.scale_to)
         if crop == "random":
             image = tf.image.stateless_random_flip_left_right(image, tf.reverse(crop_seed, [0]))
-        return tf.ensure_shape(image, plan.static), f[schema.LABEL], f[schema.FILENAME]
+        out = (tf.ensure_shape(image, plan.static), f[schema.LABEL], f[schema.FILENAME])
+        if columns is None:
+            return out
+        return (*out, objects.annotations_of(tf, f, columns))
 
     return parse
 

@@ -1,0 +1,92 @@
+"""Annotations in the read: a record's objects and per-image fields as tensors, in the shape
+Keras takes for boxes.
+
+An example of a dataset packed with annotations is a dict:
+
+- ``image``, ``label`` (and ``filename`` with ``with_filenames``), as in a plain read;
+- ``bounding_boxes``: ``{"boxes": (N, 4) float32, "labels": (N,) int32}``, boxes as
+  ``rel_yxyx`` (ymin, xmin, ymax, xmax as fractions of the image's height and width, the
+  order of ``tf.image.draw_bounding_boxes``), labels the dataset's own class ids;
+- ``objects``: ``{"area": float32, "is_crowd", "difficult", "truncated": int32}``, one per box;
+- ``fields``: each per-image column by name (``int`` int64, ``float`` float32, ``str``
+  string, ``floats`` a 1-D float32 tensor).
+
+Batches pad the object lists to the longest in the batch with -1 (Keras's convention: a
+label of -1 is no object) and ``floats`` fields with NaN.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..format import schema
+
+BOX_FORMAT = "rel_yxyx"
+PAD = -1
+EXTRA = {"area": schema.AREA, "is_crowd": schema.CROWD, "difficult": schema.DIFFICULT,
+         "truncated": schema.TRUNCATED}  # fmt: skip
+
+
+def spec(tf: Any, columns: dict[str, str]) -> dict[str, Any]:
+    """The parse spec of the annotation keys, for a dataset with these per-image columns."""
+    var = tf.io.VarLenFeature
+    out = {key: var(tf.float32) for key in schema.OBJECT_FLOATS}
+    out.update({key: var(tf.int64) for key in schema.OBJECT_INTS})
+    for name, kind in columns.items():
+        key = schema.FIELD + name
+        if kind == "floats":
+            out[key] = var(tf.float32)
+        else:
+            dtype = {"int": tf.int64, "float": tf.float32, "str": tf.string}[kind]
+            out[key] = tf.io.FixedLenFeature([], dtype)
+    return out
+
+
+def annotations_of(tf: Any, f: Any, columns: dict[str, str]) -> dict[str, Any]:
+    """The parsed record ``f``'s annotations. (Pack stores images with annotations upright:
+    no orientation moves their boxes.)"""
+
+    def dense(key: str, dtype: Any) -> Any:
+        return tf.cast(tf.sparse.to_dense(f[key]), dtype)
+
+    x0, y0 = dense(schema.XMIN, tf.float32), dense(schema.YMIN, tf.float32)
+    x1, y1 = dense(schema.XMAX, tf.float32), dense(schema.YMAX, tf.float32)
+    count = tf.shape(x0)[0]
+
+    def per_box(key: str, dtype: Any) -> Any:
+        values = dense(key, dtype)  # area and the flags may be absent (another tool's)
+        return tf.cond(tf.equal(tf.shape(values)[0], count), lambda: values,
+                       lambda: tf.zeros([count], dtype))  # fmt: skip
+
+    extra = {
+        name: per_box(key, tf.float32 if key == schema.AREA else tf.int32)
+        for name, key in EXTRA.items()
+    }
+    fields = {}
+    for name, kind in columns.items():
+        value = f[schema.FIELD + name]
+        fields[name] = tf.sparse.to_dense(value) if kind == "floats" else value
+    return {
+        "bounding_boxes": {
+            "boxes": tf.stack([y0, x0, y1, x1], axis=-1),
+            "labels": dense(schema.OBJECT_LABEL, tf.int32),
+        },
+        "objects": extra,
+        "fields": fields,
+    }
+
+
+def padding(tf: Any, element_spec: Any, columns: dict[str, str]) -> Any:
+    """``padded_batch``'s padding values for the host's elements (``element_spec``)."""
+
+    def pad(spec: Any) -> Any:
+        if spec.dtype == tf.string:
+            return tf.constant("", tf.string)
+        # Images pad with 0 (they are one size in a batch; uint8 has no -1)
+        return tf.constant(0 if spec.dtype.is_unsigned else PAD, spec.dtype)
+
+    values = tf.nest.map_structure(pad, element_spec)  # (image, label, filename, annotations)
+    for name, kind in columns.items():
+        if kind == "floats":
+            values[-1]["fields"][name] = tf.constant(float("nan"), tf.float32)
+    return values
