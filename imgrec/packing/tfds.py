@@ -230,4 +230,32 @@ def _features(m: Manifest) -> tuple[dict[str, Any], str | None, list[str]]:
     }
     if stats.labels.get(UNLABELLED):
         notes.append("Label -1: no class (an image directly in SRC, for one).")
+    if m.annotations is not None:
+        feats |= _annotation_features(m, notes)
     return _feature(_DICT, "featuresDict", {"features": feats}), key, notes
+
+
+def _annotation_features(m: Manifest, notes: list[str]) -> dict[str, Any]:
+    """The object lists (one entry per object) and the per-image columns, as the records
+    hold them (docs/annotations.md)."""
+    assert m.annotations is not None
+    feats: dict[str, Any] = {}
+    if m.stats is not None and m.stats.annotated:
+        boxes = "fractions (0..1) of the stored image's width and height"
+        for key in schema.OBJECT_FLOATS:
+            feats[key] = _tensor([-1], "float32", doc=boxes if "bbox" in key else "")
+        for key in schema.OBJECT_INTS:
+            feats[key] = _tensor([-1], "int64")
+        feats[schema.OBJECT_TEXT] = _tensor([-1], "string")
+        feats[schema.SOURCE_ID] = _tensor([], "string")
+        classes = ", ".join(f"{i} {n}" for i, n in sorted(m.annotations.classes.items()))
+        notes.append(
+            "Objects: image/object/* are parallel lists, one entry per object; boxes are"
+            f" fractions of the image; class ids (the dataset's own): {classes[:2000]}."
+        )
+    kinds = {"int": ([], "int64"), "float": ([], "float32"), "str": ([], "string"),
+             "floats": ([-1], "float32")}  # fmt: skip
+    for name, kind in m.annotations.columns.items():
+        shape, dtype = kinds[kind]
+        feats[schema.FIELD + name] = _tensor(shape, dtype, doc=f"per-image column {name!r}")
+    return feats

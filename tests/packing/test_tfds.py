@@ -397,3 +397,27 @@ def test_split_dataset_has_exact_split_sizes_and_images(tmp_path):
     half = len(examples(out, "train[:50%]"))
     assert 0 < half < m["splits"]["train"]["records"]
     assert len(examples(out, "train[:50%]+test")) == half + m["splits"]["test"]["records"]
+
+
+@pytest.mark.slow
+def test_objects_and_fields_load_through_tfds_as_the_records_hold_them(tmp_path):
+    from annotated import draw, write_coco
+
+    src = tmp_path / "src"
+    drawn = draw(src, count=5, negatives=1)
+    rows = [{"file_name": d.rel, "caption": d.rel.upper(), "emb": [1.0] * (i + 1)}
+            for i, d in enumerate(drawn)]  # fmt: skip
+    (src / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ann = write_coco(drawn, tmp_path / "instances.json")
+    packed(src, tmp_path / "out", "--annotations", str(ann))
+    features = builder(tmp_path / "out").info.features
+    assert schema.XMIN in features and schema.FIELD + "caption" in features
+    found = {ex["image/filename"].decode(): ex for ex in examples(tmp_path / "out")}
+    assert len(found) == len(drawn)
+    for i, d in enumerate(drawn):
+        ex = found[d.rel]
+        xs = sorted(zip(ex[schema.XMIN] * d.width, ex[schema.XMAX] * d.width, strict=True))
+        assert np.allclose(xs, sorted((x0, x1) for x0, _, x1, _, _ in d.boxes), atol=1e-3)
+        assert list(ex[schema.OBJECT_LABEL]) == [1 + c for *_, c in d.boxes]
+        assert ex[schema.FIELD + "caption"].decode() == d.rel.upper()
+        assert list(ex[schema.FIELD + "emb"]) == [1.0] * (i + 1)
