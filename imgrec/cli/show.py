@@ -58,7 +58,10 @@ def _print_labels(summary: dict[str, Any]) -> None:
         if p["path"] is None:
             click.echo("preview:   nothing to preview: no readable records; no file written")
         else:
-            click.echo(f"preview:   {p['path']} ({p['images']} images, {p['columns']}x{p['rows']})")
+            boxes = f", {p['boxes']} boxes drawn" if "boxes" in p else ""
+            click.echo(
+                f"preview:   {p['path']} ({p['images']} images, {p['columns']}x{p['rows']}{boxes})"
+            )
     for problem in summary["problems"]:
         click.echo(f"problem: {problem}", err=True)
 

@@ -63,6 +63,11 @@ def pick(files: list[Location], count: int) -> list[tuple[str, bytes]]:
 def tile_of(image: np.ndarray, size: int = TILE) -> Image.Image:
     """A float HWC image in [0, 1] as an RGB tile: gray repeated, alpha over a checkerboard,
     scaled to fit ``size`` keeping its aspect (up or down), centred on dark gray."""
+    return _tile(image, size)[0]
+
+
+def _tile(image: np.ndarray, size: int = TILE) -> tuple[Image.Image, tuple[int, int, int, int]]:
+    """``tile_of``, and where the image lies in the tile: (left, top, width, height)."""
     arr = np.clip(np.nan_to_num(image.astype(np.float64)), 0.0, 1.0)
     c = arr.shape[2]
     rgb = np.repeat(arr[..., :1], 3, axis=2) if c in (1, 2) else arr[..., :3]
@@ -77,8 +82,31 @@ def tile_of(image: np.ndarray, size: int = TILE) -> Image.Image:
     # Small images are enlarged with nearest neighbour, so their pixels stay visible.
     im = im.resize(fitted, Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.NEAREST)
     canvas = Image.new("RGB", (size, size), (40, 40, 40))
-    canvas.paste(im, ((size - im.width) // 2, (size - im.height) // 2))
-    return canvas
+    left, top = (size - im.width) // 2, (size - im.height) // 2
+    canvas.paste(im, (left, top))
+    return canvas, (left, top, im.width, im.height)
+
+
+# Outline colours of the boxes, by class id (bright on photos and on the dark background)
+PALETTE = [(255, 64, 64), (64, 255, 64), (64, 160, 255), (255, 220, 0), (255, 64, 255),
+           (0, 255, 255), (255, 150, 40), (180, 120, 255)]  # fmt: skip
+
+
+def draw_boxes(tile: Image.Image, where: tuple[int, int, int, int], example: dict[str, Any],
+               names: dict[int, str]) -> int:  # fmt: skip
+    """Outline each box of ``example`` (rel_yxyx, as ``dataset`` gives them) on ``tile``,
+    with its class name; returns how many were drawn."""
+    left, top, w, h = where
+    boxes = example["bounding_boxes"]["boxes"].numpy()
+    labels = example["bounding_boxes"]["labels"].numpy()
+    draw = ImageDraw.Draw(tile)
+    for (y0, x0, y1, x1), label in zip(boxes, labels, strict=True):
+        colour = PALETTE[int(label) % len(PALETTE)]
+        corners = (left + x0 * w, top + y0 * h, left + x1 * w - 1, top + y1 * h - 1)
+        draw.rectangle(corners, outline=colour)
+        draw.text((corners[0] + 2, corners[1] + 1), names.get(int(label), str(label))[:12],
+                  fill=colour)  # fmt: skip
+    return len(boxes)
 
 
 def contact_sheet(paths: list[str], out: Path, count: int = 36) -> dict[str, Any]:
@@ -88,24 +116,40 @@ def contact_sheet(paths: list[str], out: Path, count: int = 36) -> dict[str, Any
     chosen = pick(files, count)
     if not chosen:
         return {"path": None, "images": 0, "columns": 0, "rows": 0, "labels": []}
-    images = [
-        im.numpy()
-        for im in dataset(files, labels=False, records=[data for _, data in chosen], device="cpu")
-    ]
-    cols = max(1, math.ceil(math.sqrt(len(images))))
-    rows = max(1, math.ceil(len(images) / cols))
+    examples = list(
+        dataset(files, labels=False, records=[data for _, data in chosen], device="cpu")
+    )
+    names = _class_names(files)
+    cols = max(1, math.ceil(math.sqrt(len(examples))))
+    rows = max(1, math.ceil(len(examples) / cols))
     sheet = Image.new("RGB", (cols * TILE, rows * (TILE + CAPTION)), (20, 20, 20))
     draw = ImageDraw.Draw(sheet)
-    for i, ((label, _), image) in enumerate(zip(chosen, images, strict=True)):
+    boxes = 0
+    for i, ((label, _), example) in enumerate(zip(chosen, examples, strict=True)):
         x, y = (i % cols) * TILE, (i // cols) * (TILE + CAPTION)
-        sheet.paste(tile_of(image), (x, y))
+        annotated = isinstance(example, dict)  # a dataset packed with annotations
+        tile, where = _tile((example["image"] if annotated else example).numpy())
+        if annotated:
+            boxes += draw_boxes(tile, where, example, names or {})
+        sheet.paste(tile, (x, y))
         draw.text((x + 3, y + TILE + 2), label[:20], fill=(230, 230, 230))
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out)
     return {
         "path": str(out),
-        "images": len(images),
+        "images": len(examples),
         "columns": cols,
         "rows": rows,
         "labels": [label for label, _ in chosen],
+        **({"boxes": boxes} if names is not None else {}),
     }
+
+
+def _class_names(files: list[Location]) -> dict[int, str] | None:
+    """The object classes the manifests name (id -> name); None: no annotations."""
+    names: dict[int, str] | None = None
+    for folder in {str(storage.parent_of(f)): storage.parent_of(f) for f in files}.values():
+        m = read(folder)
+        if m is not None and m.annotations is not None:
+            names = {**(names or {}), **m.annotations.classes}
+    return names

@@ -309,3 +309,25 @@ def test_a_resume_is_refused_when_the_annotations_changed_and_resumes_when_not(
     xml.write_text(before)
     resumed = pack(root / "images", tmp_path / "out", opts, resume=True)
     assert [s.sha256 for s in resumed.shards] == [s.sha256 for s in full.shards]
+
+
+def test_the_preview_draws_each_box_on_its_rectangle(drawn, tmp_path):
+    from PIL import Image
+
+    from imgrec.reading.preview import PALETTE, TILE
+
+    root, images = drawn
+    ann = write_coco(images, tmp_path / "instances.json")
+    pack(root / "images", tmp_path / "out", PackOptions(annotations=str(ann), shuffle=False))
+    r = run("inspect", tmp_path / "out", "--preview", tmp_path / "sheet.png", "--json")
+    preview = json.loads(r.output)["preview"]
+    assert preview["boxes"] == sum(len(d.boxes) for d in images)
+    sheet = np.asarray(Image.open(tmp_path / "sheet.png").convert("RGB")).astype(int)
+    d = images[0]  # the first tile: its first box's outline, at its top edge's middle
+    x0, y0, x1, _, cls = d.boxes[0]
+    scale = TILE / max(d.width, d.height)
+    left, top = (TILE - round(d.width * scale)) // 2, (TILE - round(d.height * scale)) // 2
+    x, y = left + round((x0 + x1) / 2 * scale), top + round(y0 * scale)
+    colour = PALETTE[(1 + cls) % len(PALETTE)]  # write_coco's ids are 1 + the class
+    near = np.abs(sheet[y - 1 : y + 2, x - 1 : x + 2] - colour).sum(axis=-1).min()
+    assert near < 60, (sheet[y - 1 : y + 2, x - 1 : x + 2], colour)
