@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import io
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -177,14 +178,14 @@ def decode(
     depth = _Depth.SIXTEEN if known is not None and known.dtypes == {"uint16"} else depth
     writer = _Writer(tf, out, to, depth) if out is not None else None
     count = 0
-    for count, (image, name) in enumerate(_images(tf, ds), 1):
+    for count, (image, name, extra) in enumerate(_images(tf, ds), 1):
         if progress:
             progress("decode", count, total or 0)
         if stats:
             c = int(image.shape[-1])
             gathered.setdefault(c, ChannelStats(c)).add(tf, image)
         if writer is not None:
-            writer.write(image, name, count - 1)
+            writer.write(image, name, count - 1, extra)
     problems += _unaccounted(files, tally, count, limit)
     return DecodeResult(
         records=count,
@@ -222,23 +223,30 @@ def _unaccounted(
     return lost
 
 
-def _images(tf: Any, ds: Any) -> Iterator[tuple[Any, str]]:
-    """``(image, filename)`` of each record ``ds`` yields. A checked record that TensorFlow
-    still cannot decode (image data damaged past its header) ends the loop with an error
-    naming where it happened; what was written so far stays."""
+def _images(tf: Any, ds: Any) -> Iterator[tuple[Any, str, dict[str, Any] | None]]:
+    """``(image, filename, annotations)`` of each record ``ds`` yields (annotations: None in
+    a dataset packed without them). A checked record that TensorFlow still cannot decode
+    (image data damaged past its header) ends the loop with an error naming where it
+    happened; what was written so far stays."""
     iterator = iter(ds)
     last = ""
     while True:
         try:
-            image, _label, filename = next(iterator)
+            element = next(iterator)
         except StopIteration:
             return
         except tf.errors.OpError as e:
             after = f"the record after {last!r}" if last else "the first record"
             message = e.message.splitlines()[0] if e.message else type(e).__name__
             raise ImgrecError(f"TensorFlow could not decode {after}: {message}") from None
+        extra = None
+        if isinstance(element, dict):  # packed with annotations
+            image, filename = element["image"], element["filename"]
+            extra = {k: element[k] for k in ("bounding_boxes", "objects", "fields")}
+        else:
+            image, _label, filename = element
         last = filename.numpy().decode("utf-8", "surrogateescape")
-        yield image, last
+        yield image, last, extra
 
 
 class _Depth(enum.Enum):
@@ -259,14 +267,39 @@ class _Writer:
         self.names = OutputNames(out, "." + to)
         self.written = 0
 
-    def write(self, image: Any, name: str, index: int) -> None:
+    def write(self, image: Any, name: str, index: int, extra: dict[str, Any] | None) -> None:
         path = self.names.path_for(name, index)
         path.parent.mkdir(parents=True, exist_ok=True)
         if self.to == "npy":
             np.save(path, image.numpy())
         else:
             path.write_bytes(_png(self.tf, image, self.depth))
+        if extra is not None:  # the annotations beside the image, as dataset() gives them
+            sidecar = path.with_name(path.name + ".json")
+            sidecar.write_text(json.dumps(_as_json(name, extra), ensure_ascii=False) + "\n")
         self.written += 1
+
+
+def _as_json(name: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """An example's annotations as JSON: boxes ``rel_yxyx`` (fractions of the image)."""
+
+    def plain(value: Any) -> Any:
+        v = value.numpy()
+        if isinstance(v, bytes):
+            return v.decode("utf-8", "replace")
+        return v.tolist() if isinstance(v, np.ndarray) else v.item()
+
+    boxes = extra["bounding_boxes"]
+    return {
+        "filename": name,
+        "bounding_boxes": {
+            "format": "rel_yxyx",
+            "boxes": plain(boxes["boxes"]),
+            "labels": plain(boxes["labels"]),
+        },  # fmt: skip
+        "objects": {k: plain(v) for k, v in extra["objects"].items()},
+        "fields": {k: plain(v) for k, v in extra["fields"].items()},
+    }
 
 
 def _png(tf: Any, image: Any, depth: _Depth) -> bytes:

@@ -331,3 +331,23 @@ def test_the_preview_draws_each_box_on_its_rectangle(drawn, tmp_path):
     colour = PALETTE[(1 + cls) % len(PALETTE)]  # write_coco's ids are 1 + the class
     near = np.abs(sheet[y - 1 : y + 2, x - 1 : x + 2] - colour).sum(axis=-1).min()
     assert near < 60, (sheet[y - 1 : y + 2, x - 1 : x + 2], colour)
+
+
+def test_decode_writes_each_images_annotations_beside_it(drawn, tmp_path):
+    root, images = drawn
+    ann = write_voc(images, tmp_path / "Annotations")
+    m = pack(root / "images", tmp_path / "out", PackOptions(annotations=str(ann)))
+    r = run("decode", tmp_path / "out", "-o", tmp_path / "dec", "--to", "png")
+    assert r.exit_code == 0, r.output
+    index = class_index(m)
+    from PIL import Image
+
+    sidecars = sorted((tmp_path / "dec").glob("*.png.json"))
+    assert len(sidecars) == len(images)
+    for sidecar in sidecars:
+        said = json.loads(sidecar.read_text())
+        image = np.asarray(Image.open(sidecar.with_suffix("")).convert("RGB"))
+        boxes = np.array(said["bounding_boxes"]["boxes"]).reshape(-1, 4)
+        labels = np.array([index[v] for v in said["bounding_boxes"]["labels"]], int)
+        assert lines_up(image, boxes, labels, 1.0) is None, said["filename"]
+    assert run("decode", tmp_path / "out", "--stats").exit_code == 0
