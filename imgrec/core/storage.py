@@ -1,10 +1,14 @@
 """Where files live: local paths, or URLs on object stores read and written through Apache
-Beam's filesystems (``gs://``, ``s3://``, ... whichever Beam has the extras for).
+Beam's filesystems (``gs://``, ``s3://``, ... whichever Beam has the extras for); ``s3://``
+through imgrec's own client instead (core/s3.py: every call bounded in time), made from the
+same Beam options.
 
 A location is a ``Path`` for a local file and a ``str`` for a URL; ``location()`` makes one
 from what the user typed. ``Folder`` is OUT: a local folder, or a prefix on an object store.
 Writes are atomic on both: a file is written under a temporary name (``.NAME.incomplete``)
-and renamed when complete; on an object store the rename is a copy inside the store.
+and renamed when complete; on an object store the rename is a copy inside the store, and on
+``s3://`` the file is uploaded whole from a local temporary file (an object appears only
+once its upload is complete).
 
 apache_beam is imported only when a URL is used.
 """
@@ -18,11 +22,12 @@ import os
 import posixpath
 import re
 import shutil
-import threading
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from . import s3
 from .deps import import_beam
 from .errors import DependencyError, ImgrecError, InputError, OutputError
 
@@ -115,6 +120,8 @@ def expand(pattern: str) -> list[Location]:
     Beam's filesystems)."""
     if not is_url(pattern):
         return [Path(m) for m in sorted(globbing.glob(pattern)) if Path(m).is_file()]
+    if pattern.startswith("s3://"):
+        return sorted(s3.match(pattern, _options(pattern)))
     with _remote(pattern, "list what matches", InputError):
         found = _system(pattern).match([pattern])[0].metadata_list
     return sorted(str(m.path) for m in found)
@@ -148,9 +155,9 @@ def configure(flags: Sequence[str]) -> None:
 
 
 # One Beam FileSystem per scheme and process, made (and, for s3://, its credentials
-# checked) on first use; forget_clients() drops them when the pipeline options change.
+# checked) on first use; forget_clients() drops them (and s3.py's clients) when the
+# pipeline options change.
 _systems: dict[str, Any] = {}
-_per_thread = threading.local()
 
 
 def _system(url: str) -> Any:
@@ -161,43 +168,21 @@ def _system(url: str) -> Any:
             configure([])
         _systems[scheme] = fs.get_filesystem(url)
         if scheme == "s3":
-            _check_aws_credentials(getattr(_systems[scheme], "_options", None), url)
+            s3.check_credentials(getattr(_systems[scheme], "_options", None), url)
     return _systems[scheme]
 
 
-def _check_aws_credentials(options: Any, url: str) -> None:
-    """Beam retries an S3 call that fails for want of credentials for about ten minutes:
-    say so at once instead."""
-    from apache_beam.options.pipeline_options import PipelineOptions, S3Options
-
-    if isinstance(options, PipelineOptions) and options.view_as(S3Options).s3_access_key_id:
-        return
-    import boto3
-
-    if boto3.session.Session().get_credentials() is None:
-        raise InputError(
-            "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or"
-            " AWS_PROFILE), or pass --beam-option s3_access_key_id=... and s3_secret_access_key",
-            url,
-        )
+def _options(url: str) -> Any:
+    """The pipeline options Beam's filesystem for ``url`` was made with (for s3.py's client)."""
+    return getattr(_system(url), "_options", None)
 
 
 def _open(url: str) -> BinaryIO:
     from apache_beam.io.filesystem import CompressionTypes
 
+    if url.startswith("s3://"):
+        return s3.open_read(url, _options(url))
     fs = _system(url)
-    options = getattr(fs, "_options", None)
-    if url.startswith("s3://") and options is not None:
-        # Beam's S3 filesystem makes a new boto3 client for every call, which costs more
-        # than reading an image: image reads share one per thread instead (not one per
-        # process: Beam's client keeps the state of its current download).
-        s3 = getattr(_per_thread, "s3io", None)
-        if s3 is None or _per_thread.options is not options:
-            from apache_beam.io.aws import s3io
-
-            s3 = _per_thread.s3io = s3io.S3IO(options=options)  # type: ignore[no-untyped-call]
-            _per_thread.options = options
-        return s3.open(url, "rb")  # type: ignore[no-any-return]
     # Bytes as stored: no decompression guessed from a name ending in .gz or .bz2.
     return fs.open(url, compression_type=CompressionTypes.UNCOMPRESSED)  # type: ignore[no-any-return]
 
@@ -221,6 +206,7 @@ def _remote(where: Location, doing: str, error: type[ImgrecError] = OutputError)
 def forget_clients() -> None:
     """Make new FileSystems (and clients) from here on: the pipeline options changed."""
     _systems.clear()
+    s3.forget()
 
 
 def open_read(where: Location) -> BinaryIO:
@@ -228,7 +214,7 @@ def open_read(where: Location) -> BinaryIO:
     if isinstance(where, str):
         try:
             return _open(where)
-        except OSError:
+        except (OSError, ImgrecError):  # ImgrecError: an s3:// call that ran out of time
             raise
         except Exception as e:  # a client library's own error (auth, network)
             raise OSError(f"{type(e).__name__}: {e}") from None
@@ -237,6 +223,9 @@ def open_read(where: Location) -> BinaryIO:
 
 def stat(where: Location) -> tuple[int, int]:
     """``(size in bytes, modification time in ns)``."""
+    if isinstance(where, str) and where.startswith("s3://"):
+        found_size, seconds = s3.stat(where, _options(where))
+        return found_size, int(seconds * 1e9)
     if isinstance(where, str):
         with _remote(where, "look it up"):
             found = _system(where).match([where])[0].metadata_list
@@ -252,6 +241,11 @@ def iter_tree(url: str) -> Iterator[tuple[str, tuple[int, int]]]:
     keys ending in "/" (folder markers) with their "/". One at a time as the listing's pages
     arrive: a store's Beam FileSystem ``_list``s a prefix (``match`` collects it in a list)."""
     prefix = url + "/"
+    if url.startswith("s3://"):
+        for path, found_size, seconds in s3.listing(prefix, _options(url), url):
+            if len(path) > len(prefix):
+                yield path[len(prefix) :], (found_size, int(seconds * 1e9))
+        return
     with _remote(url, "list the objects under it", InputError):
         fs = _system(url)
         listed = fs.match([prefix + "**"])[0].metadata_list if fs.has_dirs() else fs._list(prefix)
@@ -342,6 +336,12 @@ class Folder:
             with atomic_file(where) as f:
                 yield f
             return
+        if where.startswith("s3://"):
+            options = _options(where)
+            with tempfile.TemporaryFile() as spool:  # uploaded whole, or not at all
+                yield spool
+                s3.upload(where, spool, options)
+            return
         from apache_beam.io.filesystem import CompressionTypes
 
         # Written under a temporary name and renamed (a copy inside the store), as locally:
@@ -363,6 +363,8 @@ class Folder:
         if isinstance(where, Path):
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                 where.unlink()
+        elif where.startswith("s3://"):
+            s3.delete([where], _options(where))  # S3 deletes what is gone without an error
         elif self.size(name) is not None:
             with _remote(where, "delete it"):
                 _system(where).delete([where])
@@ -385,7 +387,9 @@ class Folder:
             return
         prefix = name + "/"
         urls = [str(self.at(rel)) for rel, _ in self._all() if rel.startswith(prefix)]
-        if urls:
+        if urls and where.startswith("s3://"):
+            s3.delete(urls, _options(where))
+        elif urls:
             with _remote(where, "delete what it holds"):
                 _system(urls[0]).delete(urls)
 
