@@ -76,6 +76,43 @@ def annotations_of(tf: Any, f: Any, columns: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def cropped(tf: Any, found: dict[str, Any], window: Any, size: Any, flip: Any) -> dict[str, Any]:
+    """``found`` (``annotations_of``) with its boxes moved into the crop ``window`` ([y, x,
+    h, w] in pixels of an image of ``size`` [height, width]) and mirrored left-right where
+    ``flip``: boxes clipped to the window; objects left with no area dropped, with their
+    other lists."""
+    boxes = found["bounding_boxes"]["boxes"]
+    window = tf.cast(window, tf.float32)
+    h, w = tf.cast(size[0], tf.float32), tf.cast(size[1], tf.float32)
+    top, left = window[0] / h, window[1] / w
+    tall, wide = window[2] / h, window[3] / w
+    y0 = tf.clip_by_value((boxes[:, 0] - top) / tall, 0.0, 1.0)
+    x0 = tf.clip_by_value((boxes[:, 1] - left) / wide, 0.0, 1.0)
+    y1 = tf.clip_by_value((boxes[:, 2] - top) / tall, 0.0, 1.0)
+    x1 = tf.clip_by_value((boxes[:, 3] - left) / wide, 0.0, 1.0)
+    x0, x1 = tf.where(flip, 1.0 - x1, x0), tf.where(flip, 1.0 - x0, x1)
+    kept = tf.logical_and(y1 > y0, x1 > x0)
+
+    def keep(values: Any) -> Any:
+        return tf.boolean_mask(values, kept)
+
+    area = (
+        found["objects"]["area"]
+        * (y1 - y0)
+        * (x1 - x0)
+        / tf.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1e-12)
+    )  # the visible share of each object's area, in the crop's pixels before resize
+    objects = {**found["objects"], "area": area}
+    return {
+        "bounding_boxes": {
+            "boxes": keep(tf.stack([y0, x0, y1, x1], axis=-1)),
+            "labels": keep(found["bounding_boxes"]["labels"]),
+        },
+        "objects": {name: keep(values) for name, values in objects.items()},
+        "fields": found["fields"],
+    }
+
+
 def padding(tf: Any, element_spec: Any, columns: dict[str, str]) -> Any:
     """``padded_batch``'s padding values for the host's elements (``element_spec``)."""
 

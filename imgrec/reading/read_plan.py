@@ -135,9 +135,7 @@ def check_reading(
         )
 
 
-def annotated_columns(
-    known: Known | None, annotations: bool | None, crop: str | None
-) -> dict[str, str] | None:
+def annotated_columns(known: Known | None, annotations: bool | None) -> dict[str, str] | None:
     """The per-image columns when the read gives annotations (None: plain images):
     ``annotations`` None follows the manifests, False never, True requires them."""
     columns = known.columns if known is not None else None
@@ -148,11 +146,6 @@ def annotated_columns(
         )
     if annotations is False or columns is None:
         return None
-    if crop is not None:
-        raise ImgrecError(
-            f"crop={crop!r} does not move boxes yet: read a dataset with annotations without"
-            " crop (resize moves them), or pass annotations=False for the images alone"
-        )
     return columns
 
 

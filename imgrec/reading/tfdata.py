@@ -74,7 +74,8 @@ def dataset(
     A dataset packed with annotations (``--annotations``, ``metadata.jsonl``) gives a dict
     per example instead: ``image``, ``label``, ``bounding_boxes``, ``objects``, ``fields``
     (and ``filename``), described in ``reading/objects.py`` and docs/annotations.md; boxes
-    are fractions of the image, so ``resize`` leaves them right. ``annotations=False``
+    are fractions of the image, so ``resize`` leaves them right, and crops and flips move
+    them with the pixels. ``annotations=False``
     reads such a dataset as plain images; ``True`` requires annotations.
 
     ``paths`` are dataset folders, shard files or globs, local or ``gs://``/``s3://``.
@@ -186,7 +187,7 @@ def host_dataset(
     check_reading(resize, crop, cache, batch_size, limit)
     files = resolve(paths, split)
     known = describe(files)
-    columns = annotated_columns(known, annotations, crop)
+    columns = annotated_columns(known, annotations)
     plan = plan_read(known, batch_size, resize, crop, channels, dtype)
     ds = _serialized(tf, files, records, on_problem, shuffle, seed, deterministic,
                      input_context, limit, tally)  # fmt: skip
@@ -257,7 +258,18 @@ def _parser(
         out = (tf.ensure_shape(image, plan.static), f[schema.LABEL], f[schema.FILENAME])
         if columns is None:
             return out
-        return (*out, objects.annotations_of(tf, f, columns))
+        found = objects.annotations_of(tf, f, columns)
+        if crop is not None and resize is not None:
+            # The decode's own window and flip, drawn again from the same stateless seed
+            # (stateless_random_flip_left_right flips where this uniform draw is < 0.5).
+            size = tf.stack([f[schema.HEIGHT], f[schema.WIDTH]])
+            flip = tf.constant(False)
+            if crop == "random":
+                draw = tf.random.stateless_uniform([], tf.reverse(crop_seed, [0]), 0.0, 1.0)
+                flip = draw < 0.5
+            found = objects.cropped(tf, found, window_function(tf, crop, resize, crop_seed)(size),
+                                    size, flip)  # fmt: skip
+        return (*out, found)
 
     return parse
 

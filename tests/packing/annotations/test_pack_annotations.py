@@ -351,3 +351,20 @@ def test_decode_writes_each_images_annotations_beside_it(drawn, tmp_path):
         labels = np.array([index[v] for v in said["bounding_boxes"]["labels"]], int)
         assert lines_up(image, boxes, labels, 1.0) is None, said["filename"]
     assert run("decode", tmp_path / "out", "--stats").exit_code == 0
+
+
+@pytest.mark.parametrize("crop", ["random", "center"])
+def test_read_time_crops_and_flips_move_the_boxes_with_the_pixels(drawn, tmp_path, crop):
+    root, images = drawn
+    ann = write_coco(images, tmp_path / "instances.json")
+    m = pack(root / "images", tmp_path / "out", PackOptions(annotations=str(ann)))
+    for epoch_seed in (1, 2):  # new windows and flips each seed
+        n = check_dataset(tmp_path / "out", m, 2.5, resize=(64, 64), crop=crop, seed=epoch_seed)
+        assert n == len(images)
+    if crop == "random":  # some flipped: a box's mirror image is not where it was
+        flipped = [
+            float(ex["bounding_boxes"]["boxes"][0][1])
+            for ex in imgrec.dataset(tmp_path / "out", resize=(64, 64), crop="random", seed=5)
+            if len(ex["bounding_boxes"]["labels"])
+        ]
+        assert len(set(np.round(flipped, 3))) > 1
