@@ -96,12 +96,11 @@ def cropped(tf: Any, found: dict[str, Any], window: Any, size: Any, flip: Any) -
     def keep(values: Any) -> Any:
         return tf.boolean_mask(values, kept)
 
-    area = (
-        found["objects"]["area"]
-        * (y1 - y0)
-        * (x1 - x0)
-        / tf.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1e-12)
-    )  # the visible share of each object's area, in the crop's pixels before resize
+    # each object's area times the share of its box left in the window: the visible
+    # part's area, in the stored image's pixels (the flip changes no area)
+    visible = (y1 - y0) * tall * (x1 - x0) * wide
+    whole = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    area = found["objects"]["area"] * visible / tf.maximum(whole, 1e-12)
     objects = {**found["objects"], "area": area}
     return {
         "bounding_boxes": {

@@ -368,3 +368,21 @@ def test_read_time_crops_and_flips_move_the_boxes_with_the_pixels(drawn, tmp_pat
             if len(ex["bounding_boxes"]["labels"])
         ]
         assert len(set(np.round(flipped, 3))) > 1
+
+
+def test_a_centre_crop_keeps_the_area_of_what_it_shows(tmp_path):
+    from PIL import Image
+
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.new("RGB", (200, 100), (128, 128, 128)).save(src / "a.png")
+    coco = {"images": [{"id": 1, "file_name": "a.png", "width": 200, "height": 100}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 200, 100],
+                             "area": 20000.0, "iscrowd": 0}],
+            "categories": [{"id": 1, "name": "all"}]}  # fmt: skip
+    (tmp_path / "c.json").write_text(json.dumps(coco))
+    pack(src, tmp_path / "out", PackOptions(annotations=str(tmp_path / "c.json")))
+    [ex] = list(imgrec.dataset(tmp_path / "out", resize=(32, 32), crop="center"))
+    # the centre square of the short side times 32/64: 50 x 50 pixels of the whole box
+    assert float(ex["objects"]["area"][0]) == pytest.approx(2500, rel=0.01)
+    assert np.allclose(ex["bounding_boxes"]["boxes"][0].numpy(), [0, 0, 1, 1])
