@@ -21,6 +21,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 IMAGES, ANNOTATIONS = 120_000, 860_000
@@ -28,18 +29,38 @@ CATEGORIES = [c for c in range(1, 91) if c not in {12, 26, 29, 30, 45, 66, 68, 6
 LOOKUPS = 20_000
 
 
-def make(path: Path, images: int, annotations: int, seed: int = 0) -> None:
+def coco_box(rng: random.Random) -> tuple[float, float, float, float]:
+    """A box ``[x, y, w, h]`` inside a 640 x 480 image."""
+    x, y = round(rng.uniform(0, 500), 2), round(rng.uniform(0, 400), 2)
+    w, h = round(rng.uniform(1, 139), 2), round(rng.uniform(1, 79), 2)
+    return x, y, w, h
+
+
+def make(
+    path: Path,
+    images: int,
+    annotations: int,
+    seed: int = 0,
+    *,
+    size: tuple[int, int] = (640, 480),
+    name: str = "{:012d}.jpg",
+    box: Callable[[random.Random], tuple[float, float, float, float]] = coco_box,
+) -> None:
+    """Write a COCO file of ``images`` images (``name`` formatted with 0, 1, ..., each of
+    ``size`` width x height) and ``annotations`` annotations on images drawn at random, each
+    with ``box(rng)`` as its bbox and a polygon of 20 points inside it."""
     rng = random.Random(seed)
+    width, height = size
     with open(path, "w") as f:
         f.write('{"info": {"description": "synthetic"}, "licenses": [], "images": [')
         for i in range(images):
-            image = {"license": 1, "file_name": f"{i:012d}.jpg", "height": 480, "width": 640,
-                     "date_captured": "2013-11-14 17:02:52", "id": i + 1}  # fmt: skip
+            image = {"license": 1, "file_name": name.format(i), "height": height,
+                     "width": width, "date_captured": "2013-11-14 17:02:52",
+                     "id": i + 1}  # fmt: skip
             f.write((", " if i else "") + json.dumps(image))
         f.write('], "annotations": [')
         for a in range(annotations):
-            x, y = round(rng.uniform(0, 500), 2), round(rng.uniform(0, 400), 2)
-            w, h = round(rng.uniform(1, 139), 2), round(rng.uniform(1, 79), 2)
+            x, y, w, h = box(rng)
             points = [(x + rng.uniform(0, w), y + rng.uniform(0, h)) for _ in range(20)]
             polygon = [round(v, 2) for point in points for v in point]
             annotation = {"segmentation": [polygon], "area": round(w * h * 0.6, 4),
