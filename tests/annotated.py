@@ -158,3 +158,47 @@ def lines_up(image: np.ndarray, boxes: np.ndarray, classes: np.ndarray, slack: f
         if cw != cg or max(abs(a - b) for a, b in zip(rect, box, strict=True)) > slack:
             return f"box {box} (class {cg}) vs rectangle {rect} (class {cw})"
     return None
+
+
+def write_masks(drawn: list[Drawn], folder: Path, border: bool = True) -> Path:
+    """A palette PNG of class indices per image, as VOC's SegmentationClass: 0 for the
+    background, 1 + the class inside each rectangle, and (``border``) a 255 "ignore" line
+    along each rectangle's top edge, inside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    palette = [0, 0, 0] + [c for colour in COLOURS for c in colour] + [0] * 3 * 251
+    palette[255 * 3 : 256 * 3] = [224, 224, 192]
+    for d in drawn:
+        mask = np.zeros((d.height, d.width), np.uint8)
+        for x0, y0, x1, y1, cls in d.boxes:
+            mask[y0:y1, x0:x1] = 1 + cls
+            if border:
+                mask[y0, x0:x1] = 255
+        im = Image.fromarray(mask, "P")
+        im.putpalette(palette)
+        im.save(folder / (Path(d.rel).stem + ".png"))
+    return folder
+
+
+def mask_matches(image: np.ndarray, mask: np.ndarray, slack: int) -> str | None:
+    """Why ``mask`` ((H, W) class indices) does not mark each drawn rectangle of ``image``
+    with its class; None when it does, but for ``slack`` pixels at the edges."""
+    h, w = image.shape[:2]
+    if mask.shape != (h, w):
+        return f"mask {mask.shape} for an image {(h, w)}"
+    if set(np.unique(mask)) - {0, 1, 2, 3, 255}:
+        return f"blended classes: {sorted(set(np.unique(mask)))}"
+    for cls, rects in rectangles(image).items():
+        for x0, y0, x1, y1 in rects:
+            if x1 - x0 <= 2 * slack or y1 - y0 <= 2 * slack + 1:
+                continue  # a sliver left by a crop: all edge
+            inner = mask[y0 + slack + 1 : y1 - slack, x0 + slack : x1 - slack]
+            if not (inner == 1 + cls).all():
+                return f"rectangle {(x0, y0, x1, y1)} of class {cls}: mask holds {np.unique(inner)}"
+    drawn = np.zeros((h, w), bool)
+    for rects in rectangles(image).values():
+        for x0, y0, x1, y1 in rects:
+            drawn[max(0, y0 - slack) : y1 + slack, max(0, x0 - slack) : x1 + slack] = True
+    outside = mask[~drawn]
+    if outside.size and ((outside != 0) & (outside != 255)).any():
+        return f"classes outside every rectangle: {np.unique(outside)}"
+    return None

@@ -20,6 +20,7 @@ from ..core import storage
 from ..core.errors import InputError
 from ..core.progress import Progress, no_progress
 from ..core.storage import Location
+from ..format import schema
 from ..format.framing import frames, read_index
 from ..format.layout import index_for
 from ..format.manifest import Manifest, ShardEntry
@@ -130,7 +131,7 @@ def _check_shard(
         assert frame.data is not None
         rec, issue = check_record(frame.data, decode)
         if issue is None and rec is not None:
-            issue = _label_issue(rec)
+            issue = _label_issue(rec) or _mask_issue(rec)
         if issue is not None:
             problem(issue, frame.index, frame.offset)
         if rec is not None:
@@ -163,6 +164,24 @@ def _label_issue(rec: Record) -> str | None:
     if rec.label >= -1:
         return None
     return f"image/class/label {rec.label} is not a class (0 or more, or -1 for unlabelled)"
+
+
+def _mask_issue(rec: Record) -> str | None:
+    """A semantic mask must be a PNG of one channel at the image's size."""
+    if rec.mask is None:
+        return None
+    try:
+        with Image.open(io.BytesIO(rec.mask)) as im:
+            im.load()
+            mode, size = im.mode, im.size
+    except Exception as e:  # Pillow raises many types on damaged data
+        return f"{schema.MASK} does not decode ({type(e).__name__}: {e})"
+    if mode not in ("L", "P") or size != (rec.width, rec.height):
+        return (
+            f"{schema.MASK} is a {size[0]}x{size[1]} {mode} image; the image is"
+            f" {rec.width}x{rec.height} (a mask is one class index per pixel, at its size)"
+        )
+    return None
 
 
 def _check_against(

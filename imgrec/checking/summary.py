@@ -64,12 +64,14 @@ class Summary:
         }
 
     def _annotations(self) -> dict[str, Any]:
-        """``objects`` (counts, by class, box sizes in stored pixels) and ``annotations``
-        (files, classes, columns): only for datasets that have them."""
+        """``objects`` (counts, by class, box sizes in stored pixels), ``masks`` (images
+        holding each class) and ``annotations`` (files, classes, columns): only for
+        datasets that have them."""
         out: dict[str, Any] = {}
-        objects = self.stats.to_dict().get("objects")
-        if objects is not None:
-            out["objects"] = objects
+        counted = self.stats.to_dict()
+        for key in ("objects", "masks"):
+            if key in counted:
+                out[key] = counted[key]
         if self.annotations is not None:
             out["annotations"] = self.annotations
         return out

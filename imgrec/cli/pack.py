@@ -155,13 +155,18 @@ FROM_LIST = click.option(
 )
 ANNOTATIONS = click.option(
     "--annotations",
-    "annotations",
-    default=None,
     metavar="PATH",
     type=click.Path(exists=True),
     help="Objects to pack with the images: a COCO .json, or a folder of Pascal VOC .xml or"
     " YOLO .txt files (one per image, by the image's path). A metadata.jsonl or metadata.csv"
     " at the top of SRC adds its columns to each image.",
+)
+MASKS = click.option(
+    "--masks",
+    metavar="DIR",
+    type=click.Path(exists=True, file_okay=False),
+    help="Semantic masks to pack with the images: a PNG of class indices per image, at the"
+    " image's path under DIR with .png (255: ignore), stored under DeepLab's keys.",
 )
 RUNNER = click.option(
     "--runner",
@@ -182,7 +187,7 @@ BEAM_OPTION = click.option(
     help="A Beam pipeline option (or a flag KEY), passed on as --KEY=VALUE; repeatable, e.g."
     " project=my-project, region=europe-west1, direct_num_workers=2.",
 )
-PACK_OPTIONS = [*SHARED[:6], FROM_LIST, ANNOTATIONS, *SHARED[6:], RUNNER, BEAM_OPTION]
+PACK_OPTIONS = [*SHARED[:6], FROM_LIST, ANNOTATIONS, MASKS, *SHARED[6:], RUNNER, BEAM_OPTION]
 
 
 def with_options(options: list[Any]) -> Callable[[F], F]:

@@ -80,6 +80,10 @@ def _print_objects(summary: dict[str, Any]) -> None:
         width = max((len(k) for k in objects["by_class"]), default=0)
         for name, count in objects["by_class"].items():
             click.echo(f"  {name:<{width}}  {count}")
+    masks = summary.get("masks")
+    if masks is not None:
+        held = ", ".join(f"{c} {n}" for c, n in masks["images_by_class"].items())
+        click.echo(f"masks:     {masks['records']} images; images per class: {held}")
     if about is not None:
         if about["columns"]:
             columns = ", ".join(f"{k} ({t})" for k, t in about["columns"].items())

@@ -80,6 +80,7 @@ class AnnotationInfo:
     columns: dict[str, str]
     warnings: list[str]
     digest: str = ""  # sha256 of every image's annotations as joined, in listing order
+    masks: bool = False  # every record carries a semantic mask (--masks)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +89,7 @@ class AnnotationInfo:
             "columns": dict(self.columns),
             "warnings": list(self.warnings),
             "digest": self.digest,
+            "masks": self.masks,
         }
 
 
@@ -318,6 +320,7 @@ class _Checker:
             columns,
             [self.text(w, "annotations.warnings") for w in warned],
             self.text(d.get("digest", ""), "annotations.digest"),
+            masks=d.get("masks") is True,
         )
 
     def _objects(self, d: dict[str, Any]) -> None:
@@ -348,6 +351,11 @@ class _Checker:
                 raise self.fail(f"stats.{key}", "should be [min, max] or []")
         if "objects" in d:
             self._objects(self.mapping(d["objects"], "stats.objects"))
+        if "masks" in d:
+            masks = self.mapping(d["masks"], "stats.masks")
+            self.count(masks.get("records"), "stats.masks.records")
+            for name, n in self.mapping(masks.get("images_by_class"), "stats.masks").items():
+                self.count(n, f"stats.masks.images_by_class.{name}")
         stats = Stats.from_dict(d)
         if "oriented" not in d:  # from before imgrec counted them: any record may be
             stats.oriented = stats.records

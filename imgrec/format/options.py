@@ -45,6 +45,7 @@ class PackOptions:
     lst_file: str | None = None  # recordio: an im2rec .lst naming the records' files
     # A COCO .json, or a folder of Pascal VOC .xml or YOLO .txt files (packing/annotations/)
     annotations: str | None = None
+    masks: str | None = None  # a folder of semantic-mask PNGs, one per image (annotations/)
     workers: int | None = None  # processes of the local runner; None: one per core
     overwrite: bool = False
     # "local" (processes on this machine), "beam" (Beam's default runner) or a Beam runner.
@@ -60,7 +61,7 @@ class PackOptions:
             self.resize,
             self.resize_mode,
             self.max_side,
-            upright=self.annotations is not None,
+            upright=self.annotations is not None or self.masks is not None,
         )
 
     @property
@@ -82,8 +83,9 @@ class PackOptions:
         if self.source_format == "folder":  # what only convert uses, left out for a folder
             for name in ("source_format", "source_keys", "lst_file"):
                 del d[name]
-        if self.annotations is None:  # as manifests written before annotations
-            del d["annotations"]
+        for name in ("annotations", "masks"):  # as manifests written before them, when unset
+            if d[name] is None:
+                del d[name]
         return d
 
     @classmethod

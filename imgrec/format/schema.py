@@ -48,6 +48,10 @@ TRUNCATED = "image/object/truncated"
 SOURCE_ID = "image/source_id"
 OBJECT_FLOATS = (XMIN, YMIN, XMAX, YMAX, AREA)
 OBJECT_INTS = (OBJECT_LABEL, CROWD, DIFFICULT, TRUNCATED)
+# A semantic mask (--masks), under DeepLab's keys: a PNG of class indices at the stored
+# image's size (255: ignore), and its format.
+MASK = "image/segmentation/class/encoded"
+MASK_FORMAT = "image/segmentation/class/format"
 # A per-image field (a metadata.jsonl / .csv column) is FIELD + its name.
 FIELD = "image/field/"
 
@@ -152,6 +156,8 @@ class Record:
     labels: tuple[float, ...] = ()
     objects: Objects | None = None  # a dataset packed with annotations: every record's
     fields: tuple[Field, ...] = ()
+    mask: bytes | None = None  # the semantic mask's PNG (--masks)
+    mask_classes: tuple[int, ...] = ()  # the classes its pixels hold (for the statistics)
 
     @property
     def dense_bytes(self) -> int:
@@ -186,6 +192,9 @@ def serialize(r: Record) -> bytes:
         feat[LABELS].float_list.value.extend(r.labels)
     if r.objects is not None:
         _put_objects(feat, r.objects)
+    if r.mask is not None:
+        b(MASK, r.mask)
+        b(MASK_FORMAT, b"png")
     for name, kind, value in r.fields:
         values = value if isinstance(value, tuple) else (value,)
         if kind == "str":
@@ -311,6 +320,7 @@ def parse(data: bytes, *, strict: bool = True) -> Record:
         labels=tuple(feat[LABELS].float_list.value) if LABELS in feat else (),
         objects=_objects(feat),
         fields=_fields(feat),
+        mask=_first(feat, MASK, "bytes_list"),
     )
     if strict:
         validate(rec)

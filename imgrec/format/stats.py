@@ -34,6 +34,8 @@ class Stats:
     without_objects: int = 0
     box_width: list[float] = field(default_factory=list)
     box_height: list[float] = field(default_factory=list)
+    masked: int = 0  # records with a semantic mask, and per class how many hold it
+    mask_classes: Counter[str] = field(default_factory=Counter)
 
     def add(self, r: Record, stored: int | None = None) -> None:
         """Count a record; ``stored`` is its payload size when ``r.data`` was left out."""
@@ -50,6 +52,9 @@ class Stats:
             _widen(bounds, v)
         if r.objects is not None:
             self._add_objects(r)
+        if r.mask is not None or r.mask_classes:
+            self.masked += 1
+            self.mask_classes.update(str(c) for c in r.mask_classes)
 
     def _add_objects(self, r: Record) -> None:
         o = r.objects
@@ -74,6 +79,9 @@ class Stats:
                 "box_width": self.box_width,
                 "box_height": self.box_height,
             }
+        if self.masked:
+            classes = sorted(self.mask_classes.items(), key=lambda kv: int(kv[0]))
+            d["masks"] = {"records": self.masked, "images_by_class": dict(classes)}
         return d
 
     def _image_dict(self) -> dict[str, Any]:
@@ -106,6 +114,8 @@ class Stats:
             height=list(d["height"]),
             width=list(d["width"]),
             **_objects_from(d.get("objects")),
+            masked=d.get("masks", {}).get("records", 0),
+            mask_classes=Counter(d.get("masks", {}).get("images_by_class", {})),
         )
 
 
@@ -138,6 +148,8 @@ def merge_stats(a: Stats, b: Stats) -> None:
     a.annotated += b.annotated
     a.without_objects += b.without_objects
     a.objects.update(b.objects)
+    a.masked += b.masked
+    a.mask_classes.update(b.mask_classes)
     pairs: list[tuple[list[Any], list[Any]]] = [
         (a.height, b.height), (a.width, b.width), (a.box_width, b.box_width),
         (a.box_height, b.box_height),

@@ -22,12 +22,12 @@ if TYPE_CHECKING:
 
 def resized_boxes(
     boxes: np.ndarray, height: int, width: int, opts: Resize
-) -> tuple[np.ndarray, np.ndarray, float]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boxes of a ``height`` x ``width`` displayed image, moved into the image that
     ``pixels.resize`` makes of it: ``(boxes, kept, area_scale)``. ``kept`` marks the boxes
     with some area left inside the new image (``fill``'s crop can cut one out whole); the
-    returned boxes are those, clipped to it. ``area_scale`` turns an area in source pixels
-    into one in the new image's pixels."""
+    returned boxes are those, clipped to it. ``area_scale``, one per kept box, turns its
+    area in source pixels into the area of what is left of it, in the new image's pixels."""
     import numpy as np
 
     plan = plan_resize(height, width, opts)
@@ -43,6 +43,9 @@ def resized_boxes(
                 left, top = (tw - sw) // 2, (th - sh) // 2
             out[:, 0::2] = (out[:, 0::2] * sw + left) / tw
             out[:, 1::2] = (out[:, 1::2] * sh + top) / th
+    whole = (out[:, 2] - out[:, 0]) * (out[:, 3] - out[:, 1])
     np.clip(out, 0.0, 1.0, out=out)
     kept = (out[:, 2] > out[:, 0]) & (out[:, 3] > out[:, 1])
-    return out[kept], kept, scale
+    # what a crop leaves of each box: its area shrinks with it
+    share = (out[:, 2] - out[:, 0]) * (out[:, 3] - out[:, 1]) / np.maximum(whole, 1e-300)
+    return out[kept], kept, scale * share[kept]

@@ -106,21 +106,28 @@ def plan_resize(h: int, w: int, opts: Resize) -> tuple[int, int, int, int] | Non
     return sh, sw, th, tw
 
 
-def resize(arr: np.ndarray, opts: Resize) -> np.ndarray:
-    """Apply --resize/--resize-mode or --max-side; returns ``arr`` itself when nothing changes."""
+def resize(arr: np.ndarray, opts: Resize, labels: bool = False) -> np.ndarray:
+    """Apply --resize/--resize-mode or --max-side; returns ``arr`` itself when nothing changes.
+    ``labels``: ``arr`` holds class indices (a uint8 mask): nearest neighbour, never a blend
+    of two classes, and ``pad``'s border is 255, "ignore"."""
     import numpy as np
 
     plan = plan_resize(arr.shape[0], arr.shape[1], opts)
     if plan is None:
         return arr
     sh, sw, th, tw = plan
-    scaled = _resample(arr, sw, sh)
+    if labels:
+        nearest = Image.fromarray(arr[..., 0], "L").resize((sw, sh), Image.Resampling.NEAREST)
+        scaled = np.asarray(nearest)[..., None]
+    else:
+        scaled = _resample(arr, sw, sh)
     if (sh, sw) == (th, tw):
         return scaled
     if opts.mode == "fill":  # centre crop
         top, left = (sh - th) // 2, (sw - tw) // 2
         return np.ascontiguousarray(scaled[top : top + th, left : left + tw])
-    out = np.zeros((th, tw, arr.shape[2]), arr.dtype)  # pad: centred on black/transparent
+    # pad: centred on black/transparent (on "ignore" for a mask)
+    out = np.full((th, tw, arr.shape[2]), 255 if labels else 0, arr.dtype)
     top, left = (th - sh) // 2, (tw - sw) // 2
     out[top : top + sh, left : left + sw] = scaled
     return out

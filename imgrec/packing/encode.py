@@ -4,14 +4,14 @@ from its images' records in plan order. Every executor writes shards with these.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..format.framing import ShardWriter
 from ..format.layout import index_for
 from ..format.manifest import Note, ShardEntry
-from ..format.schema import Field, Objects, Record, serialize
+from ..format.schema import Record, serialize
 from ..format.stats import Stats
 from ..images import loading
 from . import payloads
@@ -72,19 +72,19 @@ def packed(
     if isinstance(result, Skipped):
         return result
     labels = item.ref.labels if item.ref is not None else ()
-    objects: Objects | None = None
-    columns: tuple[Field, ...] = ()
+    placed = placing.Placed(None, ())
     if item.annotated is not None:
         try:
-            objects, columns = placing.place(item.annotated, result, opts)
+            placed = placing.place(item.annotated, result, opts)
         except placing.Misplaced as e:
             return Skipped(str(loading.SkipImage("bad-annotation", str(e))))
     fields = (
         result.format, result.height, result.width, result.channels, result.dtype,
         item.label, item.text, item.rel, result.sha256, result.orientation, labels,
-        objects, columns,
+        placed.objects, placed.fields, placed.mask, placed.mask_classes,
     )  # fmt: skip
-    rec = Record(b"", *fields)  # for the statistics: the image bytes left out
+    # for the statistics: the image bytes left out (and the mask: its classes say enough)
+    rec = replace(Record(b"", *fields), mask=None)
     return Packed(serialize(Record(result.data, *fields)), rec, len(result.data), result.note)
 
 

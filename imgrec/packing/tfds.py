@@ -253,6 +253,9 @@ def _annotation_features(m: Manifest, notes: list[str]) -> dict[str, Any]:
             "Objects: image/object/* are parallel lists, one entry per object; boxes are"
             f" fractions of the image; class ids (the dataset's own): {classes[:2000]}."
         )
+    if m.annotations.masks:
+        feats[schema.MASK] = _tensor([], "string", doc="PNG of class indices (255: ignore)")
+        feats[schema.MASK_FORMAT] = _tensor([], "string")
     kinds = {"int": ([], "int64"), "float": ([], "float32"), "str": ([], "string"),
              "floats": ([-1], "float32")}  # fmt: skip
     for name, kind in m.annotations.columns.items():

@@ -8,6 +8,7 @@ An example of a dataset packed with annotations is a dict:
   ``rel_yxyx`` (ymin, xmin, ymax, xmax as fractions of the image's height and width, the
   order of ``tf.image.draw_bounding_boxes``), labels the dataset's own class ids;
 - ``objects``: ``{"area": float32, "is_crowd", "difficult", "truncated": int32}``, one per box;
+- ``segmentation_mask``: (H, W, 1) uint8 class indices, 255 ignore (``--masks``);
 - ``fields``: each per-image column by name (``int`` int64, ``float`` float32, ``str``
   string, ``floats`` a 1-D float32 tensor).
 
@@ -22,15 +23,19 @@ from typing import Any
 from ..format import schema
 
 BOX_FORMAT = "rel_yxyx"
+IGNORE = 255  # a mask's "no class", and its padding
 PAD = -1
 EXTRA = {"area": schema.AREA, "is_crowd": schema.CROWD, "difficult": schema.DIFFICULT,
          "truncated": schema.TRUNCATED}  # fmt: skip
 
 
-def spec(tf: Any, columns: dict[str, str]) -> dict[str, Any]:
-    """The parse spec of the annotation keys, for a dataset with these per-image columns."""
+def spec(tf: Any, columns: dict[str, str], masks: bool = False) -> dict[str, Any]:
+    """The parse spec of the annotation keys, for a dataset with these per-image columns
+    (and, with ``masks``, a semantic mask in every record)."""
     var = tf.io.VarLenFeature
     out = {key: var(tf.float32) for key in schema.OBJECT_FLOATS}
+    if masks:
+        out[schema.MASK] = tf.io.FixedLenFeature([], tf.string)
     out.update({key: var(tf.int64) for key in schema.OBJECT_INTS})
     for name, kind in columns.items():
         key = schema.FIELD + name
@@ -112,6 +117,21 @@ def cropped(tf: Any, found: dict[str, Any], window: Any, size: Any, flip: Any) -
     }
 
 
+def mask_of(tf: Any, f: Any, size: Any, window: Any = None, flip: Any = None) -> Any:
+    """The record's semantic mask, (height, width, 1) uint8 class indices, moved as the
+    pixels are: cut to the crop ``window`` ([y, x, h, w]) and mirrored where ``flip``, then
+    resized to ``size`` ((height, width); None: as stored) with nearest neighbour, never a
+    blend of two classes."""
+    mask = tf.io.decode_png(f[schema.MASK], channels=1)
+    if window is not None:
+        mask = tf.image.crop_to_bounding_box(mask, window[0], window[1], window[2], window[3])
+    if flip is not None:
+        mask = tf.cond(flip, lambda: tf.reverse(mask, [1]), lambda: mask)
+    if size is not None:
+        mask = tf.image.resize(mask, size, method="nearest")
+    return tf.cast(mask, tf.uint8)
+
+
 def padding(tf: Any, element_spec: Any, columns: dict[str, str]) -> Any:
     """``padded_batch``'s padding values for the host's elements (``element_spec``)."""
 
@@ -125,4 +145,6 @@ def padding(tf: Any, element_spec: Any, columns: dict[str, str]) -> Any:
     for name, kind in columns.items():
         if kind == "floats":
             values[-1]["fields"][name] = tf.constant(float("nan"), tf.float32)
+    if "segmentation_mask" in values[-1]:
+        values[-1]["segmentation_mask"] = tf.constant(IGNORE, tf.uint8)
     return values

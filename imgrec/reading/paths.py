@@ -124,6 +124,7 @@ class Known:
     width: tuple[int, int] | None
     # Packed with annotations: the per-image columns (name -> type); None: without
     columns: dict[str, str] | None = None
+    masks: bool = False  # every record carries a semantic mask
 
 
 def describe(files: Sequence[Location]) -> Known | None:
@@ -144,7 +145,8 @@ def describe(files: Sequence[Location]) -> Known | None:
     annotated = [m.annotations for m in datasets]
     columns = None
     if any(a is not None for a in annotated):
-        if any(a is None for a in annotated) or len({str(a.columns) for a in annotated if a}) > 1:
+        kinds = {(str(a.columns), a.masks) for a in annotated if a is not None}
+        if any(a is None for a in annotated) or len(kinds) > 1:
             where = ", ".join(sorted({str(f) for f in files}))[:200]
             raise InputError(
                 "these shards come from datasets packed with different annotations (or some"
@@ -154,6 +156,7 @@ def describe(files: Sequence[Location]) -> Known | None:
         columns = dict(annotated[0].columns) if annotated[0] is not None else None
     return Known(
         columns=columns,
+        masks=all(a is not None and a.masks for a in annotated) and bool(annotated),
         records=sum(e.records for _, e in listed),
         dtypes=frozenset(d for s in stats for d in s.dtypes),
         formats=frozenset(k for s in stats for k in s.formats),

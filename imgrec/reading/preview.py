@@ -92,6 +92,23 @@ PALETTE = [(255, 64, 64), (64, 255, 64), (64, 160, 255), (255, 220, 0), (255, 64
            (0, 255, 255), (255, 150, 40), (180, 120, 255)]  # fmt: skip
 
 
+def overlay_mask(
+    tile: Image.Image, where: tuple[int, int, int, int], mask: np.ndarray
+) -> Image.Image:
+    """``tile`` with each mask class painted over its image at half strength, in the class's
+    colour (class 0, the background, and 255, ignore, left clear)."""
+    left, top, w, h = where
+    scaled = np.asarray(Image.fromarray(mask, "L").resize((w, h), Image.Resampling.NEAREST))
+    colours = np.array([PALETTE[c % len(PALETTE)] for c in range(256)], np.uint8)
+    painted = colours[scaled]
+    keep = (scaled == 0) | (scaled == 255)
+    region = np.asarray(tile.crop((left, top, left + w, top + h))).astype(np.uint16)
+    mixed = np.where(keep[..., None], region, (region + painted) // 2).astype(np.uint8)
+    out = tile.copy()
+    out.paste(Image.fromarray(mixed, "RGB"), (left, top))
+    return out
+
+
 def draw_boxes(tile: Image.Image, where: tuple[int, int, int, int], example: dict[str, Any],
                names: dict[int, str]) -> int:  # fmt: skip
     """Outline each box of ``example`` (rel_yxyx, as ``dataset`` gives them) on ``tile``,
@@ -129,6 +146,8 @@ def contact_sheet(paths: list[str], out: Path, count: int = 36) -> dict[str, Any
         x, y = (i % cols) * TILE, (i // cols) * (TILE + CAPTION)
         annotated = isinstance(example, dict)  # a dataset packed with annotations
         tile, where = _tile((example["image"] if annotated else example).numpy())
+        if annotated and "segmentation_mask" in example:
+            tile = overlay_mask(tile, where, example["segmentation_mask"].numpy()[..., 0])
         if annotated:
             boxes += draw_boxes(tile, where, example, names or {})
         sheet.paste(tile, (x, y))

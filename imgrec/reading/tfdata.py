@@ -208,7 +208,8 @@ def host_dataset(
                 deterministic=deterministic,
             )
             return ds.cache("" if cache is True else str(cache)) if cache else ds
-    parse = _plain(tf, _parser(tf, plan, resize, crop, columns))
+    masks = known is not None and known.masks and columns is not None
+    parse = _plain(tf, _parser(tf, plan, resize, crop, columns, masks))
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if on_problem is not None:
         ds = ds.ignore_errors()
@@ -236,12 +237,13 @@ def _parser(
     resize: tuple[int, int] | None,
     crop: str | None,
     columns: dict[str, str] | None = None,
+    masks: bool = False,
 ) -> Callable[..., Any]:
     """The per-record map: a serialized record to ``(image, label, filename)``, and its
-    annotations as a fourth element when ``columns`` is not None."""
+    annotations as a fourth element when ``columns`` is not None (with its mask: ``masks``)."""
     spec = feature_spec(tf)
     if columns is not None:
-        spec.update(objects.spec(tf, columns))
+        spec.update(objects.spec(tf, columns, masks))
 
     def parse(serialized: Any, crop_seed: Any = None) -> Any:
         f = tf.io.parse_single_example(serialized, spec)
@@ -259,6 +261,7 @@ def _parser(
         if columns is None:
             return out
         found = objects.annotations_of(tf, f, columns)
+        cut = flip = None
         if crop is not None and resize is not None:
             # The decode's own window and flip, drawn again from the same stateless seed
             # (stateless_random_flip_left_right flips where this uniform draw is < 0.5).
@@ -267,8 +270,11 @@ def _parser(
             if crop == "random":
                 draw = tf.random.stateless_uniform([], tf.reverse(crop_seed, [0]), 0.0, 1.0)
                 flip = draw < 0.5
-            found = objects.cropped(tf, found, window_function(tf, crop, resize, crop_seed)(size),
-                                    size, flip)  # fmt: skip
+            cut = window_function(tf, crop, resize, crop_seed)(size)
+            found = objects.cropped(tf, found, cut, size, flip)
+        if masks:
+            target = resize if crop is not None and resize is not None else plan.scale_to
+            found["segmentation_mask"] = objects.mask_of(tf, f, target, cut, flip)
         return (*out, found)
 
     return parse

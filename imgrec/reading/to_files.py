@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from ..core.deps import import_tf
 from ..core.errors import ImgrecError
@@ -242,7 +243,8 @@ def _images(tf: Any, ds: Any) -> Iterator[tuple[Any, str, dict[str, Any] | None]
         extra = None
         if isinstance(element, dict):  # packed with annotations
             image, filename = element["image"], element["filename"]
-            extra = {k: element[k] for k in ("bounding_boxes", "objects", "fields")}
+            names = ("bounding_boxes", "objects", "fields", "segmentation_mask")
+            extra = {k: element[k] for k in names if k in element}
         else:
             image, _label, filename = element
         last = filename.numpy().decode("utf-8", "surrogateescape")
@@ -274,6 +276,9 @@ class _Writer:
             np.save(path, image.numpy())
         else:
             path.write_bytes(_png(self.tf, image, self.depth))
+        if extra is not None and "segmentation_mask" in extra:  # its class indices, as PNG
+            mask = extra.pop("segmentation_mask").numpy()[..., 0]
+            Image.fromarray(mask, "L").save(path.with_name(path.name + ".mask.png"))
         if extra is not None:  # the annotations beside the image, as dataset() gives them
             sidecar = path.with_name(path.name + ".json")
             sidecar.write_text(json.dumps(_as_json(name, extra), ensure_ascii=False) + "\n")
@@ -303,8 +308,6 @@ def _as_json(name: str, extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def _png(tf: Any, image: Any, depth: _Depth) -> bytes:
-    from PIL import Image
-
     wide = tf.uint8 if depth is _Depth.EIGHT else tf.uint16
     arr = tf.image.convert_image_dtype(tf.cast(image, tf.float32), wide, saturate=True).numpy()
     if depth is _Depth.EACH and not (arr % 257).any():  # an 8-bit image, widened x257

@@ -60,6 +60,9 @@ class Annotated:
     # A box source describes the dataset: the record carries the object keys (empty for an
     # image without objects). The join sets it; fields alone give none.
     boxed: bool = False
+    # The image's semantic mask (--masks): its file, with the size and modification time
+    # it had when the pack began (a changed mask refuses a --resume)
+    mask: tuple[str, int, int] | None = None
 
     def to_json(self) -> list[Any]:
         """A JSON-able form (``from_json`` reads it back): items carry it through spools,
@@ -67,11 +70,12 @@ class Annotated:
         boxes = [list(astuple(b)) for b in self.boxes]
         fields = [[k, list(v) if isinstance(v, tuple) else v] for k, v in self.fields]
         return [boxes, self.width, self.height, self.source_id, self.where, fields,
-                self.problem, self.normalized, self.boxed]  # fmt: skip
+                self.problem, self.normalized, self.boxed,
+                None if self.mask is None else list(self.mask)]  # fmt: skip
 
     @classmethod
     def from_json(cls, data: list[Any]) -> Annotated:
-        boxes, width, height, source_id, where, fields, problem, normalized, boxed = data
+        boxes, width, height, source_id, where, fields, problem, normalized, boxed, mask = data
         return cls(
             tuple(PixelBox(*b) for b in boxes),
             width,
@@ -82,6 +86,7 @@ class Annotated:
             problem,
             normalized,
             boxed,
+            None if mask is None else (mask[0], mask[1], mask[2]),
         )
 
 
@@ -94,7 +99,7 @@ class Source:
         one is in SRC. ``close`` frees what the reader holds (an index file). ``warnings``: one
     line each, for what the files hold that imgrec does not pack (yet), with a count."""
 
-    kind: str  # coco | voc | yolo | fields
+    kind: str  # coco | voc | yolo | fields | masks
     where: str  # the annotation file or folder
     classes: dict[int, str]
     columns: dict[str, str] = field(default_factory=dict)

@@ -25,6 +25,7 @@ from ..discover import Item, Walk, decode_item, encode_item
 from . import Annotated, Source
 
 FIELD_FILES = ("metadata.jsonl", "metadata.csv")  # Hugging Face imagefolder's names
+BOX_KINDS = ("coco", "voc", "yolo")
 
 
 def kind_of(path: Path) -> str:
@@ -65,6 +66,10 @@ def _read(kind: str, path: Path, workdir: Path) -> Source:
         from . import yolo
 
         return yolo.read(path)
+    if kind == "masks":
+        from . import masks
+
+        return masks.read(path)
     from . import fields
 
     return fields.read(path)
@@ -83,6 +88,8 @@ def opened(src: Location, opts: PackOptions) -> Iterator[list[Source]]:
         if len(present) > 1:
             raise InputError("SRC holds both metadata.jsonl and metadata.csv; keep one", str(src))
         wanted += [("fields", p) for p in present]
+    if opts.masks:
+        wanted.append(("masks", Path(opts.masks)))
     if not wanted:
         yield []
         return
@@ -103,7 +110,7 @@ def attach(found: Walk, sources: Sequence[Source], src: Location, store: Store =
     the files say nothing of has no objects (a negative)."""
     if not sources:
         return found
-    boxes = [s for s in sources if s.kind != "fields"]
+    boxes = [s for s in sources if s.kind in BOX_KINDS]
     classes = boxes[0].classes if boxes else {}
     items = store.values(encode_item, decode_item)
     walked: set[str] = set()
@@ -129,6 +136,7 @@ def attach(found: Walk, sources: Sequence[Source], src: Location, store: Store =
         columns,
         [w for s in sources for w in s.warnings],
         digest.hexdigest(),
+        masks=any(s.kind == "masks" for s in sources),
     )
     return found
 
@@ -136,7 +144,7 @@ def attach(found: Walk, sources: Sequence[Source], src: Location, store: Store =
 def _merged(item: Item, sources: Sequence[Source], classes: dict[int, str]) -> Annotated:
     """One Annotated from every source's word on the item: boxes from the box source
     (their class names set), fields from the fields source."""
-    merged = Annotated(boxed=any(s.kind != "fields" for s in sources))
+    merged = Annotated(boxed=any(s.kind in BOX_KINDS for s in sources))
     for source in sources:
         said = source.lookup(item.rel)
         if said is None and source.kind == "fields":  # every record has every column
@@ -148,7 +156,10 @@ def _merged(item: Item, sources: Sequence[Source], classes: dict[int, str]) -> A
         if source.kind == "fields":
             merged = replace(merged, fields=said.fields, problem=merged.problem or said.problem)
             continue
+        if source.kind == "masks":
+            merged = replace(merged, mask=said.mask, problem=merged.problem or said.problem)
+            continue
         named = tuple(replace(b, text=classes.get(b.label, str(b.label))) for b in said.boxes)
-        merged = replace(said, boxes=named, fields=merged.fields, boxed=True,
+        merged = replace(said, boxes=named, fields=merged.fields, mask=merged.mask, boxed=True,
                          problem=merged.problem or said.problem)  # fmt: skip
     return merged

@@ -1,14 +1,19 @@
 """An image's annotations placed on its stored pixels: checked against the image as
 loaded (as displayed: its EXIF orientation applied, as it is stored), moved with it through
-a resize (``images/geometry.py``), and turned into the record's objects and fields
-(``format/schema.py``)."""
+a resize (boxes by ``images/geometry.py``, masks by ``pixels.resize`` with nearest
+neighbour), and turned into the record's objects, fields and mask (``format/schema.py``)."""
 
 from __future__ import annotations
 
+import io
 import math
+from dataclasses import dataclass
 
+from PIL import Image
+
+from ...core import storage
 from ...format.schema import Field, Objects
-from ...images import geometry
+from ...images import geometry, pixels
 from ...images.loading import ImageOptions, Loaded
 from . import Annotated, PixelBox
 
@@ -21,39 +26,57 @@ class Misplaced(Exception):
     """Annotations that do not fit the loaded image: the image is skipped with this."""
 
 
-def place(
-    annotated: Annotated, loaded: Loaded, opts: ImageOptions
-) -> tuple[Objects | None, tuple[Field, ...]]:
-    """The record's objects (None: no box source describes the dataset) and fields for
-    ``loaded``, the stored form of the image that ``annotated`` describes. Raises
-    ``Misplaced`` for a problem the reader found or one that only the image's size shows."""
-    import numpy as np
+@dataclass(frozen=True)
+class Placed:
+    """What a record carries of its image's annotations."""
 
+    objects: Objects | None  # None: no box source describes the dataset
+    fields: tuple[Field, ...]
+    mask: bytes | None = None  # the semantic mask's PNG, at the stored image's size
+    mask_classes: tuple[int, ...] = ()
+
+
+def place(annotated: Annotated, loaded: Loaded, opts: ImageOptions) -> Placed:
+    """What the record of ``loaded`` (the stored form of the image ``annotated`` describes)
+    carries. Raises ``Misplaced`` for a problem the reader found or one that only the image
+    shows (its size)."""
     if annotated.problem is not None:
         raise Misplaced(annotated.problem)
     fields = tuple((name, _kind(value), value) for name, value in annotated.fields)
-    if not annotated.boxed:
-        return None, fields
     height, width = loaded.shown or (loaded.height, loaded.width)  # as displayed
-    _check_size(annotated, height, width, loaded.applied)
+    # stored upright (ImageOptions.upright): the displayed frame is the stored one
+    assert loaded.orientation == 1 or not (annotated.boxed or annotated.mask)
+    objects = None
+    if annotated.boxed:
+        _check_size(annotated, height, width, loaded.applied)
+        objects = _objects(annotated, height, width, opts)
+    mask: bytes | None = None
+    classes: tuple[int, ...] = ()
+    if annotated.mask is not None:
+        mask, classes = _mask(annotated.mask[0], height, width, loaded.applied, opts)
+    return Placed(objects, fields, mask, classes)
+
+
+def _objects(annotated: Annotated, height: int, width: int, opts: ImageOptions) -> Objects:
+    import numpy as np
+
     boxes = annotated.boxes
     corners = np.array([[b.x0, b.y0, b.x1, b.y1] for b in boxes], np.float64).reshape(-1, 4)
     if not annotated.normalized:
         for box in boxes:
             _check_inside(annotated, box, height, width)
         corners /= np.array([width, height, width, height], np.float64)
-    # stored upright (ImageOptions.upright): the displayed frame is the stored one
-    assert loaded.orientation == 1, "annotated images are stored with their orientation applied"
-    stored, kept, scale = geometry.resized_boxes(corners, height, width, opts.resizing)
+    stored, kept, scales = geometry.resized_boxes(corners, height, width, opts.resizing)
     left = [b for b, k in zip(boxes, kept, strict=True) if k]
-    # the area of a box the file gives none for: the box's own, in source pixels
-    areas = [
-        (b.area if b.area is not None else (b.x1 - b.x0) * (b.y1 - b.y0)) * scale
-        if not annotated.normalized
-        else (b.x1 - b.x0) * (b.y1 - b.y0) * height * width * scale
-        for b in left
-    ]
-    objects = Objects(
+    areas = []  # in source pixels (a box's own when the file gives none), then scaled
+    for box, scale in zip(left, scales, strict=True):
+        area = (box.x1 - box.x0) * (box.y1 - box.y0)
+        if annotated.normalized:
+            area *= height * width
+        elif box.area is not None:
+            area = box.area
+        areas.append(float(scale) * area)
+    return Objects(
         xmin=tuple(float(v) for v in stored[:, 0]),
         ymin=tuple(float(v) for v in stored[:, 1]),
         xmax=tuple(float(v) for v in stored[:, 2]),
@@ -66,7 +89,40 @@ def place(
         truncated=tuple(int(b.truncated) for b in left),
         source_id=annotated.source_id,
     )
-    return objects, fields
+
+
+def _mask(
+    path: str, height: int, width: int, applied: int, opts: ImageOptions
+) -> tuple[bytes, tuple[int, ...]]:
+    """The mask PNG at ``path``, checked (8-bit class indices, the image's displayed size),
+    resized as the image was (nearest neighbour), as PNG bytes; and the classes it holds."""
+    import numpy as np
+
+    try:
+        with storage.open_read(path) as f, Image.open(f) as im:
+            mode, size = im.mode, im.size
+            if mode not in ("L", "P"):
+                raise Misplaced(
+                    f"{path}: the mask is a {mode} image; a mask holds one class index per"
+                    " pixel (an 8-bit gray or palette PNG)"
+                )
+            indices = np.asarray(im)  # a palette image's indices, not its colours
+    except Misplaced:
+        raise
+    except Exception as e:  # Pillow raises many types on a damaged file
+        raise Misplaced(f"{path}: the mask cannot be read ({type(e).__name__}: {e})") from None
+    if size != (width, height):
+        hint = ""
+        if applied != 1 and size == (height, width):
+            hint = f" (the size of its stored pixels, before EXIF orientation {applied})"
+        raise Misplaced(
+            f"{path}: the mask is {size[0]}x{size[1]}{hint}, but the image is {width}x{height}"
+            " as displayed; make the mask the size of the displayed image"
+        )
+    moved = pixels.resize(indices[..., None], opts.resizing, labels=True)[..., 0]
+    out = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(moved), "L").save(out, "PNG")
+    return out.getvalue(), tuple(int(c) for c in np.unique(moved))
 
 
 def _kind(value: object) -> str:

@@ -62,7 +62,8 @@ def kept(item: Item, result: Packed | Skipped, piece: int, offset: int) -> bytes
     r = result.record
     shape = (r.format, r.dtype, r.height, r.width, r.channels, r.orientation)
     place = (piece, offset, len(result.example), result.stored, result.note)
-    return pickle.dumps((item.rel, item.label, item.text, shape, *place, r.objects))
+    return pickle.dumps((item.rel, item.label, item.text, shape, *place, r.objects,
+                         r.mask_classes))  # fmt: skip
 
 
 Batch = tuple[Path, int, list[Item], ImageOptions]
@@ -184,7 +185,8 @@ def _records(pieces: Path, order: Path) -> Iterator[tuple[str, Packed | Skipped]
                 if len(place) == 2:
                     yield place[0], Skipped(place[1])
                     continue
-                rel, label, text, shape, piece, offset, size, stored, note, objects = place
+                rel, label, text, shape, piece, offset, size, stored, note, *annotated = place
+                objects, mask_classes = annotated
                 fd = files.get(piece)
                 if fd is None:
                     if len(files) >= OPEN_PIECES:
@@ -198,7 +200,8 @@ def _records(pieces: Path, order: Path) -> Iterator[tuple[str, Packed | Skipped]
                 fmt, dtype, height, width, channels, orientation = shape
                 # the fields the statistics count (write_records keeps nothing else of it)
                 record = Record(b"", fmt, height, width, channels, dtype, label, text, rel, "",
-                                orientation, objects=objects)  # fmt: skip
+                                orientation, objects=objects,
+                                mask_classes=mask_classes)  # fmt: skip
                 yield rel, Packed(blob, record, stored, note)
     finally:
         for fd in files.values():

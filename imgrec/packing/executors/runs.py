@@ -45,6 +45,7 @@ class Framed:
     note: str | None
     shape: tuple[str, str, int, int, int, int]  # format, dtype, height, width, channels, orient.
     objects: Objects | None = None  # packed with annotations: the record's, for the counts
+    mask_classes: tuple[int, ...] = ()
 
 
 Run = tuple[Path, str, tuple[Item, ...], ImageOptions]  # pieces folder, piece name, images, options
@@ -109,7 +110,8 @@ def run_task(task: Task) -> list[Framed | Skipped] | ShardResult:
             f.write(framed)
             r = result.record
             shape = (r.format, r.dtype, r.height, r.width, r.channels, r.orientation)
-            seen.append(Framed(len(framed), result.stored, result.note, shape, r.objects))
+            seen.append(Framed(len(framed), result.stored, result.note, shape, r.objects,
+                               r.mask_classes))  # fmt: skip
     return seen
 
 
@@ -145,7 +147,8 @@ def assemble(
                 sizes.append(result.size)
                 fmt, dtype, height, width, channels, orientation = result.shape
                 record = Record(b"", fmt, height, width, channels, dtype, item.label, item.text,
-                                item.rel, "", orientation, objects=result.objects)  # fmt: skip
+                                item.rel, "", orientation, objects=result.objects,
+                                mask_classes=result.mask_classes)  # fmt: skip
                 stats.add(record, result.stored)
                 if result.note:
                     transcoded.append(Note(item.rel, result.note))
