@@ -13,7 +13,7 @@ and height (``Annotated.normalized``). ``encode`` moves them with the pixels int
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 # A per-image field's value: one type per column (see ``COLUMN_TYPES``).
@@ -36,6 +36,11 @@ class PixelBox:
     difficult: bool = False
     truncated: bool = False
     text: str = ""  # the class's name (the join sets it from the source's classes)
+
+    def named(self, text: str) -> PixelBox:
+        """This box with its class's name (``dataclasses.replace`` costs 15 µs a box)."""
+        return PixelBox(self.x0, self.y0, self.x1, self.y1, self.label, self.ident,
+                        self.area, self.crowd, self.difficult, self.truncated, text)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,11 @@ class Annotated:
     def to_json(self) -> list[Any]:
         """A JSON-able form (``from_json`` reads it back): items carry it through spools,
         journals and Beam."""
-        boxes = [list(astuple(b)) for b in self.boxes]
+        boxes = [
+            [b.x0, b.y0, b.x1, b.y1, b.label, b.ident, b.area, b.crowd, b.difficult,
+             b.truncated, b.text]
+            for b in self.boxes
+        ]  # fmt: skip
         fields = [[k, list(v) if isinstance(v, tuple) else v] for k, v in self.fields]
         return [boxes, self.width, self.height, self.source_id, self.where, fields,
                 self.problem, self.normalized, self.boxed,

@@ -159,7 +159,7 @@ def _merged(item: Item, sources: Sequence[Source], classes: dict[int, str]) -> A
         if source.kind == "masks":
             merged = replace(merged, mask=said.mask, problem=merged.problem or said.problem)
             continue
-        named = tuple(replace(b, text=classes.get(b.label, str(b.label))) for b in said.boxes)
+        named = tuple(b.named(classes.get(b.label, str(b.label))) for b in said.boxes)
         merged = replace(said, boxes=named, fields=merged.fields, mask=merged.mask, boxed=True,
                          problem=merged.problem or said.problem)  # fmt: skip
     return merged
