@@ -272,7 +272,8 @@ def _print_packed(packed: Manifest, out: str, seconds: float, as_json: bool) -> 
     from ..core import storage
 
     manifest = packed.to_dict()
-    for warning in packed.split_warnings():
+    annotations = packed.annotations.warnings if packed.annotations else []
+    for warning in [*packed.split_warnings(), *annotations]:
         click.echo(f"warning: {warning}", err=True)
     where = storage.join(storage.location(out), "manifest.json")
     if as_json:
@@ -293,6 +294,9 @@ def _print_packed(packed: Manifest, out: str, seconds: float, as_json: bool) -> 
         order = [*manifest["labels"], *[k for k in s["labels"] if k not in manifest["labels"]]]
         per_class = ", ".join(f"{label} {s['labels'].get(label, 0)}" for label in order)
         click.echo(f"  split {name}: {s['records']} images ({per_class})")
+    if o := stats.get("objects"):
+        click.echo(f"  objects: {o['objects']} of {len(o['by_class'])} classes (label_map.pbtxt);"
+                   f" {o['without_objects']} images without objects")  # fmt: skip
     click.echo(
         f"Ignored {manifest['ignored']} non-image file(s); skipped {len(manifest['skipped'])}."
     )

@@ -253,6 +253,28 @@ def test_inspect_counts_objects_and_verify_passes(drawn, tmp_path):
     assert run("verify", tmp_path / "out", "--decode").exit_code == 0
 
 
+def test_packs_summary_counts_the_objects(drawn, tmp_path):
+    root, images = drawn
+    ann = write_coco(images, tmp_path / "instances.json")
+    r = run("pack", root / "images", tmp_path / "out", "--annotations", ann)
+    assert r.exit_code == 0, r.output
+    total = sum(len(d.boxes) for d in images)
+    classes = len({b[4] for d in images for b in d.boxes})
+    assert f"objects: {total} of {classes} classes (label_map.pbtxt);" in r.output
+    assert "2 images without objects" in r.output
+
+
+def test_pack_warns_of_what_the_annotation_files_hold_that_is_not_packed(drawn, tmp_path):
+    root, images = drawn
+    ann = write_voc(images, tmp_path / "xml")
+    first = sorted(ann.glob("*.xml"))[0]
+    part = "<part><name>head</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>2</xmax>"
+    first.write_text(first.read_text().replace("</object>", part + "</bndbox></part></object>", 1))
+    r = run("pack", root / "images", tmp_path / "out", "--annotations", ann)
+    assert r.exit_code == 0, r.output
+    assert "warning: 1 object(s) have <part> boxes" in r.stderr
+
+
 def test_verify_names_a_record_whose_objects_are_malformed(tmp_path):
     from samples import jpeg, jpeg_record
 
