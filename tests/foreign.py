@@ -103,3 +103,61 @@ def write_inception(path: Path, records: list[tuple[bytes, int, str]]) -> None:
             feat["image/class/text"].bytes_list.value.append(f"c{label}".encode())
             feat["image/filename"].bytes_list.value.append(name.rsplit("/", 1)[-1].encode())
             f.write(frame(ex.SerializeToString()))
+
+
+def od_api_examples(src: Path, drawn: list, first_id: int = 1) -> list:
+    """TF Object Detection API Examples (create_coco_tf_record.py's keys) of ``annotated.draw``'s
+    images: each file's bytes, and boxes found from its pixels as TensorFlow decodes them (the
+    EXIF orientation not applied), as fractions of that width and height. Class ids are
+    ``first_id`` + the colour's index; class 1 objects are crowds, class 2 ones difficult."""
+    from annotated import NAMES
+
+    from imgrec.images.pixels import orient
+
+    examples = []
+    for n, d in enumerate(drawn):
+        payload = (src / d.rel).read_bytes()
+        back = {6: 8, 8: 6}.get(d.orientation, d.orientation)  # the others undo themselves
+        found = []
+        for x0, y0, x1, y1, c in d.boxes:
+            shown = np.zeros((d.height, d.width, 1), np.uint8)
+            shown[y0:y1, x0:x1] = 1
+            stored = orient(shown, back)
+            assert (orient(stored, d.orientation) == shown).all()
+            ys, xs = np.nonzero(stored[..., 0])
+            found.append((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1, c))
+        h, w = (d.width, d.height) if d.orientation >= 5 else (d.height, d.width)
+        ex = Example()
+        feat = ex.features.feature
+        feat["image/encoded"].bytes_list.value.append(payload)
+        feat["image/format"].bytes_list.value.append(b"jpeg" if d.rel.endswith(".jpg") else b"png")
+        feat["image/height"].int64_list.value.append(h)
+        feat["image/width"].int64_list.value.append(w)
+        feat["image/filename"].bytes_list.value.append(d.rel.encode())
+        feat["image/source_id"].bytes_list.value.append(str(100 + n).encode())
+        for key, values in (
+            ("image/object/bbox/xmin", [x0 / w for x0, _, _, _, _ in found]),
+            ("image/object/bbox/xmax", [x1 / w for _, _, x1, _, _ in found]),
+            ("image/object/bbox/ymin", [y0 / h for _, y0, _, _, _ in found]),
+            ("image/object/bbox/ymax", [y1 / h for _, _, _, y1, _ in found]),
+            ("image/object/area", [float((x1 - x0) * (y1 - y0)) for x0, y0, x1, y1, _ in found]),
+        ):
+            feat[key].float_list.value.extend(values)
+        for key, values in (
+            ("image/object/class/label", [first_id + c for *_, c in found]),
+            ("image/object/is_crowd", [int(c == 1) for *_, c in found]),
+            ("image/object/difficult", [int(c == 2) for *_, c in found]),
+            ("image/object/truncated", [0 for _ in found]),
+        ):
+            feat[key].int64_list.value.extend(values)
+        texts = [NAMES[c].encode() for *_, c in found]
+        feat["image/object/class/text"].bytes_list.value.extend(texts)
+        examples.append(ex)
+    return examples
+
+
+def write_examples(path: Path, examples: list) -> Path:
+    with open(path, "wb") as f:
+        for ex in examples:
+            f.write(frame(ex.SerializeToString()))
+    return path

@@ -1,7 +1,8 @@
 """Where annotations go when pack resizes the pixels (each ``--resize-mode``, and
 ``--max-side``), by the rules of ``pixels.resize``. (Images with annotations are stored
 upright, their EXIF orientation applied, and annotations describe the displayed image:
-orientation moves nothing.)
+orientation moves nothing, but for boxes given on the pixels as stored, before it, which
+``oriented_boxes`` turns upright with them.)
 
 Boxes are ``(N, 4)`` float64 arrays of ``x0, y0, x1, y1`` as fractions of the image's width
 and height (0..1, x to the right, y down), in continuous coordinates: 0 is the left edge of
@@ -49,3 +50,18 @@ def resized_boxes(
     # what a crop leaves of each box: its area shrinks with it
     share = (out[:, 2] - out[:, 0]) * (out[:, 3] - out[:, 1]) / np.maximum(whole, 1e-300)
     return out[kept], kept, scale * share[kept]
+
+
+def oriented_boxes(boxes: np.ndarray, orientation: int) -> np.ndarray:
+    """Boxes on an image's stored pixels, moved where the pixels go when its EXIF
+    ``orientation`` is applied (by the steps of ``pixels.orient``)."""
+    import numpy as np
+
+    out = np.asarray(boxes, np.float64).reshape(-1, 4).copy()
+    if orientation >= 5:
+        out = out[:, [1, 0, 3, 2]]
+    if orientation in (3, 4, 7, 8):
+        out[:, [1, 3]] = 1.0 - out[:, [3, 1]]
+    if orientation in (2, 3, 6, 7):
+        out[:, [0, 2]] = 1.0 - out[:, [2, 0]]
+    return out

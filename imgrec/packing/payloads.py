@@ -5,6 +5,7 @@ out is the same either way: a header look for the plan, and the stored form for 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..core import storage
@@ -72,12 +73,22 @@ def unportable(data: Portable | list[int]) -> Probed:
     return width, height, per_pixel
 
 
+def item_options(item: Item, opts: loading.ImageOptions) -> loading.ImageOptions:
+    """How the item's image is stored: upright when it has objects. (A pack's options say
+    so for every image when it has annotations; a convert finds its source's objects only
+    in the records.)"""
+    if item.annotated is not None and item.annotated.boxed and not opts.upright:
+        return replace(opts, upright=True)
+    return opts
+
+
 def read_once(
     item: Item, opts: loading.ImageOptions
 ) -> tuple[Probed, loading.Loaded | Exception | None]:
     """``probe_item`` and ``load_item`` of the item's image from a single read of it: what
     ``probe_item`` answers (or raises), and then the stored form (or what ``load_item``
     raised), None when the probe rules the item out."""
+    opts = item_options(item, opts)
     try:
         if item.ref is not None:
             payload = _payload(item)
@@ -109,6 +120,7 @@ def _read(item: Item) -> bytes:
 
 def load_item(item: Item, opts: loading.ImageOptions) -> loading.Loaded:
     """``loading.load_file`` of the item's image. Raises NotAnImage or SkipImage."""
+    opts = item_options(item, opts)
     if item.ref is None:
         return loading.load_file(item.path, opts)
     payload = _payload(item)

@@ -68,6 +68,10 @@ class Annotated:
     # The image's semantic mask (--masks): its file, with the size and modification time
     # it had when the pack began (a changed mask refuses a --resume)
     mask: tuple[str, int, int] | None = None
+    # The (normalized) boxes are on the pixels as stored, before their EXIF orientation, as
+    # TensorFlow decodes them (``imgrec convert`` of TF Object Detection API records): they
+    # are turned upright with the image.
+    unoriented: bool = False
 
     def to_json(self) -> list[Any]:
         """A JSON-able form (``from_json`` reads it back): items carry it through spools,
@@ -78,13 +82,15 @@ class Annotated:
             for b in self.boxes
         ]  # fmt: skip
         fields = [[k, list(v) if isinstance(v, tuple) else v] for k, v in self.fields]
-        return [boxes, self.width, self.height, self.source_id, self.where, fields,
+        data = [boxes, self.width, self.height, self.source_id, self.where, fields,
                 self.problem, self.normalized, self.boxed,
                 None if self.mask is None else list(self.mask)]  # fmt: skip
+        # only when set: a pack's annotations digest (which --resume compares) stays as it was
+        return [*data, True] if self.unoriented else data
 
     @classmethod
     def from_json(cls, data: list[Any]) -> Annotated:
-        boxes, width, height, source_id, where, fields, problem, normalized, boxed, mask = data
+        boxes, width, height, source_id, where, fields, problem, normalized, boxed, mask = data[:10]
         return cls(
             tuple(PixelBox(*b) for b in boxes),
             width,
@@ -96,6 +102,7 @@ class Annotated:
             normalized,
             boxed,
             None if mask is None else (mask[0], mask[1], mask[2]),
+            len(data) > 10 and data[10] is True,
         )
 
 

@@ -49,7 +49,7 @@ def place(annotated: Annotated, loaded: Loaded, opts: ImageOptions) -> Placed:
     objects = None
     if annotated.boxed:
         _check_size(annotated, height, width, loaded.applied)
-        objects = _objects(annotated, height, width, opts)
+        objects = _objects(annotated, height, width, loaded.applied, opts)
     mask: bytes | None = None
     classes: tuple[int, ...] = ()
     if annotated.mask is not None:
@@ -57,11 +57,15 @@ def place(annotated: Annotated, loaded: Loaded, opts: ImageOptions) -> Placed:
     return Placed(objects, fields, mask, classes)
 
 
-def _objects(annotated: Annotated, height: int, width: int, opts: ImageOptions) -> Objects:
+def _objects(
+    annotated: Annotated, height: int, width: int, applied: int, opts: ImageOptions
+) -> Objects:
     import numpy as np
 
     boxes = annotated.boxes
     corners = np.array([[b.x0, b.y0, b.x1, b.y1] for b in boxes], np.float64).reshape(-1, 4)
+    if annotated.unoriented:
+        corners = geometry.oriented_boxes(corners, applied)
     if not annotated.normalized:
         for box in boxes:
             _check_inside(annotated, box, height, width)
@@ -71,10 +75,10 @@ def _objects(annotated: Annotated, height: int, width: int, opts: ImageOptions) 
     areas = []  # in source pixels (a box's own when the file gives none), then scaled
     for box, scale in zip(left, scales, strict=True):
         area = (box.x1 - box.x0) * (box.y1 - box.y0)
-        if annotated.normalized:
-            area *= height * width
-        elif box.area is not None:
+        if box.area is not None:  # the file's (COCO's, in pixels: the mask's, not the box's)
             area = box.area
+        elif annotated.normalized:
+            area *= height * width
         areas.append(float(scale) * area)
     return Objects(
         xmin=tuple(float(v) for v in stored[:, 0]),

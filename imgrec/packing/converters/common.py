@@ -10,6 +10,7 @@ from ...core import storage
 from ...core.errors import InputError
 from ...core.storage import Location
 from ...format.options import PackOptions
+from ..annotations import Annotated
 from ..discover import Item, Ref, Walk, read_labels_file
 
 
@@ -22,6 +23,7 @@ class Found:
     label: int | None  # the class number the source gives (None: unlabelled)
     text: str  # the class name the source gives ("" when it gives none)
     size: int  # bytes of the record (plans the shard count)
+    annotated: Annotated | None = None  # its objects, when the source has them
 
 
 # The source's class numbers stay the classes' indices (inception's start at 1, 0 unused),
@@ -49,7 +51,7 @@ def walk_of(container: Location, found: Sequence[Found], opts: PackOptions, igno
         # say, a reader would take it for a class).
         label = numbers[f.label] if f.label is not None and f.label >= 0 else -1
         text = names[label] if label >= 0 else ""
-        items.append(Item(container, rel, label, text, (f.size, mtime), f.ref))
+        items.append(Item(container, rel, label, text, (f.size, mtime), f.ref, f.annotated))
     return Walk(items, names, ignored, [])
 
 

@@ -8,6 +8,7 @@ filename=...`` names them for anything else.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from ...format.options import PackOptions
 from ...format.schema import Example
 from ...images import loading
 from ..discover import Ref, Walk
+from . import objects
 from .common import Found, walk_of
 
 KNOWN = (
@@ -108,6 +110,8 @@ def listing(src: Location, opts: PackOptions) -> Walk:
     files = _files(src)
     found = []
     keys: dict[str, str] | None = None
+    classes: objects.Classes | None = None
+    warnings: list[str] = []
     for path in files:
         for n, (offset, data) in enumerate(read_records(path)):
             ex = _example(data)
@@ -115,15 +119,36 @@ def listing(src: Location, opts: PackOptions) -> Walk:
                 raise ShardError("its bytes pass their CRCs but are not a tf.train.Example"
                                  " (written damaged, or not a TFRecord of Examples)",
                                  str(path), n, offset)  # fmt: skip
-            keys = keys or _keys(ex, opts, path)
+            if keys is None:
+                keys = _keys(ex, opts, path)
+                if objects.detected(ex):
+                    classes = objects.Classes()
+                    warnings = _not_kept(ex)
             label = _label(ex, keys.get("label"), path, n, offset)
             text = _value(ex, keys.get("text"), "bytes_list") or b""
             name = _value(ex, keys.get("filename"), "bytes_list") or b""
             image = _value(ex, keys["image"], "bytes_list") or b""
             ref = Ref("tfrecord", offset=offset, fields=(str(path), keys["image"]))
+            boxed = None if classes is None else objects.annotated(ex, str(path), n, classes)
             found.append(Found(ref, name.decode("utf-8", "surrogateescape"), label,
-                               text.decode("utf-8", "surrogateescape"), len(image)))  # fmt: skip
-    return walk_of(files[0], found, opts, 0)
+                               text.decode("utf-8", "surrogateescape"), len(image),
+                               boxed))  # fmt: skip
+    if classes is None:
+        return walk_of(files[0], found, opts, 0)
+    named = classes.named()
+    found = [replace(f, annotated=objects.named(f.annotated, named)) if f.annotated else f
+             for f in found]  # fmt: skip
+    walked = walk_of(files[0], found, opts, 0)
+    walked.annotations = objects.info(str(src), named, walked.items, warnings)
+    return walked
+
+
+def _not_kept(example: Any) -> list[str]:
+    keys = objects.not_kept(example)
+    if not keys:
+        return []
+    return [f"the records' {', '.join(keys)} are not converted (imgrec keeps boxes, classes,"
+            " area, is_crowd, difficult and truncated)"]  # fmt: skip
 
 
 def read(container: Location, ref: Ref) -> bytes:
