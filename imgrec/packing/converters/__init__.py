@@ -7,7 +7,7 @@ pixels. Everything else (plan, executors, shards, manifest, resume) is ``pack``'
 - ``recordio``: MXNet ``.rec`` files (with their ``.idx`` or without).
 - ``lmdb``: Caffe LMDB folders of ``Datum`` records (the ``lmdb`` package: imgrec[lmdb]).
 - ``tfrecord``: other tools' TFRecord files: the inception/slim keys, TFDS image datasets,
-  or keys named with ``--keys``.
+  or keys named with ``--keys``; the TF Object Detection API's objects kept (``objects``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Keys are found from the first record: the inception/slim ``build_image_data.py`` keys
 (``image/encoded``, ``image/class/label``, ``image/class/text``, ``image/filename``), or a
 TFDS image dataset's (``image``, ``label``); ``--keys image=...,label=...,text=...,
-filename=...`` names them for anything else.
+filename=...`` names them for anything else. TF Object Detection API records' objects
+(``image/object/*``, found by those names whatever ``--keys`` says) are kept: ``objects.py``.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from ...format.options import PackOptions
 from ...format.schema import Example
 from ...images import loading
 from ..discover import Ref, Walk
-from . import objects
 from .common import Found, walk_of
+from .objects import Classes, annotated, detected, info, named, not_kept
 
 KNOWN = (
     {"image": "image/encoded", "label": "image/class/label", "text": "image/class/text",
@@ -110,7 +111,7 @@ def listing(src: Location, opts: PackOptions) -> Walk:
     files = _files(src)
     found = []
     keys: dict[str, str] | None = None
-    classes: objects.Classes | None = None
+    classes: Classes | None = None
     warnings: list[str] = []
     for path in files:
         for n, (offset, data) in enumerate(read_records(path)):
@@ -121,30 +122,30 @@ def listing(src: Location, opts: PackOptions) -> Walk:
                                  str(path), n, offset)  # fmt: skip
             if keys is None:
                 keys = _keys(ex, opts, path)
-                if objects.detected(ex):
-                    classes = objects.Classes()
+                if detected(ex):
+                    classes = Classes()
                     warnings = _not_kept(ex)
             label = _label(ex, keys.get("label"), path, n, offset)
             text = _value(ex, keys.get("text"), "bytes_list") or b""
             name = _value(ex, keys.get("filename"), "bytes_list") or b""
             image = _value(ex, keys["image"], "bytes_list") or b""
             ref = Ref("tfrecord", offset=offset, fields=(str(path), keys["image"]))
-            boxed = None if classes is None else objects.annotated(ex, str(path), n, classes)
+            boxed = None if classes is None else annotated(ex, str(path), n, classes)
             found.append(Found(ref, name.decode("utf-8", "surrogateescape"), label,
                                text.decode("utf-8", "surrogateescape"), len(image),
                                boxed))  # fmt: skip
     if classes is None:
         return walk_of(files[0], found, opts, 0)
-    named = classes.named()
-    found = [replace(f, annotated=objects.named(f.annotated, named)) if f.annotated else f
+    names = classes.named()
+    found = [replace(f, annotated=named(f.annotated, names)) if f.annotated else f
              for f in found]  # fmt: skip
     walked = walk_of(files[0], found, opts, 0)
-    walked.annotations = objects.info(str(src), named, walked.items, warnings)
+    walked.annotations = info(str(src), names, walked.items, warnings)
     return walked
 
 
 def _not_kept(example: Any) -> list[str]:
-    keys = objects.not_kept(example)
+    keys = not_kept(example)
     if not keys:
         return []
     return [f"the records' {', '.join(keys)} are not converted (imgrec keeps boxes, classes,"
