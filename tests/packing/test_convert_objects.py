@@ -158,3 +158,39 @@ def test_oriented_boxes_move_as_the_pixels_do():
         sh, sw = shown.shape[:2]
         want = [xs.min() / sw, ys.min() / sh, (xs.max() + 1) / sw, (ys.max() + 1) / sh]
         np.testing.assert_allclose(oriented_boxes(box, o)[0], want, err_msg=str(o))
+
+
+def test_keys_names_the_image_and_objects_are_still_found_by_their_names(drawn, tmp_path):
+    _, images = drawn
+    keys = (("image", "image/encoded"), ("filename", "image/filename"))
+    m = imgrec.convert(od_record(tmp_path, drawn), tmp_path / "out", PackOptions(source_keys=keys))
+    assert sum(m.stats.objects.values()) == sum(len(d.boxes) for d in images)
+
+
+def test_ids_without_texts_are_named_by_number_and_masks_are_said_not_kept(drawn, tmp_path):
+    root, images = drawn
+    examples = od_api_examples(root / "images", images)
+    for ex in examples:
+        del ex.features.feature["image/object/class/text"]
+    examples[0].features.feature["image/object/mask"].bytes_list.value.append(b"png")
+    m = imgrec.convert(od_record(tmp_path, drawn, examples=examples), tmp_path / "out")
+    assert m.annotations is not None and m.annotations.classes == {1: "1", 2: "2", 3: "3"}
+    (warning,) = m.annotations.warnings
+    assert "image/object/mask are not converted" in warning
+
+
+def test_a_resume_finds_the_same_objects(drawn, tmp_path, monkeypatch):
+    shard = od_record(tmp_path, drawn)
+    opts = PackOptions(shards=2)
+    whole = imgrec.convert(shard, tmp_path / "whole", opts)
+
+    def interrupted(folder, manifest) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:  # stopped after its shards, before its manifest
+        m.setattr("imgrec.packing.driver.write_manifest", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            imgrec.convert(shard, tmp_path / "out", opts)
+    resumed = imgrec.convert(shard, tmp_path / "out", opts, resume=True)
+    assert [s.sha256 for s in resumed.shards] == [s.sha256 for s in whole.shards]
+    assert resumed.annotations == whole.annotations
