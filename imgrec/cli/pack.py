@@ -16,15 +16,15 @@ from .common import (
     F,
     emit_json,
     errors_to_click,
-    human_bytes,
     interrupted,
     json_option,
     progress_bars,
     quiet_option,
 )
+from .show import print_packed, print_plan
 
 if TYPE_CHECKING:
-    from ..format.manifest import Manifest
+    pass
 
 
 def split_option(value: str | None) -> tuple[tuple[str, float], ...] | None:
@@ -252,58 +252,20 @@ def _run(
     if dry_run:
         with progress_bars(quiet) as progress:
             planned = plan(src, out, opts, progress).to_dict()
-        emit_json(planned) if as_json else _print_plan(planned)
+        emit_json(planned) if as_json else print_plan(planned)
         return
     start = time.perf_counter()
     packed = None
     try:
         with progress_bars(quiet) as progress:
             packed = run_pack(src, out, opts, progress, resume=resume)
-        _print_packed(packed, out, time.perf_counter() - start, as_json)
+        print_packed(packed, out, time.perf_counter() - start, as_json)
     except KeyboardInterrupt as e:
         if packed is None and not isinstance(e, InterruptedComplete):
             raise  # stopped before its manifest: errors_to_click says so
         where = storage.join(storage.location(out), "manifest.json")
         interrupted(f"Interrupted after the pack had finished: {where} is written and the"
                     " dataset is complete.")  # fmt: skip
-
-
-def _print_packed(packed: Manifest, out: str, seconds: float, as_json: bool) -> None:
-    from ..core import storage
-
-    manifest = packed.to_dict()
-    annotations = packed.annotations.warnings if packed.annotations else []
-    for warning in [*packed.split_warnings(), *annotations]:
-        click.echo(f"warning: {warning}", err=True)
-    where = storage.join(storage.location(out), "manifest.json")
-    if as_json:
-        emit_json({"out": str(storage.location(out)), "manifest": str(where),
-                   "seconds": round(seconds, 3), **manifest})  # fmt: skip
-        return
-    stats = manifest["stats"]
-    sizes = [s["bytes"] for s in manifest["shards"]]
-    click.echo(f"Packed {manifest['records']} images into {len(sizes)} shard(s),"
-               f" {human_bytes(sum(sizes))}, in {seconds:.1f} s"
-               f" ({manifest['records'] / max(seconds, 1e-9):.0f} images/s)")  # fmt: skip
-    if len(sizes) > 1:
-        click.echo(f"  shards of {human_bytes(min(sizes))} to {human_bytes(max(sizes))}")
-    counts = stats["labels"]
-    for label in [*manifest["labels"], *[k for k in counts if k not in manifest["labels"]]]:
-        click.echo(f"  {label}: {counts.get(label, 0)}")
-    for name, s in manifest.get("splits", {}).items():
-        order = [*manifest["labels"], *[k for k in s["labels"] if k not in manifest["labels"]]]
-        per_class = ", ".join(f"{label} {s['labels'].get(label, 0)}" for label in order)
-        click.echo(f"  split {name}: {s['records']} images ({per_class})")
-    if o := stats.get("objects"):
-        click.echo(f"  objects: {o['objects']} of {len(o['by_class'])} classes (label_map.pbtxt);"
-                   f" {o['without_objects']} images without objects")  # fmt: skip
-    click.echo(
-        f"Ignored {manifest['ignored']} non-image file(s); skipped {len(manifest['skipped'])}."
-    )
-    _print_skipped(manifest["skipped"])
-    if manifest["transcoded"]:
-        click.echo(f"Transcoded {len(manifest['transcoded'])} image(s) (see the manifest).")
-    click.echo(f"Manifest: {where}")
 
 
 @click.command(context_settings=CONTEXT)
@@ -376,27 +338,3 @@ def keys_option(value: str | None) -> tuple[tuple[str, str], ...] | None:
     if "image" not in dict(pairs):  # a usage error, as the others here (exit 2)
         raise click.BadParameter("name the image's key too (image=KEY)")
     return tuple(pairs)
-
-
-def _print_skipped(skipped: list[dict[str, str]]) -> None:
-    for s in skipped[:5]:
-        click.echo(f"  skipped {s['path']}: {s['reason']}")
-    if len(skipped) > 5:
-        click.echo(f"  ... and {len(skipped) - 5} more")
-
-
-def _print_plan(p: dict[str, Any]) -> None:
-    click.echo(f"Dry run: nothing written. {p['images']} images would go to {p['out']}:")
-    for label, count in p["labels"].items():
-        click.echo(f"  {label}: {count}")
-    click.echo(f"Ignored {p['ignored']} non-image file(s); would skip {len(p['skipped'])}.")
-    _print_skipped(p["skipped"])
-    dense = human_bytes(p["dense_bytes"])
-    if p["estimated_bytes"] is not None:
-        ratio = p["estimated_bytes"] / p["dense_bytes"] if p["dense_bytes"] else 0
-        click.echo(
-            f"Estimated size as {p['format']}: {human_bytes(p['estimated_bytes'])}"
-            f" ({ratio:.0%} of the {dense} of decoded pixels)"
-        )
-    for part in p["shards"]:
-        click.echo(f"Shards: {part['shards']} x {part['name']} ({part['images']} images)")

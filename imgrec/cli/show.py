@@ -1,12 +1,16 @@
-"""How ``imgrec inspect`` prints a summary as text (``--json`` prints the dict itself)."""
+"""How ``imgrec inspect`` prints a summary as text (``--json`` prints the dict itself), and
+what ``imgrec pack`` and ``convert`` print when done (or, with ``--dry-run``, planned)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .common import human_bytes
+from .common import emit_json, human_bytes
+
+if TYPE_CHECKING:
+    from ..format.manifest import Manifest
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -90,3 +94,65 @@ def _print_objects(summary: dict[str, Any]) -> None:
             click.echo(f"columns:   {columns}")
         for warning in about["warnings"]:
             click.echo(f"warning: {warning}", err=True)
+
+
+def print_packed(packed: Manifest, out: str, seconds: float, as_json: bool) -> None:
+    from ..core import storage
+
+    manifest = packed.to_dict()
+    annotations = packed.annotations.warnings if packed.annotations else []
+    for warning in [*packed.split_warnings(), *annotations]:
+        click.echo(f"warning: {warning}", err=True)
+    where = storage.join(storage.location(out), "manifest.json")
+    if as_json:
+        emit_json({"out": str(storage.location(out)), "manifest": str(where),
+                   "seconds": round(seconds, 3), **manifest})  # fmt: skip
+        return
+    stats = manifest["stats"]
+    sizes = [s["bytes"] for s in manifest["shards"]]
+    click.echo(f"Packed {manifest['records']} images into {len(sizes)} shard(s),"
+               f" {human_bytes(sum(sizes))}, in {seconds:.1f} s"
+               f" ({manifest['records'] / max(seconds, 1e-9):.0f} images/s)")  # fmt: skip
+    if len(sizes) > 1:
+        click.echo(f"  shards of {human_bytes(min(sizes))} to {human_bytes(max(sizes))}")
+    counts = stats["labels"]
+    for label in [*manifest["labels"], *[k for k in counts if k not in manifest["labels"]]]:
+        click.echo(f"  {label}: {counts.get(label, 0)}")
+    for name, s in manifest.get("splits", {}).items():
+        order = [*manifest["labels"], *[k for k in s["labels"] if k not in manifest["labels"]]]
+        per_class = ", ".join(f"{label} {s['labels'].get(label, 0)}" for label in order)
+        click.echo(f"  split {name}: {s['records']} images ({per_class})")
+    if o := stats.get("objects"):
+        click.echo(f"  objects: {o['objects']} of {len(o['by_class'])} classes (label_map.pbtxt);"
+                   f" {o['without_objects']} images without objects")  # fmt: skip
+    click.echo(
+        f"Ignored {manifest['ignored']} non-image file(s); skipped {len(manifest['skipped'])}."
+    )
+    print_skipped(manifest["skipped"])
+    if manifest["transcoded"]:
+        click.echo(f"Transcoded {len(manifest['transcoded'])} image(s) (see the manifest).")
+    click.echo(f"Manifest: {where}")
+
+
+def print_skipped(skipped: list[dict[str, str]]) -> None:
+    for s in skipped[:5]:
+        click.echo(f"  skipped {s['path']}: {s['reason']}")
+    if len(skipped) > 5:
+        click.echo(f"  ... and {len(skipped) - 5} more")
+
+
+def print_plan(p: dict[str, Any]) -> None:
+    click.echo(f"Dry run: nothing written. {p['images']} images would go to {p['out']}:")
+    for label, count in p["labels"].items():
+        click.echo(f"  {label}: {count}")
+    click.echo(f"Ignored {p['ignored']} non-image file(s); would skip {len(p['skipped'])}.")
+    print_skipped(p["skipped"])
+    dense = human_bytes(p["dense_bytes"])
+    if p["estimated_bytes"] is not None:
+        ratio = p["estimated_bytes"] / p["dense_bytes"] if p["dense_bytes"] else 0
+        click.echo(
+            f"Estimated size as {p['format']}: {human_bytes(p['estimated_bytes'])}"
+            f" ({ratio:.0%} of the {dense} of decoded pixels)"
+        )
+    for part in p["shards"]:
+        click.echo(f"Shards: {part['shards']} x {part['name']} ({part['images']} images)")
