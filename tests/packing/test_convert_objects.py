@@ -194,3 +194,16 @@ def test_a_resume_finds_the_same_objects(drawn, tmp_path, monkeypatch):
     resumed = imgrec.convert(shard, tmp_path / "out", opts, resume=True)
     assert [s.sha256 for s in resumed.shards] == [s.sha256 for s in whole.shards]
     assert resumed.annotations == whole.annotations
+
+
+def test_a_class_id_readers_cannot_hold_skips_its_record(drawn, tmp_path):
+    root, images = drawn
+    examples = od_api_examples(root / "images", images)
+    boxed = [i for i, d in enumerate(images) if d.boxes]
+    for i, label in zip(boxed, (-1, 2**40), strict=False):  # padding's id; past int32
+        examples[i].features.feature["image/object/class/label"].int64_list.value[0] = label
+    m = imgrec.convert(od_record(tmp_path, drawn, examples=examples), tmp_path / "out")
+    reasons = {s.path: s.reason for s in m.skipped}
+    assert set(reasons) == {images[boxed[0]].rel, images[boxed[1]].rel}
+    assert "object 0: class id -1 is outside 0..2147483647" in reasons[images[boxed[0]].rel]
+    assert f"class id {2**40} is outside" in reasons[images[boxed[1]].rel]

@@ -19,6 +19,8 @@ from typing import Any
 # A per-image field's value: one type per column (see ``COLUMN_TYPES``).
 Value = int | float | str | tuple[float, ...]
 COLUMN_TYPES = ("int", "float", "str", "floats")  # floats: a list of numbers
+# The largest class id an object may have: readers take the ids as int32, -1 the padding
+MAX_CLASS_ID = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -121,5 +123,8 @@ class Source:
     columns: dict[str, str] = field(default_factory=dict)
     lookup: Callable[[str], Annotated | None] = lambda rel: None
     listed: Callable[[], Any] = lambda: ()
+    # The files (one per image: VOC's XMLs, YOLO's txts) no lookup matched, once every image
+    # was looked up: each one's image is not in SRC (a typo in its name loses its objects)
+    unmatched: Callable[[], Any] = lambda: ()
     close: Callable[[], None] = lambda: None
     warnings: list[str] = field(default_factory=list)  # what the files hold that is not packed

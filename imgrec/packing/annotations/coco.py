@@ -25,7 +25,7 @@ import ijson
 from ijson.common import ObjectBuilder
 
 from ...core.errors import InputError
-from . import Annotated, PixelBox, Source
+from . import MAX_CLASS_ID, Annotated, PixelBox, Source
 from .coco_checks import Category, Checks, Counts
 from .coco_index import Duplicate, Index, Writer, make_folder
 from .json_stream import SPECIAL, Blocks, NotJSON, syntax_errors
@@ -234,6 +234,12 @@ def _category(
     id, name, keypoints = item.get("id"), item.get("name"), item.get("keypoints")
     if not _is_int(id) or not isinstance(name, str):
         raise InputError(f"category number {number} has no integer 'id' and 'name'", str(path))
+    if not 0 <= id <= MAX_CLASS_ID:
+        raise InputError(
+            f'category id {id} ("{name}") is outside 0..{MAX_CLASS_ID}: readers take class ids'
+            " as int32, with -1 for padding; renumber the category (and its annotations)",
+            str(path),
+        )
     if id in categories:
         raise InputError(
             f'category id {id} is listed twice, as "{categories[id].name}" and "{name}"', str(path)

@@ -121,6 +121,14 @@ def attach(found: Walk, sources: Sequence[Source], src: Location, store: Store =
         digest.update(json.dumps([item.rel, annotated.to_json()]).encode() + b"\n")
         spool.append(items, replace(item, annotated=annotated))
     for source in sources:
+        for path in source.unmatched():
+            raise InputError(
+                f"is the annotation file of an image that is not in SRC ({src}): no image"
+                " there has its folder and name (with any extension); add the image, or"
+                " rename or remove the file",
+                path,
+            )
+    for source in sources:
         for rel in source.listed():
             if rel not in walked:
                 raise InputError(

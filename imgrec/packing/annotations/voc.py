@@ -213,14 +213,21 @@ def read(folder: Path, labels: list[str] | None = None) -> Source:
     names = list(labels) if labels is not None else sorted(survey.names)
     ids = {name: i for i, name in enumerate(names, 1)}
     xmls = survey.xmls
+    matched: set[str] = set()
 
     def lookup(rel: str) -> Annotated | None:
         path = PurePosixPath(rel)
         key = (path.parent / f"{path.stem}.xml").as_posix()
-        return _annotated(folder / key, rel, ids) if key in xmls else None
+        if key not in xmls:
+            return None
+        matched.add(key)
+        return _annotated(folder / key, rel, ids)
 
     def listed() -> Iterator[str]:
         return iter(survey.images)
+
+    def unmatched() -> Iterator[str]:
+        return (str(folder / key) for key in sorted(xmls - matched))
 
     return Source(
         kind="voc",
@@ -228,5 +235,6 @@ def read(folder: Path, labels: list[str] | None = None) -> Source:
         classes={i: name for name, i in ids.items()},
         lookup=lookup,
         listed=listed,
+        unmatched=unmatched,
         warnings=survey.warnings,
     )

@@ -13,6 +13,7 @@ above (ultralytics keeps ``data.yaml`` beside ``images/`` and ``labels/``).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -197,13 +198,17 @@ def read(folder: Path, names: Path | None = None) -> Source:
     ``names``: the classes.txt or data.yaml to take the class names from, if not found
     beside ``folder`` (see the module). A label file that is not UTF-8 text is an
     ``InputError``; a line that is not a box inside the image is its image's ``problem``.
-    ``listed`` is empty: a txt does not say its image's extension, so it names no file."""
+    ``listed`` is empty: a txt does not say its image's extension, so it names no file;
+    ``unmatched`` gives the txts no image in SRC took."""
     if not folder.is_dir():
         raise InputError("not a folder (give the folder of YOLO .txt label files)", str(folder))
     names_file = names if names is not None else _names_file(folder)
     names_at = names_file.resolve()
     classes = _read_names(names_file)
-    if not any(p.name not in NAME_FILES for p in folder.rglob("*.txt")):
+    txts = {p.relative_to(folder).as_posix() for p in folder.rglob("*.txt")
+            if p.name not in NAME_FILES and p.resolve() != names_at}  # fmt: skip
+    matched: set[str] = set()
+    if not txts:
         raise InputError(
             "no .txt label files here; give the labels folder that pairs with SRC (such as"
             " labels/train for images/train)",
@@ -215,6 +220,11 @@ def read(folder: Path, names: Path | None = None) -> Source:
         is_names = txt.name == names_file.name and txt.resolve() == names_at
         if is_names or not txt.is_file():
             return Annotated(normalized=True)
+        matched.add(txt.relative_to(folder).as_posix())
         return _annotated(txt, classes)
 
-    return Source(kind="yolo", where=str(folder), classes=classes, lookup=lookup)
+    def unmatched() -> Iterator[str]:
+        return (str(folder / rel) for rel in sorted(txts - matched))
+
+    return Source(kind="yolo", where=str(folder), classes=classes, lookup=lookup,
+                  unmatched=unmatched)  # fmt: skip

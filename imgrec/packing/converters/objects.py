@@ -24,7 +24,7 @@ from typing import Any
 from ...core.errors import InputError
 from ...format import schema
 from ...format.manifest import AnnotationInfo
-from ..annotations import Annotated, PixelBox
+from ..annotations import MAX_CLASS_ID, Annotated, PixelBox
 from ..discover import Item
 
 # Writers divide pixels by the size in float32 (OD API's dataset_util), so a box touching an
@@ -113,7 +113,7 @@ def annotated(example: Any, path: str, n: int, classes: Classes) -> Annotated:
     boxes: list[PixelBox] = []
     for i in range(count):
         corners = [float(lists[key][i]) for key in CORNERS]
-        why = _box_problem(corners)
+        why = _box_problem(corners) or _label_problem(lists[schema.OBJECT_LABEL][i])
         if why is not None:
             return _unusable(path, f"{where}: object {i}: {why}")
         boxes.append(_box(lists, i, [min(max(v, 0.0), 1.0) for v in corners]))
@@ -146,6 +146,14 @@ def _values_bytes(example: Any, key: str) -> list[bytes]:
 
 def _flag(lists: dict[str, list[Any]], key: str, i: int) -> bool:
     return bool(lists[key][i]) if lists[key] else False
+
+
+def _label_problem(label: int) -> str | None:
+    if 0 <= label <= MAX_CLASS_ID:
+        return None
+    return (
+        f"class id {label} is outside 0..{MAX_CLASS_ID} (readers take ids as int32, -1 the padding)"
+    )
 
 
 def _box_problem(corners: Sequence[float]) -> str | None:

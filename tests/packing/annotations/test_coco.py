@@ -273,6 +273,8 @@ def test_not_json_names_the_byte_and_line(tmp_path):
             lambda d: d["categories"].append({"id": 90, "name": "brush"}),
             'category id 90 is listed twice, as "toothbrush" and "brush"',
         ),
+        (lambda d: d["categories"][0].update(id=-1), 'category id -1 ("'),  # padding's id
+        (lambda d: d["categories"][0].update(id=10**12), 'category id 1000000000000 ("'),
         (lambda d: d["annotations"][1].pop("id"), "annotation number 2 has no integer 'id'"),
         (lambda d: d["images"][0].pop("file_name"), "image id 1 has no 'file_name'"),
     ],

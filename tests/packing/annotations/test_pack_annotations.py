@@ -205,6 +205,20 @@ def test_an_annotation_for_an_image_not_in_src_is_an_error_naming_both(drawn, tm
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("kind", ["voc", "yolo"])
+def test_a_label_file_whose_image_is_not_in_src_is_an_error_naming_it(drawn, tmp_path, kind):
+    root, images = drawn
+    folder = (write_voc if kind == "voc" else write_yolo)(images, tmp_path / kind)
+    first = sorted(p for p in folder.rglob("*.xml" if kind == "voc" else "*.txt")
+                   if p.name != "classes.txt")[0]  # fmt: skip
+    typo = first.with_name("typo_" + first.name)  # its image renamed, or the file misnamed
+    first.rename(typo)
+    r = run("pack", root / "images", tmp_path / "out", "--annotations", folder)
+    assert r.exit_code == 1, r.output
+    assert r.stderr.startswith(f"Error: {typo}: is the annotation file of an image that is not")
+    assert not (tmp_path / "out").exists()
+
+
 def test_metadata_columns_become_fields_read_in_step(tmp_path):
     root = tmp_path / "src"
     images = draw(root, count=4, negatives=0)
