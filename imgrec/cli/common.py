@@ -87,13 +87,26 @@ def errors_to_click(f: F) -> F:
             # carries a final name. (A pack interrupted once complete says so: cli/pack.py.)
             ctx = click.get_current_context(silent=True)
             if ctx is not None and ctx.command.name == "pack":
-                interrupted(
-                    "Interrupted: stopped cleanly; no manifest was written. `imgrec pack"
-                    " --resume` continues an interrupted pack."
-                )
+                interrupted(_pack_interrupted(ctx.params.get("out")))
             interrupted()
 
     return wrapper  # type: ignore[return-value]
+
+
+def _pack_interrupted(out: str | None) -> str:
+    """What to do after a pack stopped before its manifest: ``--resume`` once its plan is
+    in the journal, else (stopped in the first pass) a plain run again."""
+    from ..core import storage
+    from ..packing.journal import resumable
+
+    said = "Interrupted: stopped cleanly; no manifest was written."
+    try:
+        can = out is not None and resumable(storage.Folder(storage.location(out)))
+    except (ImgrecError, OSError):  # cannot look (a store gone): say both ways
+        return f"{said} `imgrec pack --resume` continues it if its plan was written."
+    if can:
+        return f"{said} `imgrec pack --resume` continues it."
+    return f"{said} Nothing was finished to resume: run the same command again."
 
 
 def interrupted(message: str = "Interrupted.") -> NoReturn:

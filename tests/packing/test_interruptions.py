@@ -277,9 +277,27 @@ def test_ctrl_c_suggests_resume_only_for_pack(shared_tree, packed_tree, tmp_path
     r = run("inspect", out)
     assert r.exit_code == 130
     assert r.stderr == "Interrupted.\n"
+    monkeypatch.setattr("imgrec.packing.executors.local.LocalExecutor.write", interrupted)
+    r = run("pack", src, tmp_path / "out2")  # stopped once its plan is in the journal
+    assert r.exit_code == 130 and "`imgrec pack --resume` continues it." in r.stderr
+    assert run("pack", src, tmp_path / "out2", "--resume").exit_code == 130  # it resumes
+
+
+def test_ctrl_c_in_the_first_pass_says_to_run_again_not_resume(shared_tree, tmp_path, monkeypatch):
+    src, _ = shared_tree
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
     monkeypatch.setattr("imgrec.packing.executors.local.LocalExecutor.scan_source", interrupted)
-    r = run("pack", src, tmp_path / "out2")
-    assert r.exit_code == 130 and "imgrec pack --resume" in r.stderr
+    r = run("pack", src, tmp_path / "out")
+    assert r.exit_code == 130
+    assert r.stderr == (
+        "Interrupted: stopped cleanly; no manifest was written. Nothing was finished to"
+        " resume: run the same command again.\n"
+    )
+    monkeypatch.undo()
+    assert run("pack", src, tmp_path / "out").exit_code == 0  # as it says
 
 
 def _journal_cut_short(monkeypatch: pytest.MonkeyPatch) -> None:
