@@ -8,7 +8,9 @@ out.
 from __future__ import annotations
 
 import numbers
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..core.errors import ImgrecError
@@ -133,6 +135,13 @@ def check_reading(
             "cache keeps decoded images, but a random crop must be drawn anew each epoch:"
             " use crop='random' without cache (or cache with crop='center' or no crop)"
         )
+    if isinstance(cache, str | os.PathLike) and "://" not in str(cache):
+        folder = Path(cache).parent  # TensorFlow writes PATH_0.lockfile and PATH.index there
+        if not folder.is_dir():
+            raise ImgrecError(
+                f"cache={str(cache)!r}: the folder {folder} does not exist; create it, or give"
+                " a path in a folder that does (cache files start with the path's name)"
+            )
 
 
 def annotated_columns(known: Known | None, annotations: bool | None) -> dict[str, str] | None:

@@ -174,6 +174,16 @@ def test_arguments_tensorflow_would_fail_on_are_refused_when_the_dataset_is_made
         imgrec.dataset(out, **({"batch_size": None, "resize": (4, 4)} | given))
 
 
+def test_a_cache_in_a_folder_that_does_not_exist_is_refused_naming_it(packed_tree, tmp_path):
+    out, _ = packed_tree(channels="3")
+    missing = tmp_path / "no-such-folder" / "cache"
+    # TensorFlow raised NotFoundError (cache_0.lockfile) at the first record
+    with pytest.raises(imgrec.ImgrecError, match=r"the folder .*no-such-folder does not exist"):
+        imgrec.dataset(out, cache=str(missing))
+    cached = imgrec.dataset(out, batch_size=None, cache=str(tmp_path / "cache"))
+    assert sum(1 for _ in cached) == sum(1 for _ in imgrec.dataset(out, batch_size=None))
+
+
 def test_a_numpy_whole_number_is_a_limit(packed_tree):
     import numpy as np
 
