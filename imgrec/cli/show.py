@@ -63,6 +63,8 @@ def _print_labels(summary: dict[str, Any]) -> None:
             click.echo("preview:   nothing to preview: no readable records; no file written")
         else:
             boxes = f", {p['boxes']} boxes drawn" if "boxes" in p else ""
+            if "keypoints" in p:
+                boxes += f", {p['keypoints']} keypoints"
             click.echo(
                 f"preview:   {p['path']} ({p['images']} images, {p['columns']}x{p['rows']}{boxes})"
             )
@@ -84,6 +86,12 @@ def _print_objects(summary: dict[str, Any]) -> None:
         width = max((len(k) for k in objects["by_class"]), default=0)
         for name, count in objects["by_class"].items():
             click.echo(f"  {name:<{width}}  {count}")
+        points = objects.get("keypoints")
+        if points is not None:
+            click.echo(
+                f"keypoints: {points['labelled']} labelled ({points['visible']} visible) in"
+                f" {points['records']} images"
+            )
     masks = summary.get("masks")
     if masks is not None:
         held = ", ".join(f"{c} {n}" for c, n in masks["images_by_class"].items())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +81,17 @@ class AnnotationInfo:
     warnings: list[str]
     digest: str = ""  # sha256 of every image's annotations as joined, in listing order
     masks: bool = False  # every record carries a semantic mask (--masks)
+    # The classes that name keypoints (class id -> names); the records then carry K = the
+    # longest list's length per object. Empty: no keypoints (and no key in the manifest).
+    keypoints: dict[int, list[str]] = field(default_factory=dict)
+
+    @property
+    def points(self) -> int:
+        """K, the keypoints per object in the records (0: none)."""
+        return max((len(n) for n in self.keypoints.values()), default=0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "sources": [{"kind": kind, "path": path} for kind, path in self.sources],
             "classes": {str(i): name for i, name in sorted(self.classes.items())},
             "columns": dict(self.columns),
@@ -91,6 +99,9 @@ class AnnotationInfo:
             "digest": self.digest,
             "masks": self.masks,
         }
+        if self.keypoints:
+            out["keypoints"] = {str(i): list(n) for i, n in sorted(self.keypoints.items())}
+        return out
 
 
 @dataclass(frozen=True)
@@ -321,13 +332,27 @@ class _Checker:
             [self.text(w, "annotations.warnings") for w in warned],
             self.text(d.get("digest", ""), "annotations.digest"),
             masks=d.get("masks") is True,
+            keypoints=self._keypoints(d.get("keypoints", {})),
         )
+
+    def _keypoints(self, v: Any) -> dict[int, list[str]]:
+        out = {}
+        for key, names in self.mapping(v, "annotations.keypoints").items():
+            if not key.lstrip("-").isdigit():
+                raise self.fail("annotations.keypoints", f"has a class id {key!r}, not a number")
+            where = f"annotations.keypoints.{key}"
+            out[int(key)] = [self.text(n, where) for n in self.array(names, where)]
+        return out
 
     def _objects(self, d: dict[str, Any]) -> None:
         for key in ("records", "objects", "without_objects"):
             self.count(d.get(key), f"stats.objects.{key}")
         for name, n in self.mapping(d.get("by_class"), "stats.objects.by_class").items():
             self.count(n, f"stats.objects.by_class.{name}")
+        if "keypoints" in d:
+            points = self.mapping(d["keypoints"], "stats.objects.keypoints")
+            for key in ("records", "labelled", "visible"):
+                self.count(points.get(key), f"stats.objects.keypoints.{key}")
         for key in ("box_width", "box_height"):
             span = self.array(d.get(key), f"stats.objects.{key}")
             numbers = all(isinstance(x, int | float) and not isinstance(x, bool) for x in span)

@@ -48,6 +48,16 @@ TRUNCATED = "image/object/truncated"
 SOURCE_ID = "image/source_id"
 OBJECT_FLOATS = (XMIN, YMIN, XMAX, YMAX, AREA)
 OBJECT_INTS = (OBJECT_LABEL, CROWD, DIFFICULT, TRUNCATED)
+# Keypoints (a dataset with them: COCO person keypoints), as the TF Object Detection API's
+# create_coco_tf_record.py writes them and its tf_example_decoder.py reads them: K points
+# per object, flattened object-major (N x K); x and y as fractions of the stored image's
+# width and height, visibility COCO's v (0 not labelled, with x = y = 0; 1 labelled but not
+# visible; 2 visible); num the labelled points per object (N); text each point's name (N x K).
+KEYPOINT_X = "image/object/keypoint/x"
+KEYPOINT_Y = "image/object/keypoint/y"
+KEYPOINT_VISIBILITY = "image/object/keypoint/visibility"
+KEYPOINT_NUM = "image/object/keypoint/num"
+KEYPOINT_TEXT = "image/object/keypoint/text"
 # A semantic mask (--masks), under DeepLab's keys: a PNG of class indices at the stored
 # image's size (255: ignore), and its format.
 MASK = "image/segmentation/class/encoded"
@@ -75,6 +85,13 @@ class Objects:
     difficult: tuple[int, ...] = ()
     truncated: tuple[int, ...] = ()
     source_id: str = ""
+    # A dataset with keypoints: the record carries their keys (``keypointed``), K per object
+    keypointed: bool = False
+    keypoint_x: tuple[float, ...] = ()  # N x K, object-major
+    keypoint_y: tuple[float, ...] = ()
+    keypoint_visibility: tuple[int, ...] = ()
+    keypoint_num: tuple[int, ...] = ()  # N
+    keypoint_text: tuple[str, ...] = ()  # N x K
 
     def lists(self) -> dict[str, tuple[float, ...] | tuple[int, ...] | tuple[str, ...]]:
         """Each parallel list by its record key."""
@@ -171,6 +188,16 @@ def _put_objects(feat: Any, o: Objects) -> None:
     feat[OBJECT_TEXT].bytes_list.SetInParent()
     feat[OBJECT_TEXT].bytes_list.value.extend(t.encode() for t in o.text)
     feat[SOURCE_ID].bytes_list.value.append(o.source_id.encode())
+    if o.keypointed:
+        for key, values in ((KEYPOINT_X, o.keypoint_x), (KEYPOINT_Y, o.keypoint_y)):
+            feat[key].float_list.SetInParent()
+            feat[key].float_list.value.extend(values)
+        for key, ints in ((KEYPOINT_VISIBILITY, o.keypoint_visibility),
+                          (KEYPOINT_NUM, o.keypoint_num)):  # fmt: skip
+            feat[key].int64_list.SetInParent()
+            feat[key].int64_list.value.extend(ints)
+        feat[KEYPOINT_TEXT].bytes_list.SetInParent()
+        feat[KEYPOINT_TEXT].bytes_list.value.extend(t.encode() for t in o.keypoint_text)
 
 
 def _objects(feat: Any) -> Objects | None:
@@ -193,6 +220,14 @@ def _objects(feat: Any) -> Objects | None:
         difficult=values(DIFFICULT, "int64_list"),
         truncated=values(TRUNCATED, "int64_list"),
         source_id=(_first(feat, SOURCE_ID, "bytes_list") or b"").decode("utf-8", "replace"),
+        keypointed=KEYPOINT_X in feat,
+        keypoint_x=values(KEYPOINT_X, "float_list"),
+        keypoint_y=values(KEYPOINT_Y, "float_list"),
+        keypoint_visibility=values(KEYPOINT_VISIBILITY, "int64_list"),
+        keypoint_num=values(KEYPOINT_NUM, "int64_list"),
+        keypoint_text=tuple(
+            t.decode("utf-8", "replace") for t in values(KEYPOINT_TEXT, "bytes_list")
+        ),
     )
 
 
@@ -317,4 +352,36 @@ def _validate_objects(o: Objects) -> None:
             raise SchemaError(
                 f"object {i}'s box (xmin {x0}, ymin {y0}, xmax {x1}, ymax {y1}) is not inside"
                 " [0, 1] with its corners in order"
+            )
+    if o.keypointed:
+        _validate_keypoints(o, n)
+
+
+def _validate_keypoints(o: Objects, n: int) -> None:
+    """x, y and visibility N x K each (text too, or absent; num N, or absent), visibility
+    0, 1 or 2, labelled points inside [0, 1]."""
+    total = len(o.keypoint_x)
+    if (n == 0 and total) or (n and total % n):
+        raise SchemaError(f"{KEYPOINT_X} has {total} values, not K for each of {n} objects")
+    wrong = [
+        f"{key} {len(values)}"
+        for key, values in ((KEYPOINT_Y, o.keypoint_y), (KEYPOINT_VISIBILITY,
+                            o.keypoint_visibility), (KEYPOINT_TEXT, o.keypoint_text))
+        if len(values) != total and not (key == KEYPOINT_TEXT and not values)
+    ]  # fmt: skip
+    if len(o.keypoint_num) not in (0, n):
+        wrong.append(f"{KEYPOINT_NUM} {len(o.keypoint_num)} (one per object: {n})")
+    if wrong:
+        raise SchemaError(
+            f"the keypoint lists differ in length: {KEYPOINT_X} {total}, {', '.join(wrong)}"
+        )
+    k = total // n if n else 0
+    for i, (x, y, v) in enumerate(zip(o.keypoint_x, o.keypoint_y, o.keypoint_visibility,
+                                      strict=True)):  # fmt: skip
+        if v not in (0, 1, 2):
+            raise SchemaError(f"object {i // k}'s keypoint {i % k} has visibility {v}, not 0..2")
+        if v and not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+            raise SchemaError(
+                f"object {i // k}'s keypoint {i % k} (x {x}, y {y}) is labelled but not inside"
+                " [0, 1]"
             )

@@ -35,6 +35,10 @@ class Stats:
     box_width: list[float] = field(default_factory=list)
     box_height: list[float] = field(default_factory=list)
     masked: int = 0  # records with a semantic mask, and per class how many hold it
+    # Keypoints (records carrying their keys): labelled points (visibility 1 or 2), visible (2)
+    keypointed: int = 0
+    keypoints_labelled: int = 0
+    keypoints_visible: int = 0
     mask_classes: Counter[str] = field(default_factory=Counter)
 
     def add(self, r: Record, stored: int | None = None) -> None:
@@ -67,6 +71,10 @@ class Stats:
             _widen(self.box_width, round((x1 - x0) * r.width, 3))
         for y0, y1 in zip(o.ymin, o.ymax, strict=False):
             _widen(self.box_height, round((y1 - y0) * r.height, 3))
+        if o.keypointed:
+            self.keypointed += 1
+            self.keypoints_labelled += sum(v > 0 for v in o.keypoint_visibility)
+            self.keypoints_visible += sum(v == 2 for v in o.keypoint_visibility)
 
     def to_dict(self) -> dict[str, Any]:
         d = self._image_dict()
@@ -79,6 +87,12 @@ class Stats:
                 "box_width": self.box_width,
                 "box_height": self.box_height,
             }
+            if self.keypointed:  # (absent without keypoints: such manifests stay as they were)
+                d["objects"]["keypoints"] = {
+                    "records": self.keypointed,
+                    "labelled": self.keypoints_labelled,
+                    "visible": self.keypoints_visible,
+                }
         if self.masked:
             classes = sorted(self.mask_classes.items(), key=lambda kv: int(kv[0]))
             d["masks"] = {"records": self.masked, "images_by_class": dict(classes)}
@@ -128,6 +142,9 @@ def _objects_from(d: dict[str, Any] | None) -> dict[str, Any]:
         "without_objects": d["without_objects"],
         "box_width": list(d["box_width"]),
         "box_height": list(d["box_height"]),
+        "keypointed": d.get("keypoints", {}).get("records", 0),
+        "keypoints_labelled": d.get("keypoints", {}).get("labelled", 0),
+        "keypoints_visible": d.get("keypoints", {}).get("visible", 0),
     }
 
 
@@ -149,6 +166,9 @@ def merge_stats(a: Stats, b: Stats) -> None:
     a.without_objects += b.without_objects
     a.objects.update(b.objects)
     a.masked += b.masked
+    a.keypointed += b.keypointed
+    a.keypoints_labelled += b.keypoints_labelled
+    a.keypoints_visible += b.keypoints_visible
     a.mask_classes.update(b.mask_classes)
     pairs: list[tuple[list[Any], list[Any]]] = [
         (a.height, b.height), (a.width, b.width), (a.box_width, b.box_width),

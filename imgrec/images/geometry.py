@@ -9,6 +9,9 @@ and height (0..1, x to the right, y down), in continuous coordinates: 0 is the l
 the first pixel column, 1 the right edge of the last one. Pillow's resize maps the whole
 extent onto the whole new extent, so a fraction stays put under a plain scale; only the
 crop of ``fill`` and the border of ``pad`` move boxes.
+
+Points (keypoints) are ``(M, 2)`` arrays of ``x, y`` in the same fractions, moved by the same
+mapping as box corners (``resized_points``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,14 @@ from .pixels import Resize, plan_resize
 
 if TYPE_CHECKING:
     import numpy as np
+
+
+def _offsets(plan: tuple[int, int, int, int], opts: Resize) -> tuple[int, int]:
+    """Where the scaled image's top-left corner lands in the new one, in its pixels."""
+    sh, sw, th, tw = plan
+    if opts.mode == "fill":  # the centre crop: offsets as pixels.resize takes them
+        return -((sw - tw) // 2), -((sh - th) // 2)
+    return (tw - sw) // 2, (th - sh) // 2  # pad: the scaled image centred in the new one
 
 
 def resized_boxes(
@@ -38,10 +49,7 @@ def resized_boxes(
         sh, sw, th, tw = plan
         scale = (sh / height) * (sw / width)
         if (sh, sw) != (th, tw):
-            if opts.mode == "fill":  # the centre crop: offsets as pixels.resize takes them
-                left, top = -((sw - tw) // 2), -((sh - th) // 2)
-            else:  # pad: the scaled image centred in the new one
-                left, top = (tw - sw) // 2, (th - sh) // 2
+            left, top = _offsets(plan, opts)
             out[:, 0::2] = (out[:, 0::2] * sw + left) / tw
             out[:, 1::2] = (out[:, 1::2] * sh + top) / th
     whole = (out[:, 2] - out[:, 0]) * (out[:, 3] - out[:, 1])
@@ -65,3 +73,24 @@ def oriented_boxes(boxes: np.ndarray, orientation: int) -> np.ndarray:
     if orientation in (2, 3, 6, 7):
         out[:, [0, 2]] = 1.0 - out[:, [2, 0]]
     return out
+
+
+def resized_points(
+    points: np.ndarray, height: int, width: int, opts: Resize
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points of a ``height`` x ``width`` displayed image, moved as ``resized_boxes`` moves
+    box corners: ``(points, inside)``, ``inside`` False for the points ``fill``'s crop
+    leaves outside the new image (their coordinates are then meaningless). Points are
+    clipped to the image first, as boxes are (they may pass its edge by the slack)."""
+    import numpy as np
+
+    plan = plan_resize(height, width, opts)
+    out = np.clip(np.asarray(points, np.float64).reshape(-1, 2), 0.0, 1.0)
+    if plan is not None:
+        sh, sw, th, tw = plan
+        if (sh, sw) != (th, tw):
+            left, top = _offsets(plan, opts)
+            out[:, 0] = (out[:, 0] * sw + left) / tw
+            out[:, 1] = (out[:, 1] * sh + top) / th
+    inside = np.all((out >= 0.0) & (out <= 1.0), axis=1)
+    return out, inside

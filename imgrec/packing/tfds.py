@@ -253,6 +253,22 @@ def _annotation_features(m: Manifest, notes: list[str]) -> dict[str, Any]:
             "Objects: image/object/* are parallel lists, one entry per object; boxes are"
             f" fractions of the image; class ids (the dataset's own): {classes[:2000]}."
         )
+    if m.stats is not None and m.stats.annotated and m.annotations.keypoints:
+        k = m.annotations.points
+        flat = f"N x {k}, object-major: {k} keypoints per object"
+        for key in (schema.KEYPOINT_X, schema.KEYPOINT_Y):
+            feats[key] = _tensor([-1], "float32", doc=f"fractions of the image; {flat}")
+        feats[schema.KEYPOINT_VISIBILITY] = _tensor(
+            [-1], "int64", doc=f"COCO's v: 0 not labelled, 1 not visible, 2 visible; {flat}"
+        )
+        feats[schema.KEYPOINT_NUM] = _tensor([-1], "int64", doc="labelled keypoints per object")
+        feats[schema.KEYPOINT_TEXT] = _tensor([-1], "string", doc=f"each keypoint's name; {flat}")
+        listed = sorted(m.annotations.keypoints.items())
+        named = "; ".join(f"{i}: {', '.join(n)}" for i, n in listed)
+        notes.append(
+            f"Keypoints: image/object/keypoint/* hold {k} per object (the TF Object Detection"
+            f" API's layout); names by class id: {named[:2000]}."
+        )
     if m.annotations.masks:
         feats[schema.MASK] = _tensor([], "string", doc="PNG of class indices (255: ignore)")
         feats[schema.MASK_FORMAT] = _tensor([], "string")

@@ -8,16 +8,27 @@ An example of a dataset packed with annotations is a dict:
   ``rel_yxyx`` (ymin, xmin, ymax, xmax as fractions of the image's height and width, the
   order of ``tf.image.draw_bounding_boxes``), labels the dataset's own class ids;
 - ``objects``: ``{"area": float32, "is_crowd", "difficult", "truncated": int32}``, one per box;
+- ``keypoints`` (a dataset with them): ``{"points": (N, K, 2) float32, "visibility": (N, K)
+  int32}``, points as ``(y, x)`` fractions of the image (the order of the boxes, and of the
+  TF Object Detection API's decoder), visibility COCO's v (0 not labelled, its point (0, 0);
+  1 labelled but not visible; 2 visible);
 - ``segmentation_mask``: (H, W, 1) uint8 class indices, 255 ignore (``--masks``);
 - ``fields``: each per-image column by name (``int`` int64, ``float`` float32, ``str``
   string, ``floats`` a 1-D float32 tensor).
 
 Batches pad the object lists to the longest in the batch with -1 (Keras's convention: a
-label of -1 is no object) and ``floats`` fields with NaN.
+label of -1 is no object; keypoints' points and visibility too) and ``floats`` fields with NaN.
+
+Crops move keypoints as boxes: a point the window leaves out becomes unlabelled (visibility
+0, point (0, 0)) in its slot, and the random flip mirrors x. A flip also swaps the slots of
+left/right pairs of names (``left_eye`` and ``right_eye``: the mirrored person's left eye is
+the one drawn where the right one was), as COCO keypoint trainers do; see ``flip_order``.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any
 
 from ..format import schema
@@ -29,13 +40,56 @@ EXTRA = {"area": schema.AREA, "is_crowd": schema.CROWD, "difficult": schema.DIFF
          "truncated": schema.TRUNCATED}  # fmt: skip
 
 
-def spec(tf: Any, columns: dict[str, str], masks: bool = False) -> dict[str, Any]:
+_SIDE = re.compile(r"^(left|right)([_\- ]?)(.*)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Keypoints:
+    """What the read needs of a dataset's keypoints: K per object, and the slot order a
+    flip puts them in (None: no swap)."""
+
+    count: int
+    order: tuple[int, ...] | None
+
+    @classmethod
+    def of(cls, names: dict[int, list[str]]) -> Keypoints:
+        return cls(max(len(n) for n in names.values()), flip_order(names))
+
+
+def flip_order(names: dict[int, list[str]]) -> tuple[int, ...] | None:
+    """The slot each keypoint takes after a left-right flip: ``left_X`` and ``right_X``
+    (``left``/``right`` then ``_``, ``-``, a space or nothing, any case) trade places, the
+    others stay. None when no class has such a pair, or classes would swap differently
+    (then no slot moves)."""
+    k = max(len(n) for n in names.values())
+    orders = set()
+    for listed in names.values():
+        slots = {name.lower(): i for i, name in enumerate(listed)}
+        order = list(range(k))
+        for i, name in enumerate(listed):
+            side = _SIDE.match(name)
+            if side is not None:
+                other = ("right" if side[1].lower() == "left" else "left") + side[2] + side[3]
+                order[i] = slots.get(other.lower(), i)
+        orders.add(tuple(order))
+    if len(orders) != 1 or orders == {tuple(range(k))}:
+        return None
+    return orders.pop()
+
+
+def spec(
+    tf: Any, columns: dict[str, str], masks: bool = False, keypoints: bool = False
+) -> dict[str, Any]:
     """The parse spec of the annotation keys, for a dataset with these per-image columns
-    (and, with ``masks``, a semantic mask in every record)."""
+    (and, with ``masks``, a semantic mask in every record; with ``keypoints``, theirs)."""
     var = tf.io.VarLenFeature
     out = {key: var(tf.float32) for key in schema.OBJECT_FLOATS}
     if masks:
         out[schema.MASK] = tf.io.FixedLenFeature([], tf.string)
+    if keypoints:
+        out[schema.KEYPOINT_X] = var(tf.float32)
+        out[schema.KEYPOINT_Y] = var(tf.float32)
+        out[schema.KEYPOINT_VISIBILITY] = var(tf.int64)
     out.update({key: var(tf.int64) for key in schema.OBJECT_INTS})
     for name, kind in columns.items():
         key = schema.FIELD + name
@@ -47,7 +101,9 @@ def spec(tf: Any, columns: dict[str, str], masks: bool = False) -> dict[str, Any
     return out
 
 
-def annotations_of(tf: Any, f: Any, columns: dict[str, str]) -> dict[str, Any]:
+def annotations_of(
+    tf: Any, f: Any, columns: dict[str, str], points: Keypoints | None = None
+) -> dict[str, Any]:
     """The parsed record ``f``'s annotations. (Pack stores images with annotations upright:
     no orientation moves their boxes.)"""
 
@@ -71,7 +127,7 @@ def annotations_of(tf: Any, f: Any, columns: dict[str, str]) -> dict[str, Any]:
     for name, kind in columns.items():
         value = f[schema.FIELD + name]
         fields[name] = tf.sparse.to_dense(value) if kind == "floats" else value
-    return {
+    out = {
         "bounding_boxes": {
             "boxes": tf.stack([y0, x0, y1, x1], axis=-1),
             "labels": dense(schema.OBJECT_LABEL, tf.int32),
@@ -79,13 +135,23 @@ def annotations_of(tf: Any, f: Any, columns: dict[str, str]) -> dict[str, Any]:
         "objects": extra,
         "fields": fields,
     }
+    if points is not None:
+        k = points.count
+        ky = tf.reshape(dense(schema.KEYPOINT_Y, tf.float32), [-1, k])
+        kx = tf.reshape(dense(schema.KEYPOINT_X, tf.float32), [-1, k])
+        seen = tf.reshape(dense(schema.KEYPOINT_VISIBILITY, tf.int32), [-1, k])
+        out["keypoints"] = {"points": tf.stack([ky, kx], axis=-1), "visibility": seen}
+    return out
 
 
-def cropped(tf: Any, found: dict[str, Any], window: Any, size: Any, flip: Any) -> dict[str, Any]:
+def cropped(
+    tf: Any, found: dict[str, Any], window: Any, size: Any, flip: Any,
+    points: Keypoints | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """``found`` (``annotations_of``) with its boxes moved into the crop ``window`` ([y, x,
     h, w] in pixels of an image of ``size`` [height, width]) and mirrored left-right where
     ``flip``: boxes clipped to the window; objects left with no area dropped, with their
-    other lists."""
+    other lists (keypoints: see the module's note)."""
     boxes = found["bounding_boxes"]["boxes"]
     window = tf.cast(window, tf.float32)
     h, w = tf.cast(size[0], tf.float32), tf.cast(size[1], tf.float32)
@@ -107,7 +173,7 @@ def cropped(tf: Any, found: dict[str, Any], window: Any, size: Any, flip: Any) -
     whole = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     area = found["objects"]["area"] * visible / tf.maximum(whole, 1e-12)
     objects = {**found["objects"], "area": area}
-    return {
+    out = {
         "bounding_boxes": {
             "boxes": keep(tf.stack([y0, x0, y1, x1], axis=-1)),
             "labels": keep(found["bounding_boxes"]["labels"]),
@@ -115,6 +181,30 @@ def cropped(tf: Any, found: dict[str, Any], window: Any, size: Any, flip: Any) -
         "objects": {name: keep(values) for name, values in objects.items()},
         "fields": found["fields"],
     }
+    if points is not None:
+        moved = _points_cropped(tf, found["keypoints"], (top, left, tall, wide), flip, points)
+        out["keypoints"] = {name: keep(values) for name, values in moved.items()}
+    return out
+
+
+def _points_cropped(
+    tf: Any, found: dict[str, Any], window: tuple[Any, ...], flip: Any, points: Keypoints
+) -> dict[str, Any]:
+    """Keypoints moved into the window (fractions: top, left, height, width), those left
+    outside unlabelled; mirrored, and left/right slots swapped, where ``flip``."""
+    top, left, tall, wide = window
+    y = (found["points"][..., 0] - top) / tall
+    x = (found["points"][..., 1] - left) / wide
+    inside = (y >= 0.0) & (y <= 1.0) & (x >= 0.0) & (x <= 1.0)
+    seen = tf.where(inside, found["visibility"], 0)
+    x = tf.where(flip, 1.0 - x, x)
+    labelled = seen > 0
+    at = tf.stack([tf.where(labelled, y, 0.0), tf.where(labelled, x, 0.0)], axis=-1)
+    if points.order is not None:
+        order = list(points.order)
+        at = tf.where(flip, tf.gather(at, order, axis=1), at)
+        seen = tf.where(flip, tf.gather(seen, order, axis=1), seen)
+    return {"points": at, "visibility": seen}
 
 
 def mask_of(tf: Any, f: Any, size: Any, window: Any = None, flip: Any = None) -> Any:

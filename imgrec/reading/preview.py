@@ -126,6 +126,31 @@ def draw_boxes(tile: Image.Image, where: tuple[int, int, int, int], example: dic
     return len(boxes)
 
 
+def draw_points(
+    tile: Image.Image, where: tuple[int, int, int, int], example: dict[str, Any]
+) -> int:
+    """Mark each labelled keypoint of ``example`` on ``tile`` with a small cross in its
+    slot's colour (a ring around a point labelled but not visible); returns how many."""
+    left, top, w, h = where
+    points = example["keypoints"]["points"].numpy().reshape(-1, 2)
+    seen = example["keypoints"]["visibility"].numpy()
+    k = seen.shape[-1] if seen.ndim else 1
+    draw = ImageDraw.Draw(tile)
+    drawn = 0
+    for i, ((y, x), v) in enumerate(zip(points, seen.reshape(-1), strict=True)):
+        if v <= 0:
+            continue
+        colour = PALETTE[(i % k) % len(PALETTE)]
+        cx, cy = left + x * w, top + y * h
+        if v == 2:
+            draw.line((cx - 3, cy, cx + 3, cy), fill=colour)
+            draw.line((cx, cy - 3, cx, cy + 3), fill=colour)
+        else:
+            draw.ellipse((cx - 3, cy - 3, cx + 3, cy + 3), outline=colour)
+        drawn += 1
+    return drawn
+
+
 def contact_sheet(paths: list[str], out: Path, count: int = 36) -> dict[str, Any]:
     """Write the contact sheet PNG; returns what it shows. With no record to show, no file
     is written (``path`` None): an empty sheet would look like a failed decode."""
@@ -141,7 +166,7 @@ def contact_sheet(paths: list[str], out: Path, count: int = 36) -> dict[str, Any
     rows = max(1, math.ceil(len(examples) / cols))
     sheet = Image.new("RGB", (cols * TILE, rows * (TILE + CAPTION)), (20, 20, 20))
     draw = ImageDraw.Draw(sheet)
-    boxes = 0
+    boxes = points = 0
     for i, ((label, _), example) in enumerate(zip(chosen, examples, strict=True)):
         x, y = (i % cols) * TILE, (i // cols) * (TILE + CAPTION)
         annotated = isinstance(example, dict)  # a dataset packed with annotations
@@ -150,6 +175,8 @@ def contact_sheet(paths: list[str], out: Path, count: int = 36) -> dict[str, Any
             tile = overlay_mask(tile, where, example["segmentation_mask"].numpy()[..., 0])
         if annotated:
             boxes += draw_boxes(tile, where, example, names or {})
+        if annotated and "keypoints" in example:
+            points += draw_points(tile, where, example)
         sheet.paste(tile, (x, y))
         draw.text((x + 3, y + TILE + 2), label[:20], fill=(230, 230, 230))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -161,6 +188,7 @@ def contact_sheet(paths: list[str], out: Path, count: int = 36) -> dict[str, Any
         "rows": rows,
         "labels": [label for label, _ in chosen],
         **({"boxes": boxes} if names is not None else {}),
+        **({"keypoints": points} if points else {}),
     }
 
 

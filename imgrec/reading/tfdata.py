@@ -209,7 +209,10 @@ def host_dataset(
             )
             return ds.cache("" if cache is True else str(cache)) if cache else ds
     masks = known is not None and known.masks and columns is not None
-    parse = _plain(tf, _parser(tf, plan, resize, crop, columns, masks))
+    points = None
+    if known is not None and known.keypoints and columns is not None:
+        points = objects.Keypoints.of(known.keypoints)
+    parse = _plain(tf, _parser(tf, plan, resize, crop, columns, masks, points))
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if on_problem is not None:
         ds = ds.ignore_errors()
@@ -238,12 +241,14 @@ def _parser(
     crop: str | None,
     columns: dict[str, str] | None = None,
     masks: bool = False,
+    points: objects.Keypoints | None = None,
 ) -> Callable[..., Any]:
     """The per-record map: a serialized record to ``(image, label, filename)``, and its
-    annotations as a fourth element when ``columns`` is not None (with its mask: ``masks``)."""
+    annotations as a fourth element when ``columns`` is not None (with its mask: ``masks``;
+    its keypoints: ``points``)."""
     spec = feature_spec(tf)
     if columns is not None:
-        spec.update(objects.spec(tf, columns, masks))
+        spec.update(objects.spec(tf, columns, masks, points is not None))
 
     def parse(serialized: Any, crop_seed: Any = None) -> Any:
         f = tf.io.parse_single_example(serialized, spec)
@@ -260,7 +265,7 @@ def _parser(
         out = (tf.ensure_shape(image, plan.static), f[schema.LABEL], f[schema.FILENAME])
         if columns is None:
             return out
-        found = objects.annotations_of(tf, f, columns)
+        found = objects.annotations_of(tf, f, columns, points)
         cut = flip = None
         if crop is not None and resize is not None:
             # The decode's own window and flip, drawn again from the same stateless seed
@@ -271,7 +276,7 @@ def _parser(
                 draw = tf.random.stateless_uniform([], tf.reverse(crop_seed, [0]), 0.0, 1.0)
                 flip = draw < 0.5
             cut = window_function(tf, crop, resize, crop_seed)(size)
-            found = objects.cropped(tf, found, cut, size, flip)
+            found = objects.cropped(tf, found, cut, size, flip, points)
         if masks:
             target = resize if crop is not None and resize is not None else plan.scale_to
             found["segmentation_mask"] = objects.mask_of(tf, f, target, cut, flip)

@@ -243,7 +243,7 @@ def _images(tf: Any, ds: Any) -> Iterator[tuple[Any, str, dict[str, Any] | None]
         extra = None
         if isinstance(element, dict):  # packed with annotations
             image, filename = element["image"], element["filename"]
-            names = ("bounding_boxes", "objects", "fields", "segmentation_mask")
+            names = ("bounding_boxes", "objects", "fields", "segmentation_mask", "keypoints")
             extra = {k: element[k] for k in names if k in element}
         else:
             image, _label, filename = element
@@ -295,6 +295,10 @@ def _as_json(name: str, extra: dict[str, Any]) -> dict[str, Any]:
         return v.tolist() if isinstance(v, np.ndarray) else v.item()
 
     boxes = extra["bounding_boxes"]
+    points = {}
+    if "keypoints" in extra:  # (y, x) fractions per object and slot, COCO's visibility
+        points = {"keypoints": {"format": "rel_yx", **{k: plain(v) for k, v in
+                                                       extra["keypoints"].items()}}}  # fmt: skip
     return {
         "filename": name,
         "bounding_boxes": {
@@ -304,6 +308,7 @@ def _as_json(name: str, extra: dict[str, Any]) -> dict[str, Any]:
         },  # fmt: skip
         "objects": {k: plain(v) for k, v in extra["objects"].items()},
         "fields": {k: plain(v) for k, v in extra["fields"].items()},
+        **points,
     }
 
 

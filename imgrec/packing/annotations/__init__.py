@@ -8,6 +8,9 @@ in continuous coordinates: (0, 0) is the top-left corner of the top-left pixel a
 format's own convention into that (VOC's 1-based inclusive corners), except YOLO's,
 whose files do not state the image's size: its boxes are corners as fractions of the width
 and height (``Annotated.normalized``). ``encode`` moves them with the pixels into the stored record.
+
+Keypoints (COCO's) are in the same continuous coordinates: a point at COCO's integer pixel
+index (x, y) is at (x + 0.5, y + 0.5), the centre of that pixel (see ``coco_checks``).
 """
 
 from __future__ import annotations
@@ -38,11 +41,15 @@ class PixelBox:
     difficult: bool = False
     truncated: bool = False
     text: str = ""  # the class's name (the join sets it from the source's classes)
+    # The object's keypoints, flat (x, y, v) per point in the module's coordinates, v as
+    # COCO's (0 not labelled, 1 labelled but not visible, 2 visible); empty: none given
+    points: tuple[float, ...] = ()
 
     def named(self, text: str) -> PixelBox:
         """This box with its class's name (``dataclasses.replace`` costs 15 µs a box)."""
         return PixelBox(self.x0, self.y0, self.x1, self.y1, self.label, self.ident,
-                        self.area, self.crowd, self.difficult, self.truncated, text)  # fmt: skip
+                        self.area, self.crowd, self.difficult, self.truncated, text,
+                        self.points)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -74,27 +81,42 @@ class Annotated:
     # TensorFlow decodes them (``imgrec convert`` of TF Object Detection API records): they
     # are turned upright with the image.
     unoriented: bool = False
+    # A dataset with keypoints: how many each object has in the record (K, the most any
+    # class names; 0: the dataset has none), and each class's keypoint names (by class id,
+    # those of this image's objects), for the record's keypoint/text.
+    keypoints: int = 0
+    keypoint_names: tuple[tuple[int, tuple[str, ...]], ...] = ()
 
     def to_json(self) -> list[Any]:
         """A JSON-able form (``from_json`` reads it back): items carry it through spools,
         journals and Beam."""
+        # Keypoints only where there are some: a dataset without them keeps the form (and
+        # so the digest a --resume compares) it had before they were packed.
         boxes = [
             [b.x0, b.y0, b.x1, b.y1, b.label, b.ident, b.area, b.crowd, b.difficult,
-             b.truncated, b.text]
+             b.truncated, b.text, *([list(b.points)] if b.points else [])]
             for b in self.boxes
         ]  # fmt: skip
         fields = [[k, list(v) if isinstance(v, tuple) else v] for k, v in self.fields]
-        data = [boxes, self.width, self.height, self.source_id, self.where, fields,
-                self.problem, self.normalized, self.boxed,
-                None if self.mask is None else list(self.mask)]  # fmt: skip
-        # only when set: a pack's annotations digest (which --resume compares) stays as it was
-        return [*data, True] if self.unoriented else data
+        mask = None if self.mask is None else list(self.mask)
+        out: list[Any] = [boxes, self.width, self.height, self.source_id, self.where, fields,
+                          self.problem, self.normalized, self.boxed, mask]  # fmt: skip
+        # What only some datasets have, only when they have it: the annotations' digest
+        # (which --resume compares) of the others stays as it was
+        extra: dict[str, Any] = {}
+        if self.unoriented:
+            extra["unoriented"] = True
+        if self.keypoints:
+            extra["keypoints"] = self.keypoints
+            extra["keypoint_names"] = [[label, list(n)] for label, n in self.keypoint_names]
+        return [*out, extra] if extra else out
 
     @classmethod
     def from_json(cls, data: list[Any]) -> Annotated:
         boxes, width, height, source_id, where, fields, problem, normalized, boxed, mask = data[:10]
+        extra: dict[str, Any] = data[10] if len(data) > 10 else {}
         return cls(
-            tuple(PixelBox(*b) for b in boxes),
+            tuple(_box(b) for b in boxes),
             width,
             height,
             source_id,
@@ -104,8 +126,16 @@ class Annotated:
             normalized,
             boxed,
             None if mask is None else (mask[0], mask[1], mask[2]),
-            len(data) > 10 and data[10] is True,
+            extra.get("unoriented", False),
+            extra.get("keypoints", 0),
+            tuple((label, tuple(n)) for label, n in extra.get("keypoint_names", ())),
         )
+
+
+def _box(b: list[Any]) -> PixelBox:
+    """A ``PixelBox`` from its ``to_json`` list (its fields by position)."""
+    return PixelBox(b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
+                    tuple(b[11]) if len(b) > 11 else ())  # fmt: skip
 
 
 @dataclass
@@ -128,3 +158,5 @@ class Source:
     unmatched: Callable[[], Any] = lambda: ()
     close: Callable[[], None] = lambda: None
     warnings: list[str] = field(default_factory=list)  # what the files hold that is not packed
+    # The classes that name keypoints (COCO's categories' "keypoints"): id -> names
+    keypoints: dict[int, tuple[str, ...]] = field(default_factory=dict)

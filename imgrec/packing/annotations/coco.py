@@ -9,8 +9,9 @@ its box written to the index; the arrays may come in any order. ``lookup`` then 
 image's boxes from the index. COCO's boxes are in the continuous pixel coordinates the
 ``Annotated`` boxes use, so a box is (x, y, x + width, y + height) as it is.
 
-Each annotation is checked (``coco_checks``); segmentations and keypoints are checked but
-not packed yet, and ``Source.warnings`` counts them.
+Each annotation is checked (``coco_checks``); segmentations are checked but not packed yet,
+and ``Source.warnings`` counts them. Keypoints are indexed with their box (``PixelBox.points``)
+and packed; ``Source.keypoints`` names each category's.
 """
 
 from __future__ import annotations
@@ -41,12 +42,12 @@ def read(path: Path, workdir: Path) -> Source:
     folder = make_folder(workdir)
     try:
         try:
-            classes, counts = _index(path, folder, lenient=False)
+            classes, counts, named = _index(path, folder, lenient=False)
         except NotJSON:
             # Python's json.dump writes NaN and Infinity, which yajl refuses: read it again
             # with those taken as numbers (the error stands if it was something else).
             (folder / "index.sqlite").unlink(missing_ok=True)
-            classes, counts = _index(path, folder, lenient=True)
+            classes, counts, named = _index(path, folder, lenient=True)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -59,14 +60,15 @@ def read(path: Path, workdir: Path) -> Source:
             return None
         id, width, height, problem = found
         boxes = () if problem else tuple(
-            PixelBox(x0, y0, x1, y1, label, f"annotation id {ident}", area, bool(crowd))
-            for x0, y0, x1, y1, label, ident, area, crowd in index.boxes(id)
+            PixelBox(x0, y0, x1, y1, label, f"annotation id {ident}", area, bool(crowd),
+                     points=() if points is None else tuple(array("d", points)))
+            for x0, y0, x1, y1, label, ident, area, crowd, points in index.boxes(id)
         )  # fmt: skip
         return Annotated(boxes, width, height, str(id), where, problem=problem)
 
     return Source(
         "coco", where, classes, lookup=lookup, listed=index.listed, close=index.close,
-        warnings=_warnings(counts),
+        warnings=_warnings(counts), keypoints=named,
     )  # fmt: skip
 
 
@@ -77,18 +79,18 @@ def _normal(name: str) -> str:
 
 
 def _warnings(counts: Counts) -> list[str]:
-    held = []
+    out = []
     if counts.masks:
-        held.append((f"{counts.masks:,} annotations have segmentation masks", "masks"))
-    if counts.keypoints:
-        held.append((f"{counts.keypoints:,} have keypoints", "keypoints"))
-    if not held:
-        return []
-    said = " and ".join(text for text, _ in held)
-    if not counts.masks:
-        said = said.replace("have", "annotations have", 1)
-    what = " or ".join(name for _, name in held)
-    return [f"{said}: imgrec does not pack {what} yet; the boxes are packed"]
+        out.append(
+            f"{counts.masks:,} annotations have segmentation masks: imgrec does not pack"
+            " masks yet; the boxes are packed"
+        )
+    if counts.unnamed:
+        out.append(
+            f"{counts.unnamed:,} annotations have keypoints, but their category names none"
+            " (its 'keypoints' list): those keypoints are not packed; the boxes are"
+        )
+    return out
 
 
 def _open(path: Path) -> BinaryIO:
@@ -98,7 +100,9 @@ def _open(path: Path) -> BinaryIO:
         raise InputError(f"cannot read it ({e.strerror})", str(path)) from None
 
 
-def _index(path: Path, folder: Path, lenient: bool) -> tuple[dict[int, str], Counts]:
+def _index(
+    path: Path, folder: Path, lenient: bool
+) -> tuple[dict[int, str], Counts, dict[int, tuple[str, ...]]]:
     writer = Writer(folder / "index.sqlite")
     try:
         with _open(path) as f:
@@ -136,7 +140,8 @@ def _index(path: Path, folder: Path, lenient: bool) -> tuple[dict[int, str], Cou
         writer.abandon()
         raise
     classes = {id: c.name for id, c in sorted(categories.items())}
-    return classes, counts
+    named = {id: c.names for id, c in sorted(categories.items()) if c.names}
+    return classes, counts, named
 
 
 def _first_pass(
@@ -244,7 +249,12 @@ def _category(
         raise InputError(
             f'category id {id} is listed twice, as "{categories[id].name}" and "{name}"', str(path)
         )
-    categories[id] = Category(name, len(keypoints) if isinstance(keypoints, list) else None)
+    if not isinstance(keypoints, list):
+        categories[id] = Category(name, None)
+        return
+    if not all(isinstance(k, str) for k in keypoints):
+        raise InputError(f"category id {id}'s 'keypoints' are not a list of names", str(path))
+    categories[id] = Category(name, len(keypoints), tuple(keypoints))
 
 
 def _ids(item: Any, seq: int, path: Path) -> tuple[int, int]:

@@ -1,6 +1,12 @@
 """What makes one COCO annotation unusable (its image is then skipped, with the first such
 problem as the reason): its bbox, category, iscrowd and area; its segmentation (polygons, or
-a run-length mask in either of COCO's forms) and keypoints, checked though not packed yet.
+a run-length mask in either of COCO's forms, checked though not packed yet) and keypoints.
+
+Keypoints are [x, y, v] per point, as many as the category names. COCO's coordinates are
+integer pixel indices (0..width - 1, as its annotation tool clicked pixels), so a point is
+taken at the centre of its pixel: (x + 0.5, y + 0.5) in the continuous coordinates of the
+boxes (detectron2 reads them so too). Points with v = 0 (not labelled; COCO writes 0, 0)
+keep their (0, 0).
 
 ``rle_counts`` and ``rle_mask`` decode COCO's run lengths (pycocotools' ``maskApi.c``).
 A box outside the width and height the file states is not checked here: the packer checks
@@ -10,6 +16,7 @@ boxes against the image itself, once it is loaded.
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeGuard, cast
@@ -71,14 +78,17 @@ def rle_mask(counts: Sequence[int], height: int, width: int) -> npt.NDArray[np.u
 class Category:
     name: str
     keypoints: int | None  # how many keypoints it names, if it names them
+    names: tuple[str, ...] = ()  # their names
 
 
 @dataclass
 class Counts:
-    """Annotations holding what imgrec does not pack yet."""
+    """Annotations holding masks (not packed yet) and keypoints (``unnamed``: of a category
+    that names none, so not packed)."""
 
     masks: int = 0
     keypoints: int = 0
+    unnamed: int = 0
 
 
 class Checks:
@@ -113,15 +123,20 @@ class Checks:
             counts.masks += 1
             what = what or self._segmentation(segmentation, size)
         keypoints = item.get("keypoints")
+        points = None
         if keypoints:
             counts.keypoints += 1
             category = self._categories.get(label) if _is_int(label) else None
             what = what or self._keypoints(keypoints, category)
+            if what is None and category is not None and category.keypoints:
+                points = _continuous(keypoints)
+            elif what is None:
+                counts.unnamed += 1
         if what is not None:
             return None, f"{self._where}: annotation id {ident}: {what}; correct or remove it"
         x, y, w, h = (float(v) for v in bbox)  # type: ignore[union-attr]
         pixels = None if area is None else float(area)
-        return (x, y, x + w, y + h, cast(int, label), ident, pixels, bool(crowd)), None
+        return (x, y, x + w, y + h, cast(int, label), ident, pixels, bool(crowd), points), None
 
     def _number(self, value: object) -> float | None:
         """The number ``value`` is (NaN for the file's NaN), or None if not one."""
@@ -217,6 +232,17 @@ class Checks:
                 f" {category.keypoints}"
             )
         return None
+
+
+def _continuous(keypoints: list[Any]) -> bytes:
+    """COCO's checked [x, y, v] triples as float64 bytes, labelled points moved to their
+    pixel's centre (see the module's note)."""
+    out = array("d", (float(v) for v in keypoints))
+    for k in range(0, len(out), 3):
+        if out[k + 2]:
+            out[k] += 0.5
+            out[k + 1] += 0.5
+    return out.tobytes()
 
 
 def _all_finite(values: list[Any]) -> bool:

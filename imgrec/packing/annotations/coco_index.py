@@ -3,9 +3,10 @@ database in a folder of its own, written once by one process (``Writer``), then 
 number of processes and threads (``Index``).
 
 Tables: ``images`` (id, file_name, width, height, and the image's first problem, if any),
-keyed by id and by file_name; ``boxes``, each annotation's box, keyed by (image id, position
-in the file), so that an image's boxes are next to each other on disk and come out in the
-file's order (written first in the file's order, then sorted).
+keyed by id and by file_name; ``boxes``, each annotation's box (and its keypoints, a blob of
+float64 x, y, v triples, or NULL), keyed by (image id, position in the file), so that an
+image's boxes are next to each other on disk and come out in the file's order (written
+first in the file's order, then sorted).
 """
 
 from __future__ import annotations
@@ -34,19 +35,21 @@ CREATE TABLE images (
 );
 CREATE TABLE written (
     image_id INTEGER NOT NULL, seq INTEGER NOT NULL,
-    x0 REAL, y0 REAL, x1 REAL, y1 REAL, label INTEGER, ident INTEGER, area REAL, crowd INTEGER
+    x0 REAL, y0 REAL, x1 REAL, y1 REAL, label INTEGER, ident INTEGER, area REAL, crowd INTEGER,
+    points BLOB
 );
 """
 _BY_IMAGE = """
 CREATE TABLE boxes (
     image_id INTEGER NOT NULL, seq INTEGER NOT NULL,
     x0 REAL, y0 REAL, x1 REAL, y1 REAL, label INTEGER, ident INTEGER, area REAL, crowd INTEGER,
-    PRIMARY KEY (image_id, seq)
+    points BLOB, PRIMARY KEY (image_id, seq)
 ) WITHOUT ROWID;
 INSERT INTO boxes SELECT * FROM written ORDER BY image_id, seq;
 DROP TABLE written
 """
-Box = tuple[float, float, float, float, int, int, float | None, bool]
+# x0, y0, x1, y1, label, annotation id, area, crowd, keypoints (float64 x, y, v triples)
+Box = tuple[float, float, float, float, int, int, float | None, bool, bytes | None]
 
 
 class Duplicate(Exception):
@@ -99,7 +102,7 @@ class Writer:
 
     def _flush(self) -> None:
         self._db.executemany(
-            "INSERT INTO written VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self._boxes
+            "INSERT INTO written VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self._boxes
         )
         self._boxes.clear()
 
@@ -153,7 +156,8 @@ class Index:
     def boxes(self, image_id: int) -> list[Box]:
         """The image's boxes, in the file's order."""
         return self._query(
-            "SELECT x0, y0, x1, y1, label, ident, area, crowd FROM boxes WHERE image_id = ?"
+            "SELECT x0, y0, x1, y1, label, ident, area, crowd, points FROM boxes"
+            " WHERE image_id = ?"
             " ORDER BY seq",
             (image_id,),
         )

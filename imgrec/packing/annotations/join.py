@@ -112,12 +112,13 @@ def attach(found: Walk, sources: Sequence[Source], src: Location, store: Store =
         return found
     boxes = [s for s in sources if s.kind in BOX_KINDS]
     classes = boxes[0].classes if boxes else {}
+    keypoints = boxes[0].keypoints if boxes else {}
     items = store.values(encode_item, decode_item)
     walked: set[str] = set()
     digest = hashlib.sha256()
     for item in found.items:
         walked.add(item.rel)
-        annotated = _merged(item, sources, classes)
+        annotated = _merged(item, sources, classes, keypoints)
         digest.update(json.dumps([item.rel, annotated.to_json()]).encode() + b"\n")
         spool.append(items, replace(item, annotated=annotated))
     for source in sources:
@@ -145,13 +146,20 @@ def attach(found: Walk, sources: Sequence[Source], src: Location, store: Store =
         [w for s in sources for w in s.warnings],
         digest.hexdigest(),
         masks=any(s.kind == "masks" for s in sources),
+        keypoints={id: list(names) for id, names in sorted(keypoints.items())},
     )
     return found
 
 
-def _merged(item: Item, sources: Sequence[Source], classes: dict[int, str]) -> Annotated:
+def _merged(
+    item: Item,
+    sources: Sequence[Source],
+    classes: dict[int, str],
+    keypoints: dict[int, tuple[str, ...]],
+) -> Annotated:
     """One Annotated from every source's word on the item: boxes from the box source
-    (their class names set), fields from the fields source."""
+    (their class names set, and in a dataset with keypoints, how many each object has and
+    the names of its class's), fields from the fields source."""
     merged = Annotated(boxed=any(s.kind in BOX_KINDS for s in sources))
     for source in sources:
         said = source.lookup(item.rel)
@@ -170,4 +178,8 @@ def _merged(item: Item, sources: Sequence[Source], classes: dict[int, str]) -> A
         named = tuple(b.named(classes.get(b.label, str(b.label))) for b in said.boxes)
         merged = replace(said, boxes=named, fields=merged.fields, mask=merged.mask, boxed=True,
                          problem=merged.problem or said.problem)  # fmt: skip
+        if keypoints:
+            held = sorted({b.label for b in said.boxes} & keypoints.keys())
+            merged = replace(merged, keypoints=max(len(n) for n in keypoints.values()),
+                             keypoint_names=tuple((c, keypoints[c]) for c in held))  # fmt: skip
     return merged

@@ -1,13 +1,20 @@
 """An image's annotations placed on its stored pixels: checked against the image as
 loaded (as displayed: its EXIF orientation applied, as it is stored), moved with it through
-a resize (boxes by ``images/geometry.py``, masks by ``pixels.resize`` with nearest
-neighbour), and turned into the record's objects, fields and mask (``format/schema.py``)."""
+a resize (boxes and keypoints by ``images/geometry.py``, masks by ``pixels.resize`` with
+nearest neighbour), and turned into the record's objects, fields and mask
+(``format/schema.py``).
+
+In a dataset with keypoints every object gets K of them (the most any class names): an
+object of a class with fewer, or none, or without keypoints in the file, has the rest
+unlabelled (visibility 0, x = y = 0, name ""). A point ``fill``'s crop leaves outside the
+image becomes unlabelled in its slot; an object the crop removes takes its points along."""
 
 from __future__ import annotations
 
 import io
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -16,6 +23,9 @@ from ...format.schema import Field, Objects
 from ...images import geometry, pixels
 from ...images.loading import ImageOptions, Loaded
 from . import Annotated, PixelBox
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Boxes may pass the image's edge by this much (pixels) and are clipped to it: tools write
 # x + w in floats (COCO's 640.01 for a 640-pixel image). Beyond it, a box is outside.
@@ -80,6 +90,7 @@ def _objects(
         elif annotated.normalized:
             area *= height * width
         areas.append(float(scale) * area)
+    points = _keypoints(annotated, height, width, opts, kept) if annotated.keypoints else {}
     return Objects(
         xmin=tuple(float(v) for v in stored[:, 0]),
         ymin=tuple(float(v) for v in stored[:, 1]),
@@ -92,7 +103,43 @@ def _objects(
         difficult=tuple(int(b.difficult) for b in left),
         truncated=tuple(int(b.truncated) for b in left),
         source_id=annotated.source_id,
+        **points,
     )
+
+
+def _keypoints(
+    annotated: Annotated, height: int, width: int, opts: ImageOptions, kept: np.ndarray
+) -> dict[str, Any]:
+    """The keypoint lists of the objects ``kept`` (``Objects``' keypoint fields): K per
+    object, moved with the pixels."""
+    import numpy as np
+
+    k, boxes = annotated.keypoints, annotated.boxes
+    xy = np.zeros((len(boxes), k, 2), np.float64)
+    seen = np.zeros((len(boxes), k), np.int64)
+    for i, box in enumerate(boxes):
+        given = np.asarray(box.points, np.float64).reshape(-1, 3)[:k]
+        for x, y, v in given:
+            if v:
+                _check_point(annotated, box, x, y, height, width)
+        xy[i, : len(given)] = given[:, :2] / (width, height)
+        seen[i, : len(given)] = given[:, 2]
+    moved, inside = geometry.resized_points(xy.reshape(-1, 2), height, width, opts.resizing)
+    seen = np.where(inside.reshape(seen.shape), seen, 0)[kept]
+    moved = np.where(seen[..., None] > 0, moved.reshape(xy.shape)[kept], 0.0)
+    names = dict(annotated.keypoint_names)
+    text = []
+    for box in (b for b, keep in zip(boxes, kept, strict=True) if keep):
+        own = names.get(box.label, ())[:k]
+        text += [*own, *([""] * (k - len(own)))]
+    return {
+        "keypointed": True,
+        "keypoint_x": tuple(float(v) for v in moved[..., 0].ravel()),
+        "keypoint_y": tuple(float(v) for v in moved[..., 1].ravel()),
+        "keypoint_visibility": tuple(int(v) for v in seen.ravel()),
+        "keypoint_num": tuple(int(n) for n in (seen > 0).sum(axis=1)),
+        "keypoint_text": tuple(text),
+    }
 
 
 def _mask(
@@ -154,6 +201,18 @@ def _check_size(annotated: Annotated, height: int, width: int, orientation: int)
         f"{annotated.where}: gives the image's size as {stated}, but it is"
         f" {width}x{height} as displayed{hint}"
     )
+
+
+def _check_point(
+    annotated: Annotated, box: PixelBox, x: float, y: float, height: int, width: int
+) -> None:
+    """A labelled keypoint may pass the image's edge by the boxes' slack, no more."""
+    s = EDGE_SLACK
+    if not (-s <= x <= width + s and -s <= y <= height + s):
+        raise Misplaced(
+            f"{annotated.where}: {box.ident}: a keypoint (x {x:g}, y {y:g}, at its pixel's"
+            f" centre) is outside the {width}x{height} image (as displayed); fix or remove it"
+        )
 
 
 def _check_inside(annotated: Annotated, box: PixelBox, height: int, width: int) -> None:

@@ -80,7 +80,9 @@ def test_lookup_gives_each_images_boxes_in_file_order(tmp_path):
     assert source.lookup("two.jpg") == Annotated(
         (
             PixelBox(2.0, 1.0, 5.0, 3.0, 1, "annotation id 11", 6.0, crowd=True),
-            PixelBox(0.5, 0.0, 1.5, 1.0, 1, "annotation id 13", 1.0),
+            # keypoints at their pixels' centres; the unlabelled one left at 0, 0
+            PixelBox(0.5, 0.0, 1.5, 1.0, 1, "annotation id 13", 1.0,
+                     points=(1.5, 1.0, 2.0, 0.0, 0.0, 0.0)),
         ),
         6, 4, "7", where,
     )  # fmt: skip
@@ -88,9 +90,10 @@ def test_lookup_gives_each_images_boxes_in_file_order(tmp_path):
     assert source.lookup("empty.jpg") == Annotated((), 8, 8, "9", where)
     assert source.lookup("not/listed.jpg") is None
     assert list(source.listed()) == ["a/one.jpg", "empty.jpg", "two.jpg"]
+    assert source.keypoints == {1: ("nose", "eye")}
     assert source.warnings == [
-        "3 annotations have segmentation masks and 1 have keypoints: imgrec does not pack"
-        " masks or keypoints yet; the boxes are packed"
+        "3 annotations have segmentation masks: imgrec does not pack masks yet; the boxes are"
+        " packed"
     ]
     source.close()
     assert [p.name for p in tmp_path.iterdir()] == ["instances.json"]
