@@ -20,7 +20,7 @@ from imgrec import PackOptions, pack
 from imgrec.format import schema
 from imgrec.format.framing import read_records
 
-pytestmark = pytest.mark.slow
+slow = pytest.mark.slow  # the tests that pack and read images
 
 COLOURS = [(250, 20, 20), (20, 250, 20), (20, 20, 250)]  # one per keypoint slot
 NAMES = ["head", "hand", "foot"]  # no left/right pair: a flip swaps no slot
@@ -190,6 +190,7 @@ def _records(out: Path) -> list[bytes]:
     return [data for shard in sorted(out.glob("*.tfrecord")) for _, data in read_records(shard)]
 
 
+@slow
 @pytest.mark.parametrize("mode", MODES)
 def test_each_keypoint_lands_on_its_dot_in_every_resize_mode(drawn, tmp_path, mode):
     root, pictured, ann = drawn
@@ -218,6 +219,7 @@ def test_each_keypoint_lands_on_its_dot_in_every_resize_mode(drawn, tmp_path, mo
         assert labelled == given
 
 
+@slow
 def test_plain_tensorflow_reads_the_keypoints_on_their_dots(drawn, tmp_path):
     """As the TF Object Detection API's decoder reads them: parse_single_example, the
     flat lists reshaped to (N, K), points on the decoded pixels."""
@@ -244,6 +246,7 @@ def test_plain_tensorflow_reads_the_keypoints_on_their_dots(drawn, tmp_path):
         assert lands(image, np.stack([y, x], axis=-1), seen, [0, 1, 2]) is None
 
 
+@slow
 @pytest.mark.parametrize("crop", ["random", "center"])
 def test_read_time_resize_crops_and_flips_move_the_keypoints(drawn, tmp_path, crop):
     root, pictured, ann = drawn
@@ -259,6 +262,7 @@ def test_read_time_resize_crops_and_flips_move_the_keypoints(drawn, tmp_path, cr
     assert (seen.numpy()[padded] == -1).all()
 
 
+@slow
 def test_a_flip_swaps_left_and_right_keypoints(tmp_path):
     pictured = draw(tmp_path / "images", count=8, seed=3)
     ann = write_coco(pictured, tmp_path / "k.json", PAIRED)
@@ -271,6 +275,7 @@ def test_a_flip_swaps_left_and_right_keypoints(tmp_path):
     assert 0 in fitted and 1 in fitted
 
 
+@slow
 def test_a_keypoint_outside_the_image_or_of_the_wrong_count_skips_its_image(drawn, tmp_path):
     root, pictured, ann = drawn
     data = json.loads(ann.read_text())
@@ -293,6 +298,7 @@ def test_a_keypoint_outside_the_image_or_of_the_wrong_count_skips_its_image(draw
     )
 
 
+@slow
 def test_inspect_decode_verify_preview_and_tfds_see_the_keypoints(drawn, tmp_path):
     root, pictured, ann = drawn
     pack(root / "images", tmp_path / "out", PackOptions(annotations=str(ann)))
@@ -318,6 +324,7 @@ def test_inspect_decode_verify_preview_and_tfds_see_the_keypoints(drawn, tmp_pat
     assert schema.KEYPOINT_VISIBILITY in json.dumps(features)
 
 
+@slow
 def test_verify_names_keypoint_lists_of_the_wrong_length(tmp_path):
     from dataclasses import replace
 
@@ -334,3 +341,48 @@ def test_verify_names_keypoint_lists_of_the_wrong_length(tmp_path):
     r = run("verify", tmp_path / "x.tfrecord")
     assert r.exit_code == 1
     assert "the keypoint lists differ in length" in r.output + r.stderr
+
+
+def test_a_flip_swaps_the_slots_of_left_and_right_names_only():
+    from imgrec.reading.objects import flip_order
+
+    coco = ["nose", "left_eye", "right_eye", "Left Ear", "Right Ear", "leftfoot", "rightfoot"]
+    assert flip_order({1: coco}) == (0, 2, 1, 4, 3, 6, 5)
+    assert flip_order({1: NAMES}) is None
+    assert flip_order({1: PAIRED, 2: ["right_eye", "left_eye", "nose"]}) == (1, 0, 2)
+    assert flip_order({1: PAIRED, 2: ["nose", "left_eye", "right_eye"]}) is None
+    assert flip_order({1: PAIRED, 2: ["a"]}) is None  # classes would swap differently
+
+
+def test_keypoints_travel_with_their_box_and_leave_other_datasets_as_they_were():
+    from imgrec.packing.annotations import Annotated, PixelBox
+
+    box = PixelBox(1, 2, 3, 4, 1, "annotation id 5", points=(1.5, 2.5, 2.0, 0.0, 0.0, 0.0))
+    with_points = Annotated((box,), 8, 8, "1", "k.json", keypoints=3,
+                            keypoint_names=((1, ("a", "b", "c")),))  # fmt: skip
+    assert Annotated.from_json(json.loads(json.dumps(with_points.to_json()))) == with_points
+    plain = Annotated((PixelBox(1, 2, 3, 4, 1, "annotation id 5"),), 8, 8, "1", "k.json")
+    form = plain.to_json()
+    assert len(form) == 10 and len(form[0][0]) == 11  # the form (and digest) of before
+    assert Annotated.from_json(form) == plain
+
+
+@pytest.mark.parametrize("opts", [
+    {"size": (64, 96), "mode": "stretch"}, {"size": (64, 96), "mode": "fit"},
+    {"size": (64, 96), "mode": "fill"}, {"size": (64, 96), "mode": "pad"}, {"max_side": 50},
+])  # fmt: skip
+def test_points_move_as_box_corners(opts):
+    from imgrec.images import geometry
+    from imgrec.images.pixels import Resize
+
+    resize = Resize(**opts)
+    rng = np.random.default_rng(0)
+    corners = np.sort(rng.uniform(0, 1, (40, 2, 2)), axis=1)  # x0 < x1, y0 < y1
+    boxes = np.stack([corners[:, 0, 0], corners[:, 0, 1], corners[:, 1, 0], corners[:, 1, 1]], 1)
+    moved, kept, _ = geometry.resized_boxes(boxes, 120, 150, resize)
+    points, inside = geometry.resized_points(boxes.reshape(-1, 2), 120, 150, resize)
+    both = inside.reshape(-1, 2).all(axis=1)
+    assert both[kept].any()
+    np.testing.assert_allclose(points.reshape(-1, 4)[kept][both[kept]], moved[both[kept]])
+    if opts.get("mode") != "fill":
+        assert inside.all()
