@@ -336,11 +336,29 @@ def test_verify_names_keypoint_lists_of_the_wrong_length(tmp_path):
     objects = Objects(xmin=(0.1,), ymin=(0.1,), xmax=(0.5,), ymax=(0.5,), label=(1,),
                       keypointed=True, keypoint_x=(0.2, 0.3), keypoint_y=(0.2,),
                       keypoint_visibility=(2, 2))  # fmt: skip
+    outside = replace(objects, keypoint_y=(0.2, 0.3), keypoint_x=(0.2, 1.5))
     with ShardWriter(tmp_path / "x.tfrecord") as w:
-        w.write(schema.serialize(replace(jpeg_record("a.jpg", jpeg(1)), objects=objects)))
+        for o in (objects, outside):
+            w.write(schema.serialize(replace(jpeg_record("a.jpg", jpeg(1)), objects=o)))
     r = run("verify", tmp_path / "x.tfrecord")
     assert r.exit_code == 1
-    assert "the keypoint lists differ in length" in r.output + r.stderr
+    said = r.output + r.stderr
+    assert "the keypoint lists differ in length" in said
+    assert "object 0's keypoint 1 (x 1.5, y 0.3" in said and "not inside [0, 1]" in said
+
+
+@slow
+def test_tfds_reads_the_keypoint_features(drawn, tmp_path):
+    import tensorflow_datasets as tfds
+
+    root, pictured, ann = drawn
+    pack(root / "images", tmp_path / "out", PackOptions(annotations=str(ann)))
+    assert run("tfds", tmp_path / "out").exit_code == 0
+    ds = tfds.builder_from_directory(str(tmp_path / "out")).as_dataset(split="train")
+    for ex in tfds.as_numpy(ds):
+        n = len(ex[schema.OBJECT_LABEL])
+        assert ex[schema.KEYPOINT_X].shape == ex[schema.KEYPOINT_VISIBILITY].shape == (3 * n,)
+        assert len(ex[schema.KEYPOINT_NUM]) == n and len(ex[schema.KEYPOINT_TEXT]) == 3 * n
 
 
 def test_a_flip_swaps_the_slots_of_left_and_right_names_only():
