@@ -160,7 +160,9 @@ def _merged(
     """One Annotated from every source's word on the item: boxes from the box source
     (their class names set, and in a dataset with keypoints, how many each object has and
     the names of its class's), fields from the fields source."""
-    merged = Annotated(boxed=any(s.kind in BOX_KINDS for s in sources))
+    # K keypoints per object in a dataset with them, even in a record without objects
+    k = max((len(n) for n in keypoints.values()), default=0)
+    merged = Annotated(boxed=any(s.kind in BOX_KINDS for s in sources), keypoints=k)
     for source in sources:
         said = source.lookup(item.rel)
         if said is None and source.kind == "fields":  # every record has every column
@@ -180,6 +182,6 @@ def _merged(
                          problem=merged.problem or said.problem)  # fmt: skip
         if keypoints:
             held = sorted({b.label for b in said.boxes} & keypoints.keys())
-            merged = replace(merged, keypoints=max(len(n) for n in keypoints.values()),
+            merged = replace(merged, keypoints=k,
                              keypoint_names=tuple((c, keypoints[c]) for c in held))  # fmt: skip
     return merged

@@ -138,7 +138,10 @@ def write_coco(pictured: list[Pictured], path: Path, names: list[str] = NAMES) -
 def drawn(tmp_path_factory):
     root = tmp_path_factory.mktemp("keypoints")
     pictured = draw(root / "images")
-    return root, pictured, write_coco(pictured, root / "person_keypoints.json")
+    ann = write_coco(pictured, root / "person_keypoints.json")
+    # an image the file does not list: a negative, with the (empty) keypoint keys all the same
+    Image.new("RGB", (40, 30), (128, 128, 128)).save(root / "images" / "unlisted.png")
+    return root, pictured, ann
 
 
 def _near(image: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
@@ -195,9 +198,9 @@ def _records(out: Path) -> list[bytes]:
 def test_each_keypoint_lands_on_its_dot_in_every_resize_mode(drawn, tmp_path, mode):
     root, pictured, ann = drawn
     m = pack(root / "images", tmp_path / "out", PackOptions(annotations=str(ann), **MODES[mode]))
-    assert m.records == len(pictured) and not m.skipped, m.skipped
+    assert m.records == len(pictured) + 1 and not m.skipped, m.skipped
     assert m.annotations is not None and m.annotations.keypoints == {1: NAMES}
-    assert check(tmp_path / "out", [[0, 1, 2]]) == [0] * len(pictured)
+    assert check(tmp_path / "out", [[0, 1, 2]]) == [0] * (len(pictured) + 1)
     labelled = 0
     for data in _records(tmp_path / "out"):
         o = schema.parse(data).objects
@@ -251,7 +254,7 @@ def test_plain_tensorflow_reads_the_keypoints_on_their_dots(drawn, tmp_path):
 def test_read_time_resize_crops_and_flips_move_the_keypoints(drawn, tmp_path, crop):
     root, pictured, ann = drawn
     pack(root / "images", tmp_path / "out", PackOptions(annotations=str(ann)))
-    assert check(tmp_path / "out", [[0, 1, 2]], resize=(56, 56)) == [0] * len(pictured)
+    assert check(tmp_path / "out", [[0, 1, 2]], resize=(56, 56)) == [0] * (len(pictured) + 1)
     for seed in (1, 2, 3):
         check(tmp_path / "out", [[0, 1, 2]], resize=(56, 56), crop=crop, seed=seed)
     batch = next(iter(imgrec.dataset(tmp_path / "out", batch_size=4, resize=(56, 56))))
@@ -305,7 +308,7 @@ def test_inspect_decode_verify_preview_and_tfds_see_the_keypoints(drawn, tmp_pat
     summary = json.loads(run("inspect", tmp_path / "out", "--json").output)
     points = summary["objects"]["keypoints"]
     labelled = [v for p in pictured for person in p.people for *_, v in person.points]
-    assert points == {"records": len(pictured), "labelled": sum(v > 0 for v in labelled),
+    assert points == {"records": len(pictured) + 1, "labelled": sum(v > 0 for v in labelled),
                       "visible": sum(v == 2 for v in labelled)}  # fmt: skip
     assert "keypoints: " in run("inspect", tmp_path / "out").output
     assert run("verify", tmp_path / "out").exit_code == 0
