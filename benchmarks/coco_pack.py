@@ -4,6 +4,7 @@ to the same pack without annotations in the same run.
 
     python benchmarks/coco_pack.py                          # 12,000 and 120,000 images
     python benchmarks/coco_pack.py --sizes 12000,48000,120000 --rounds 3 --work /tmp/cp --keep
+    python benchmarks/coco_pack.py --keypoints 17   # each annotation with 17 keypoints too
 
 For each size N, a folder of N tiny PNGs (16 x 16; a few distinct images hard-linked under
 the names ``000000000000.png``, ... , flat, as COCO's ``train2017/``) and a COCO file for
@@ -96,13 +97,12 @@ def make_distinct(folder: Path) -> None:
             Image.frombytes("RGB", (SIDE, SIDE), pixels).save(path)
 
 
-def make_coco(path: Path, images: int) -> None:
+def make_coco(path: Path, images: int, keypoints: int = 0) -> None:
     if path.exists():
         return
     part = path.with_suffix(".part")
-    coco_scale.make(
-        part, images, annotations_for(images), size=(SIDE, SIDE), name=NAME, box=tiny_box
-    )
+    coco_scale.make(part, images, annotations_for(images), size=(SIDE, SIDE), name=NAME,
+                    box=tiny_box, keypoints=keypoints)  # fmt: skip
     part.rename(path)
 
 
@@ -161,25 +161,29 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=3.0, help="wait up to S s for quiet")
     parser.add_argument("--work", type=Path, help="where the data goes (default a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep --work afterwards")
+    parser.add_argument("--keypoints", type=int, default=0, help="keypoints per annotation")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     work = args.work or Path(tempfile.mkdtemp(prefix="imgrec-coco-pack-", dir="/tmp"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        run(work, sizes, args.rounds, args.workers, args.settle)
+        run(work, sizes, args.rounds, args.workers, args.settle, args.keypoints)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def run(work: Path, sizes: list[int], rounds: int, workers: int, settle: float) -> None:
+def run(
+    work: Path, sizes: list[int], rounds: int, workers: int, settle: float, keypoints: int = 0
+) -> None:
+    kp = f"-kp{keypoints}" if keypoints else ""
     start = time.perf_counter()
     make_distinct(work / "distinct")
     for n in sizes:
         t = time.perf_counter()
         make_images(work / f"src-{n}", n, work / "distinct")
-        make_coco(work / f"coco-{n}.json", n)
-        size = (work / f"coco-{n}.json").stat().st_size / 1e6
+        make_coco(work / f"coco-{n}{kp}.json", n, keypoints)
+        size = (work / f"coco-{n}{kp}.json").stat().st_size / 1e6
         print(f"made {n:,} images and {annotations_for(n):,} annotations ({size:,.0f} MB)"
               f" in {time.perf_counter() - t:.1f} s", flush=True)  # fmt: skip
     rows = [(n, annotated) for n in sizes for annotated in (False, True)]
@@ -187,7 +191,7 @@ def run(work: Path, sizes: list[int], rounds: int, workers: int, settle: float) 
     for r in range(rounds):
         for n, annotated in rows:
             wait_for_quiet(settle)
-            coco = work / f"coco-{n}.json" if annotated else None
+            coco = work / f"coco-{n}{kp}.json" if annotated else None
             got = pack(work / f"src-{n}", work / "out", coco, workers)
             runs[n, annotated].append(got)
             print(f"round {r + 1}: {n:,} {'with' if annotated else 'without'} annotations:"

@@ -3,13 +3,16 @@ the time of one image's lookup.
 
     python benchmarks/coco_scale.py --work /tmp/coco-scale          # a tenth, then full size
     python benchmarks/coco_scale.py --work /tmp/coco-scale --sizes 0.1
+    python benchmarks/coco_scale.py --work /tmp/coco-scale --keypoints 17  # as person_keypoints
 
 Each size is a synthetic file as COCO's tools write it (120,000 images and 860,000
 annotations at full size, about 410 MB, each annotation with one polygon of 20 points;
 ``images``, then ``annotations``, then ``categories``, as in COCO's own files), made once in
 ``--work`` and reused. Each is indexed in a fresh process, which reports its peak RSS
 (``ru_maxrss``) before and after ``read``, the wall and CPU time of ``read``, and the mean
-time of ``lookup`` over 20,000 images in random order.
+time of ``lookup`` over 20,000 images in random order. With ``--keypoints K``, every category
+names K keypoints and every annotation has K [x, y, v] inside its box (which the index then
+holds too).
 """
 
 from __future__ import annotations
@@ -45,10 +48,12 @@ def make(
     size: tuple[int, int] = (640, 480),
     name: str = "{:012d}.jpg",
     box: Callable[[random.Random], tuple[float, float, float, float]] = coco_box,
+    keypoints: int = 0,
 ) -> None:
     """Write a COCO file of ``images`` images (``name`` formatted with 0, 1, ..., each of
     ``size`` width x height) and ``annotations`` annotations on images drawn at random, each
-    with ``box(rng)`` as its bbox and a polygon of 20 points inside it."""
+    with ``box(rng)`` as its bbox and a polygon of 20 points inside it (and ``keypoints``
+    keypoints, which every category then names)."""
     rng = random.Random(seed)
     width, height = size
     with open(path, "w") as f:
@@ -67,8 +72,16 @@ def make(
                           "iscrowd": 0, "image_id": rng.randrange(images) + 1,
                           "bbox": [x, y, w, h], "category_id": rng.choice(CATEGORIES),
                           "id": a + 1}  # fmt: skip
+            if keypoints:
+                annotation["keypoints"] = [
+                    v for _ in range(keypoints) for v in
+                    (int(x + rng.uniform(0, w)), int(y + rng.uniform(0, h)), rng.choice((0, 1, 2)))
+                ]  # fmt: skip
             f.write((", " if a else "") + json.dumps(annotation))
         categories = [{"supercategory": "s", "id": c, "name": f"class {c}"} for c in CATEGORIES]
+        if keypoints:
+            for c in categories:
+                c["keypoints"] = [f"point {k}" for k in range(keypoints)]
         f.write('], "categories": ' + json.dumps(categories) + "}")
 
 
@@ -100,6 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--sizes", default="0.1,1", help="fractions of COCO's size")
+    parser.add_argument("--keypoints", type=int, default=0, help="keypoints per annotation")
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # the child's part
     args = parser.parse_args()
     if args.measure:
@@ -108,9 +122,10 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     for fraction in (float(s) for s in args.sizes.split(",")):
         images, annotations = round(IMAGES * fraction), round(ANNOTATIONS * fraction)
-        path = args.work / f"coco-{images}-{annotations}.json"
+        kp = f"-kp{args.keypoints}" if args.keypoints else ""
+        path = args.work / f"coco-{images}-{annotations}{kp}.json"
         if not path.exists():
-            make(path.with_suffix(".part"), images, annotations)
+            make(path.with_suffix(".part"), images, annotations, keypoints=args.keypoints)
             path.with_suffix(".part").rename(path)
         out = subprocess.run(
             [sys.executable, __file__, "--work", str(args.work), "--measure", str(path)],
