@@ -90,6 +90,9 @@ class AnnotationInfo:
         """K, the keypoints per object in the records (0: none)."""
         return max((len(n) for n in self.keypoints.values()), default=0)
 
+    # every object has an instance mask (image/object/mask): the COCO file has segmentations
+    instance_masks: bool = False
+
     def to_dict(self) -> dict[str, Any]:
         out = {
             "sources": [{"kind": kind, "path": path} for kind, path in self.sources],
@@ -98,6 +101,7 @@ class AnnotationInfo:
             "warnings": list(self.warnings),
             "digest": self.digest,
             "masks": self.masks,
+            **({"instance_masks": True} if self.instance_masks else {}),
         }
         if self.keypoints:
             out["keypoints"] = {str(i): list(n) for i, n in sorted(self.keypoints.items())}
@@ -333,6 +337,7 @@ class _Checker:
             self.text(d.get("digest", ""), "annotations.digest"),
             masks=d.get("masks") is True,
             keypoints=self._keypoints(d.get("keypoints", {})),
+            instance_masks=d.get("instance_masks") is True,
         )
 
     def _keypoints(self, v: Any) -> dict[int, list[str]]:

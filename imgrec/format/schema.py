@@ -46,6 +46,11 @@ CROWD = "image/object/is_crowd"
 DIFFICULT = "image/object/difficult"
 TRUNCATED = "image/object/truncated"
 SOURCE_ID = "image/source_id"
+# Instance masks (a COCO file's segmentations), as the OD API's PNG_MASKS and the Model
+# Garden read them: one PNG per object (single channel, 1 inside, 0 outside) at the stored
+# image's size, parallel to the lists above; written, possibly empty, in every record of a
+# dataset with segmentations.
+OBJECT_MASK = "image/object/mask"
 OBJECT_FLOATS = (XMIN, YMIN, XMAX, YMAX, AREA)
 OBJECT_INTS = (OBJECT_LABEL, CROWD, DIFFICULT, TRUNCATED)
 # Keypoints (a dataset with them: COCO person keypoints), as the TF Object Detection API's
@@ -92,6 +97,7 @@ class Objects:
     keypoint_visibility: tuple[int, ...] = ()
     keypoint_num: tuple[int, ...] = ()  # N
     keypoint_text: tuple[str, ...] = ()  # N x K
+    masks: tuple[bytes, ...] | None = None  # a PNG per object; None: the dataset has none
 
     def lists(self) -> dict[str, tuple[float, ...] | tuple[int, ...] | tuple[str, ...]]:
         """Each parallel list by its record key."""
@@ -198,6 +204,9 @@ def _put_objects(feat: Any, o: Objects) -> None:
             feat[key].int64_list.value.extend(ints)
         feat[KEYPOINT_TEXT].bytes_list.SetInParent()
         feat[KEYPOINT_TEXT].bytes_list.value.extend(t.encode() for t in o.keypoint_text)
+    if o.masks is not None:
+        feat[OBJECT_MASK].bytes_list.SetInParent()
+        feat[OBJECT_MASK].bytes_list.value.extend(o.masks)
 
 
 def _objects(feat: Any) -> Objects | None:
@@ -228,6 +237,7 @@ def _objects(feat: Any) -> Objects | None:
         keypoint_text=tuple(
             t.decode("utf-8", "replace") for t in values(KEYPOINT_TEXT, "bytes_list")
         ),
+        masks=values(OBJECT_MASK, "bytes_list") if OBJECT_MASK in feat else None,
     )
 
 
@@ -346,6 +356,8 @@ def _validate_objects(o: Objects) -> None:
     if wrong:
         listed = ", ".join(f"{k} {c}" for k, c in wrong.items())
         raise SchemaError(f"the object lists differ in length: {XMIN} {n}, {listed}")
+    if o.masks is not None and len(o.masks) != n:
+        raise SchemaError(f"{OBJECT_MASK} has {len(o.masks)} masks for {n} objects")
     for i, box in enumerate(zip(o.xmin, o.ymin, o.xmax, o.ymax, strict=True)):
         x0, y0, x1, y1 = box
         if not (0.0 <= x0 <= x1 <= 1.0 and 0.0 <= y0 <= y1 <= 1.0):

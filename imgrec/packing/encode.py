@@ -83,8 +83,11 @@ def packed(
         item.label, item.text, item.rel, result.sha256, result.orientation, labels,
         placed.objects, placed.fields, placed.mask, placed.mask_classes,
     )  # fmt: skip
-    # for the statistics: the image bytes left out (and the mask: its classes say enough)
-    rec = replace(Record(b"", *fields), mask=None)
+    # for the statistics: the image bytes left out (and the masks: its classes say enough)
+    objects = placed.objects
+    if objects is not None and objects.masks is not None:
+        objects = replace(objects, masks=None)
+    rec = replace(Record(b"", *fields), mask=None, objects=objects)
     return Packed(serialize(Record(result.data, *fields)), rec, len(result.data), result.note)
 
 

@@ -13,11 +13,14 @@ An example of a dataset packed with annotations is a dict:
   TF Object Detection API's decoder), visibility COCO's v (0 not labelled, its point (0, 0);
   1 labelled but not visible; 2 visible);
 - ``segmentation_mask``: (H, W, 1) uint8 class indices, 255 ignore (``--masks``);
+- ``object_masks``: (N, H, W) uint8, one instance mask per box (1 inside, 0 outside; a COCO
+  file with segmentations), at the image's size and moved with it;
 - ``fields``: each per-image column by name (``int`` int64, ``float`` float32, ``str``
   string, ``floats`` a 1-D float32 tensor).
 
 Batches pad the object lists to the longest in the batch with -1 (Keras's convention: a
-label of -1 is no object; keypoints' points and visibility too) and ``floats`` fields with NaN.
+label of -1 is no object; keypoints' points and visibility too), ``object_masks`` with
+all-zero masks (B, N_max, H, W) and ``floats`` fields with NaN.
 
 Crops move keypoints as boxes: a point the window leaves out becomes unlabelled (visibility
 0, point (0, 0)) in its slot, and the random flip mirrors x. A flip also swaps the slots of
@@ -78,10 +81,15 @@ def flip_order(names: dict[int, list[str]]) -> tuple[int, ...] | None:
 
 
 def spec(
-    tf: Any, columns: dict[str, str], masks: bool = False, keypoints: bool = False
+    tf: Any,
+    columns: dict[str, str],
+    masks: bool = False,
+    keypoints: bool = False,
+    instance_masks: bool = False,
 ) -> dict[str, Any]:
     """The parse spec of the annotation keys, for a dataset with these per-image columns
-    (and, with ``masks``, a semantic mask in every record; with ``keypoints``, theirs)."""
+    (and, with ``masks``, a semantic mask in every record; with ``keypoints``, theirs; with
+    ``instance_masks``, a mask per object)."""
     var = tf.io.VarLenFeature
     out = {key: var(tf.float32) for key in schema.OBJECT_FLOATS}
     if masks:
@@ -90,6 +98,8 @@ def spec(
         out[schema.KEYPOINT_X] = var(tf.float32)
         out[schema.KEYPOINT_Y] = var(tf.float32)
         out[schema.KEYPOINT_VISIBILITY] = var(tf.int64)
+    if instance_masks:
+        out[schema.OBJECT_MASK] = var(tf.string)
     out.update({key: var(tf.int64) for key in schema.OBJECT_INTS})
     for name, kind in columns.items():
         key = schema.FIELD + name
@@ -151,7 +161,8 @@ def cropped(
     """``found`` (``annotations_of``) with its boxes moved into the crop ``window`` ([y, x,
     h, w] in pixels of an image of ``size`` [height, width]) and mirrored left-right where
     ``flip``: boxes clipped to the window; objects left with no area dropped, with their
-    other lists (keypoints: see the module's note)."""
+    other lists (keypoints: see the module's note; ``object_masks``, already moved by
+    ``object_masks_of``, too)."""
     boxes = found["bounding_boxes"]["boxes"]
     window = tf.cast(window, tf.float32)
     h, w = tf.cast(size[0], tf.float32), tf.cast(size[1], tf.float32)
@@ -180,6 +191,7 @@ def cropped(
         },
         "objects": {name: keep(values) for name, values in objects.items()},
         "fields": found["fields"],
+        **({"object_masks": keep(found["object_masks"])} if "object_masks" in found else {}),
     }
     if points is not None:
         moved = _points_cropped(tf, found["keypoints"], (top, left, tall, wide), flip, points)
@@ -220,6 +232,30 @@ def mask_of(tf: Any, f: Any, size: Any, window: Any = None, flip: Any = None) ->
     if size is not None:
         mask = tf.image.resize(mask, size, method="nearest")
     return tf.cast(mask, tf.uint8)
+
+
+def object_masks_of(tf: Any, f: Any, size: Any, window: Any = None, flip: Any = None) -> Any:
+    """The record's instance masks, (N, height, width) uint8 (1 inside), moved as the pixels
+    are: cut to the crop ``window`` ([y, x, h, w]) and mirrored where ``flip``, then resized
+    to ``size`` ((height, width); None: as stored) with nearest neighbour."""
+    pngs = tf.sparse.to_dense(f[schema.OBJECT_MASK])
+    height = tf.cast(f[schema.HEIGHT], tf.int32)
+    width = tf.cast(f[schema.WIDTH], tf.int32)
+    one = tf.TensorSpec([None, None, 1], tf.uint8)
+
+    def decoded() -> Any:
+        return tf.map_fn(lambda png: tf.io.decode_png(png, channels=1), pngs,
+                         fn_output_signature=one)  # fmt: skip
+
+    # (map_fn cannot stack no elements of an unknown shape)
+    masks = tf.cond(tf.size(pngs) > 0, decoded, lambda: tf.zeros([0, height, width, 1], tf.uint8))
+    if window is not None:
+        masks = masks[:, window[0] : window[0] + window[2], window[1] : window[1] + window[3]]
+    if flip is not None:
+        masks = tf.cond(flip, lambda: tf.reverse(masks, [2]), lambda: masks)
+    if size is not None:
+        masks = tf.image.resize(masks, size, method="nearest")
+    return tf.cast(masks[..., 0], tf.uint8)
 
 
 def padding(tf: Any, element_spec: Any, columns: dict[str, str]) -> Any:

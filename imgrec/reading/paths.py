@@ -127,6 +127,7 @@ class Known:
     masks: bool = False  # every record carries a semantic mask
     # The classes that name keypoints (id -> names): the records carry K per object
     keypoints: dict[int, list[str]] | None = None
+    instance_masks: bool = False  # every object has a mask (image/object/mask)
 
 
 def describe(files: Sequence[Location]) -> Known | None:
@@ -147,7 +148,8 @@ def describe(files: Sequence[Location]) -> Known | None:
     annotated = [m.annotations for m in datasets]
     columns = None
     if any(a is not None for a in annotated):
-        kinds = {(str(a.columns), a.masks, str(a.keypoints)) for a in annotated if a is not None}
+        kinds = {(str(a.columns), a.masks, str(a.keypoints), a.instance_masks)
+                 for a in annotated if a is not None}  # fmt: skip
         if any(a is None for a in annotated) or len(kinds) > 1:
             where = ", ".join(sorted({str(f) for f in files}))[:200]
             raise InputError(
@@ -160,6 +162,8 @@ def describe(files: Sequence[Location]) -> Known | None:
         columns=columns,
         masks=all(a is not None and a.masks for a in annotated) and bool(annotated),
         keypoints=annotated[0].keypoints if annotated and annotated[0] is not None else None,
+        instance_masks=all(a is not None and a.instance_masks for a in annotated)
+        and bool(annotated),
         records=sum(e.records for _, e in listed),
         dtypes=frozenset(d for s in stats for d in s.dtypes),
         formats=frozenset(k for s in stats for k in s.formats),

@@ -212,7 +212,8 @@ def host_dataset(
     points = None
     if known is not None and known.keypoints and columns is not None:
         points = objects.Keypoints.of(known.keypoints)
-    parse = _plain(tf, _parser(tf, plan, resize, crop, columns, masks, points))
+    instance = known is not None and known.instance_masks and columns is not None
+    parse = _plain(tf, _parser(tf, plan, resize, crop, columns, masks, points, instance))
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if on_problem is not None:
         ds = ds.ignore_errors()
@@ -242,13 +243,14 @@ def _parser(
     columns: dict[str, str] | None = None,
     masks: bool = False,
     points: objects.Keypoints | None = None,
+    instance_masks: bool = False,
 ) -> Callable[..., Any]:
     """The per-record map: a serialized record to ``(image, label, filename)``, and its
     annotations as a fourth element when ``columns`` is not None (with its mask: ``masks``;
-    its keypoints: ``points``)."""
+    its keypoints: ``points``; a mask per object: ``instance_masks``)."""
     spec = feature_spec(tf)
     if columns is not None:
-        spec.update(objects.spec(tf, columns, masks, points is not None))
+        spec.update(objects.spec(tf, columns, masks, points is not None, instance_masks))
 
     def parse(serialized: Any, crop_seed: Any = None) -> Any:
         f = tf.io.parse_single_example(serialized, spec)
@@ -267,6 +269,7 @@ def _parser(
             return out
         found = objects.annotations_of(tf, f, columns, points)
         cut = flip = None
+        target = resize if crop is not None and resize is not None else plan.scale_to
         if crop is not None and resize is not None:
             # The decode's own window and flip, drawn again from the same stateless seed
             # (stateless_random_flip_left_right flips where this uniform draw is < 0.5).
@@ -276,9 +279,11 @@ def _parser(
                 draw = tf.random.stateless_uniform([], tf.reverse(crop_seed, [0]), 0.0, 1.0)
                 flip = draw < 0.5
             cut = window_function(tf, crop, resize, crop_seed)(size)
+        if instance_masks:  # moved before the crop drops objects, dropped with them
+            found["object_masks"] = objects.object_masks_of(tf, f, target, cut, flip)
+        if cut is not None:
             found = objects.cropped(tf, found, cut, size, flip, points)
         if masks:
-            target = resize if crop is not None and resize is not None else plan.scale_to
             found["segmentation_mask"] = objects.mask_of(tf, f, target, cut, flip)
         return (*out, found)
 

@@ -44,12 +44,16 @@ class PixelBox:
     # The object's keypoints, flat (x, y, v) per point in the module's coordinates, v as
     # COCO's (0 not labelled, 1 labelled but not visible, 2 visible); empty: none given
     points: tuple[float, ...] = ()
+    # The object's segmentation, as COCO's JSON gives it (polygons, or a run-length mask in
+    # either form), in the displayed frame; None: the file gives none. Kept as text, so
+    # that carrying it through spools and workers costs one string (``instance_masks``).
+    shape: str | None = None
 
     def named(self, text: str) -> PixelBox:
         """This box with its class's name (``dataclasses.replace`` costs 15 µs a box)."""
         return PixelBox(self.x0, self.y0, self.x1, self.y1, self.label, self.ident,
                         self.area, self.crowd, self.difficult, self.truncated, text,
-                        self.points)  # fmt: skip
+                        self.points, self.shape)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,9 @@ class Annotated:
     # those of this image's objects), for the record's keypoint/text.
     keypoints: int = 0
     keypoint_names: tuple[tuple[int, tuple[str, ...]], ...] = ()
+    # The box source gives segmentations: every object of the dataset gets an instance mask
+    # (``instance_masks``), the record ``image/object/mask`` (empty without objects).
+    masked: bool = False
 
     def to_json(self) -> list[Any]:
         """A JSON-able form (``from_json`` reads it back): items carry it through spools,
@@ -94,7 +101,7 @@ class Annotated:
         # so the digest a --resume compares) it had before they were packed.
         boxes = [
             [b.x0, b.y0, b.x1, b.y1, b.label, b.ident, b.area, b.crowd, b.difficult,
-             b.truncated, b.text, *([list(b.points)] if b.points else [])]
+             b.truncated, b.text, *_box_extra(b)]
             for b in self.boxes
         ]  # fmt: skip
         fields = [[k, list(v) if isinstance(v, tuple) else v] for k, v in self.fields]
@@ -109,6 +116,8 @@ class Annotated:
         if self.keypoints:
             extra["keypoints"] = self.keypoints
             extra["keypoint_names"] = [[label, list(n)] for label, n in self.keypoint_names]
+        if self.masked:
+            extra["masked"] = True
         return [*out, extra] if extra else out
 
     @classmethod
@@ -129,13 +138,25 @@ class Annotated:
             extra.get("unoriented", False),
             extra.get("keypoints", 0),
             tuple((label, tuple(n)) for label, n in extra.get("keypoint_names", ())),
+            extra.get("masked", False),
         )
+
+
+def _box_extra(b: PixelBox) -> list[dict[str, Any]]:
+    """A box's keypoints and segmentation, for ``to_json``: nothing when it has neither."""
+    extra: dict[str, Any] = {}
+    if b.points:
+        extra["points"] = list(b.points)
+    if b.shape is not None:
+        extra["shape"] = b.shape
+    return [extra] if extra else []
 
 
 def _box(b: list[Any]) -> PixelBox:
     """A ``PixelBox`` from its ``to_json`` list (its fields by position)."""
+    extra: dict[str, Any] = b[11] if len(b) > 11 else {}
     return PixelBox(b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
-                    tuple(b[11]) if len(b) > 11 else ())  # fmt: skip
+                    tuple(extra.get("points", ())), extra.get("shape"))  # fmt: skip
 
 
 @dataclass
@@ -160,3 +181,4 @@ class Source:
     warnings: list[str] = field(default_factory=list)  # what the files hold that is not packed
     # The classes that name keypoints (COCO's categories' "keypoints"): id -> names
     keypoints: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    masked: bool = False  # its boxes come with segmentations (``Annotated.masked``)

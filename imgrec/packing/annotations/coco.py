@@ -9,9 +9,9 @@ its box written to the index; the arrays may come in any order. ``lookup`` then 
 image's boxes from the index. COCO's boxes are in the continuous pixel coordinates the
 ``Annotated`` boxes use, so a box is (x, y, x + width, y + height) as it is.
 
-Each annotation is checked (``coco_checks``); segmentations are checked but not packed yet,
-and ``Source.warnings`` counts them. Keypoints are indexed with their box (``PixelBox.points``)
-and packed; ``Source.keypoints`` names each category's.
+Each annotation is checked (``coco_checks``); segmentations are kept with their boxes in
+the index and packed as instance masks (``instance_masks``). Keypoints are indexed with
+their box (``PixelBox.points``) and packed; ``Source.keypoints`` names each category's.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def read(path: Path, workdir: Path) -> Source:
         raise
     index = Index(folder)
     where = str(path)
+    masked = counts.masks > 0
 
     def lookup(rel: str) -> Annotated | None:
         found = index.image(_normal(rel))
@@ -61,14 +62,15 @@ def read(path: Path, workdir: Path) -> Source:
         id, width, height, problem = found
         boxes = () if problem else tuple(
             PixelBox(x0, y0, x1, y1, label, f"annotation id {ident}", area, bool(crowd),
-                     points=() if points is None else tuple(array("d", points)))
-            for x0, y0, x1, y1, label, ident, area, crowd, points in index.boxes(id)
+                     points=() if points is None else tuple(array("d", points)),
+                     shape=shape)
+            for x0, y0, x1, y1, label, ident, area, crowd, points, shape in index.boxes(id)
         )  # fmt: skip
-        return Annotated(boxes, width, height, str(id), where, problem=problem)
+        return Annotated(boxes, width, height, str(id), where, problem=problem, masked=masked)
 
     return Source(
         "coco", where, classes, lookup=lookup, listed=index.listed, close=index.close,
-        warnings=_warnings(counts), keypoints=named,
+        warnings=_warnings(counts), keypoints=named, masked=masked,
     )  # fmt: skip
 
 
@@ -80,10 +82,10 @@ def _normal(name: str) -> str:
 
 def _warnings(counts: Counts) -> list[str]:
     out = []
-    if counts.masks:
+    if counts.masks and counts.plain:
         out.append(
-            f"{counts.masks:,} annotations have segmentation masks: imgrec does not pack"
-            " masks yet; the boxes are packed"
+            f"{counts.plain:,} of {counts.masks + counts.plain:,} annotations have no"
+            " segmentation: their instance masks are their boxes, filled"
         )
     if counts.unnamed:
         out.append(

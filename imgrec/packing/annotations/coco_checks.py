@@ -1,6 +1,7 @@
 """What makes one COCO annotation unusable (its image is then skipped, with the first such
 problem as the reason): its bbox, category, iscrowd and area; its segmentation (polygons, or
-a run-length mask in either of COCO's forms, checked though not packed yet) and keypoints.
+a run-length mask in either of COCO's forms), kept with the box as JSON text for the
+instance masks; and keypoints.
 
 Keypoints are [x, y, v] per point, as many as the category names. COCO's coordinates are
 integer pixel indices (0..width - 1, as its annotation tool clicked pixels), so a point is
@@ -15,6 +16,7 @@ boxes against the image itself, once it is loaded.
 
 from __future__ import annotations
 
+import json
 import math
 from array import array
 from collections.abc import Sequence
@@ -84,10 +86,11 @@ class Category:
 
 @dataclass
 class Counts:
-    """Annotations holding masks (not packed yet) and keypoints (``unnamed``: of a category
-    that names none, so not packed)."""
+    """Annotations with a segmentation (packed as instance masks) and with keypoints
+    (``unnamed``: of a category that names none, so not packed)."""
 
     masks: int = 0
+    plain: int = 0  # without a segmentation
     keypoints: int = 0
     unnamed: int = 0
 
@@ -123,6 +126,8 @@ class Checks:
         if segmentation:
             counts.masks += 1
             what = what or self._segmentation(segmentation, size)
+        else:
+            counts.plain += 1
         keypoints = item.get("keypoints")
         points = None
         if keypoints:
@@ -137,7 +142,9 @@ class Checks:
             return None, f"{self._where}: annotation id {ident}: {what}; correct or remove it"
         x, y, w, h = (float(v) for v in bbox)  # type: ignore[union-attr]
         pixels = None if area is None else float(area)
-        return (x, y, x + w, y + h, cast(int, label), ident, pixels, bool(crowd), points), None
+        shape = json.dumps(segmentation, separators=(",", ":")) if segmentation else None
+        return (x, y, x + w, y + h, cast(int, label), ident, pixels, bool(crowd), points,
+                shape), None  # fmt: skip
 
     def _number(self, value: object) -> float | None:
         """The number ``value`` is (NaN for the file's NaN), or None if not one."""

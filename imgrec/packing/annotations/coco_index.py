@@ -6,7 +6,9 @@ Tables: ``images`` (id, file_name, width, height, and the image's first problem,
 keyed by id and by file_name; ``boxes``, each annotation's box (and its keypoints, a blob of
 float64 x, y, v triples, or NULL), keyed by (image id, position in the file), so that an
 image's boxes are next to each other on disk and come out in the file's order (written
-first in the file's order, then sorted).
+first in the file's order, then sorted). A box's ``shape`` is its annotation's
+segmentation as compact JSON text (polygons or either RLE form), NULL if none: on disk
+with the box, never in memory past a batch.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 BATCH = 10_000  # rows inserted at a time
+# ... or fewer: their segmentations' text past this many characters (a crowd's counts list
+# can be long), so that a batch's memory stays bounded
+BATCH_CHARS = 8_000_000
 LISTED = 1_000  # file names fetched at a time by ``Index.listed``
 # SQLite's page cache, in KiB (negative: a size, not pages): the boxes are appended, then
 # sorted (in files past this), so a larger cache would only cost memory.
@@ -36,20 +41,21 @@ CREATE TABLE images (
 CREATE TABLE written (
     image_id INTEGER NOT NULL, seq INTEGER NOT NULL,
     x0 REAL, y0 REAL, x1 REAL, y1 REAL, label INTEGER, ident INTEGER, area REAL, crowd INTEGER,
-    points BLOB
+    points BLOB, shape TEXT
 );
 """
 _BY_IMAGE = """
 CREATE TABLE boxes (
     image_id INTEGER NOT NULL, seq INTEGER NOT NULL,
     x0 REAL, y0 REAL, x1 REAL, y1 REAL, label INTEGER, ident INTEGER, area REAL, crowd INTEGER,
-    points BLOB, PRIMARY KEY (image_id, seq)
+    points BLOB, shape TEXT, PRIMARY KEY (image_id, seq)
 ) WITHOUT ROWID;
 INSERT INTO boxes SELECT * FROM written ORDER BY image_id, seq;
 DROP TABLE written
 """
-# x0, y0, x1, y1, label, annotation id, area, crowd, keypoints (float64 x, y, v triples)
-Box = tuple[float, float, float, float, int, int, float | None, bool, bytes | None]
+# x0, y0, x1, y1, label, annotation id, area, crowd, keypoints (float64 x, y, v triples),
+# segmentation (JSON text)
+Box = tuple[float, float, float, float, int, int, float | None, bool, bytes | None, str | None]
 
 
 class Duplicate(Exception):
@@ -72,6 +78,7 @@ class Writer:
         )
         self._db.execute("BEGIN")
         self._boxes: list[tuple[Any, ...]] = []
+        self._chars = 0
 
     def image(self, id: int, file_name: str, width: int | None, height: int | None) -> None:
         """Add an image; ``Duplicate`` names the image already there with its id or name."""
@@ -91,7 +98,8 @@ class Writer:
 
     def box(self, image_id: int, seq: int, box: Box) -> None:
         self._boxes.append((image_id, seq, *box))
-        if len(self._boxes) >= BATCH:
+        self._chars += len(box[9] or "") + len(box[8] or b"")
+        if len(self._boxes) >= BATCH or self._chars >= BATCH_CHARS:
             self._flush()
 
     def problem(self, image_id: int, text: str) -> None:
@@ -102,9 +110,10 @@ class Writer:
 
     def _flush(self) -> None:
         self._db.executemany(
-            "INSERT INTO written VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self._boxes
+            "INSERT INTO written VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self._boxes
         )
         self._boxes.clear()
+        self._chars = 0
 
     def finish(self) -> None:
         """Sort the boxes by image: written in the file's order (appended, which is fast
@@ -156,7 +165,7 @@ class Index:
     def boxes(self, image_id: int) -> list[Box]:
         """The image's boxes, in the file's order."""
         return self._query(
-            "SELECT x0, y0, x1, y1, label, ident, area, crowd, points FROM boxes"
+            "SELECT x0, y0, x1, y1, label, ident, area, crowd, points, shape FROM boxes"
             " WHERE image_id = ?"
             " ORDER BY seq",
             (image_id,),

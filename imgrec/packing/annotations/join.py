@@ -147,6 +147,7 @@ def attach(found: Walk, sources: Sequence[Source], src: Location, store: Store =
         digest.hexdigest(),
         masks=any(s.kind == "masks" for s in sources),
         keypoints={id: list(names) for id, names in sorted(keypoints.items())},
+        instance_masks=any(s.masked for s in sources),
     )
     return found
 
@@ -162,7 +163,8 @@ def _merged(
     the names of its class's), fields from the fields source."""
     # K keypoints per object in a dataset with them, even in a record without objects
     k = max((len(n) for n in keypoints.values()), default=0)
-    merged = Annotated(boxed=any(s.kind in BOX_KINDS for s in sources), keypoints=k)
+    merged = Annotated(boxed=any(s.kind in BOX_KINDS for s in sources), keypoints=k,
+                       masked=any(s.masked for s in sources))  # fmt: skip
     for source in sources:
         said = source.lookup(item.rel)
         if said is None and source.kind == "fields":  # every record has every column

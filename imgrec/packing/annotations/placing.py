@@ -1,8 +1,8 @@
 """An image's annotations placed on its stored pixels: checked against the image as
 loaded (as displayed: its EXIF orientation applied, as it is stored), moved with it through
 a resize (boxes and keypoints by ``images/geometry.py``, masks by ``pixels.resize`` with
-nearest neighbour), and turned into the record's objects, fields and mask
-(``format/schema.py``).
+nearest neighbour; instance masks by ``instance_masks``), and turned into the record's
+objects, fields and mask (``format/schema.py``).
 
 In a dataset with keypoints every object gets K of them (the most any class names): an
 object of a class with fewer, or none, or without keypoints in the file, has the rest
@@ -22,7 +22,7 @@ from ...core import storage
 from ...format.schema import Field, Objects
 from ...images import geometry, pixels
 from ...images.loading import ImageOptions, Loaded
-from . import Annotated, PixelBox
+from . import Annotated, PixelBox, instance_masks
 
 if TYPE_CHECKING:
     import numpy as np
@@ -91,6 +91,12 @@ def _objects(
             area *= height * width
         areas.append(float(scale) * area)
     points = _keypoints(annotated, height, width, opts, kept) if annotated.keypoints else {}
+    masks = None
+    if annotated.masked:  # objects dropped by fill's crop drop their masks
+        try:
+            masks = instance_masks.stored(boxes, kept.tolist(), height, width, opts.resizing)
+        except instance_masks.BadShape as e:
+            raise Misplaced(f"{annotated.where}: {e}") from None
     return Objects(
         xmin=tuple(float(v) for v in stored[:, 0]),
         ymin=tuple(float(v) for v in stored[:, 1]),
@@ -104,6 +110,7 @@ def _objects(
         truncated=tuple(int(b.truncated) for b in left),
         source_id=annotated.source_id,
         **points,
+        masks=masks,
     )
 
 

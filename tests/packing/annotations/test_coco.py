@@ -70,30 +70,34 @@ def test_lookup_gives_each_images_boxes_in_file_order(tmp_path):
     where = str(path)
     assert (source.kind, source.where) == ("coco", where)
     assert source.classes == {1: "person", 90: "toothbrush"}
+    square = json.dumps(_coco()["annotations"][1]["segmentation"], separators=(",", ":"))
     assert source.lookup("a/one.jpg") == Annotated(
         (
-            PixelBox(1.0, 1.5, 3.0, 3.5, 90, "annotation id 10", 4.0),
-            PixelBox(0.0, 0.0, 6.0, 4.0, 1, "annotation id 12", 24.0, crowd=True),
+            PixelBox(1.0, 1.5, 3.0, 3.5, 90, "annotation id 10", 4.0,
+                     shape="[[1,1.5,3,1.5,3,3.5]]"),
+            PixelBox(0.0, 0.0, 6.0, 4.0, 1, "annotation id 12", 24.0, crowd=True,
+                     shape='{"size":[4,6],"counts":[6,12,6]}'),
         ),
-        6, 4, "1", where,
+        6, 4, "1", where, masked=True,
     )  # fmt: skip
     assert source.lookup("two.jpg") == Annotated(
         (
-            PixelBox(2.0, 1.0, 5.0, 3.0, 1, "annotation id 11", 6.0, crowd=True),
+            PixelBox(2.0, 1.0, 5.0, 3.0, 1, "annotation id 11", 6.0, crowd=True, shape=square),
             # keypoints at their pixels' centres; the unlabelled one left at 0, 0
             PixelBox(0.5, 0.0, 1.5, 1.0, 1, "annotation id 13", 1.0,
                      points=(1.5, 1.0, 2.0, 0.0, 0.0, 0.0)),
         ),
-        6, 4, "7", where,
+        6, 4, "7", where, masked=True,
     )  # fmt: skip
     assert source.lookup("./two.jpg") == source.lookup("two.jpg")
-    assert source.lookup("empty.jpg") == Annotated((), 8, 8, "9", where)
+    assert source.lookup("empty.jpg") == Annotated((), 8, 8, "9", where, masked=True)
     assert source.lookup("not/listed.jpg") is None
     assert list(source.listed()) == ["a/one.jpg", "empty.jpg", "two.jpg"]
     assert source.keypoints == {1: ("nose", "eye")}
+    # segmentations are packed (an object without one gets its box), keypoints too
+    assert source.masked
     assert source.warnings == [
-        "3 annotations have segmentation masks: imgrec does not pack masks yet; the boxes are"
-        " packed"
+        "1 of 4 annotations have no segmentation: their instance masks are their boxes, filled",
     ]
     source.close()
     assert [p.name for p in tmp_path.iterdir()] == ["instances.json"]
@@ -170,7 +174,7 @@ def test_python_nan_and_infinity_in_a_bbox_skip_only_that_image(tmp_path):
     )
     assert one.boxes == () and one.source_id == "1"
     assert "annotation id 11: bbox [1, 1, Infinity, 2] has a NaN or infinite" in two.problem
-    assert source.lookup("NaN, Infinity.jpg") == Annotated((), 8, 8, "9", source.where)
+    assert source.lookup("NaN, Infinity.jpg") == Annotated((), 8, 8, "9", source.where, masked=True)
     source.close()
 
 
