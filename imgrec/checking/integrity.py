@@ -131,7 +131,7 @@ def _check_shard(
         assert frame.data is not None
         rec, issue = check_record(frame.data, decode)
         if issue is None and rec is not None:
-            issue = _label_issue(rec) or _mask_issue(rec)
+            issue = _label_issue(rec) or _mask_issue(rec) or _object_mask_issue(rec)
         if issue is not None:
             problem(issue, frame.index, frame.offset)
         if rec is not None:
@@ -181,6 +181,24 @@ def _mask_issue(rec: Record) -> str | None:
             f"{schema.MASK} is a {size[0]}x{size[1]} {mode} image; the image is"
             f" {rec.width}x{rec.height} (a mask is one class index per pixel, at its size)"
         )
+    return None
+
+
+def _object_mask_issue(rec: Record) -> str | None:
+    """Each instance mask must be a PNG of one channel at the image's size."""
+    masks = rec.objects.masks if rec.objects is not None else None
+    for k, png in enumerate(masks or ()):
+        try:
+            with Image.open(io.BytesIO(png)) as im:
+                im.load()
+                kind, mode, size = im.format, im.mode, im.size
+        except Exception as e:  # Pillow raises many types on damaged data
+            return f"{schema.OBJECT_MASK} {k} does not decode ({type(e).__name__}: {e})"
+        if kind != "PNG" or mode not in ("L", "1", "P") or size != (rec.width, rec.height):
+            return (
+                f"{schema.OBJECT_MASK} {k} is a {size[0]}x{size[1]} {mode} {kind}; the image is"
+                f" {rec.width}x{rec.height} (a mask is a one-channel PNG at its size)"
+            )
     return None
 
 

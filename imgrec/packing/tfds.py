@@ -269,6 +269,10 @@ def _annotation_features(m: Manifest, notes: list[str]) -> dict[str, Any]:
             f"Keypoints: image/object/keypoint/* hold {k} per object (the TF Object Detection"
             f" API's layout); names by class id: {named[:2000]}."
         )
+    if m.annotations.instance_masks:
+        feats[schema.OBJECT_MASK] = _tensor(
+            [-1], "string", doc="PNG per object (1 channel, 1 inside), the image's size"
+        )
     if m.annotations.masks:
         feats[schema.MASK] = _tensor([], "string", doc="PNG of class indices (255: ignore)")
         feats[schema.MASK_FORMAT] = _tensor([], "string")

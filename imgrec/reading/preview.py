@@ -109,6 +109,24 @@ def overlay_mask(
     return out
 
 
+def overlay_objects(
+    tile: Image.Image, where: tuple[int, int, int, int], masks: np.ndarray, labels: np.ndarray
+) -> Image.Image:
+    """``tile`` with each instance mask ((N, H, W), 1 inside) painted over its image at
+    half strength, in its class's colour (the colour of its box's outline)."""
+    left, top, w, h = where
+    region = np.asarray(tile.crop((left, top, left + w, top + h))).astype(np.uint16)
+    for mask, label in zip(masks, labels, strict=True):
+        inside = np.asarray(
+            Image.fromarray(mask, "L").resize((w, h), Image.Resampling.NEAREST)
+        ).astype(bool)
+        colour = np.array(PALETTE[int(label) % len(PALETTE)], np.uint16)
+        region[inside] = (region[inside] + colour) // 2
+    out = tile.copy()
+    out.paste(Image.fromarray(region.astype(np.uint8), "RGB"), (left, top))
+    return out
+
+
 def draw_boxes(tile: Image.Image, where: tuple[int, int, int, int], example: dict[str, Any],
                names: dict[int, str]) -> int:  # fmt: skip
     """Outline each box of ``example`` (rel_yxyx, as ``dataset`` gives them) on ``tile``,
@@ -173,6 +191,9 @@ def contact_sheet(paths: list[str], out: Path, count: int = 36) -> dict[str, Any
         tile, where = _tile((example["image"] if annotated else example).numpy())
         if annotated and "segmentation_mask" in example:
             tile = overlay_mask(tile, where, example["segmentation_mask"].numpy()[..., 0])
+        if annotated and "object_masks" in example:
+            labels = example["bounding_boxes"]["labels"].numpy()
+            tile = overlay_objects(tile, where, example["object_masks"].numpy(), labels)
         if annotated:
             boxes += draw_boxes(tile, where, example, names or {})
         if annotated and "keypoints" in example:

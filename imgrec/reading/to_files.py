@@ -243,7 +243,8 @@ def _images(tf: Any, ds: Any) -> Iterator[tuple[Any, str, dict[str, Any] | None]
         extra = None
         if isinstance(element, dict):  # packed with annotations
             image, filename = element["image"], element["filename"]
-            names = ("bounding_boxes", "objects", "fields", "segmentation_mask", "keypoints")
+            names = ("bounding_boxes", "objects", "fields", "segmentation_mask", "keypoints",
+                     "object_masks")  # fmt: skip
             extra = {k: element[k] for k in names if k in element}
         else:
             image, _label, filename = element
@@ -279,10 +280,29 @@ class _Writer:
         if extra is not None and "segmentation_mask" in extra:  # its class indices, as PNG
             mask = extra.pop("segmentation_mask").numpy()[..., 0]
             Image.fromarray(mask, "L").save(path.with_name(path.name + ".mask.png"))
+        if extra is not None and "object_masks" in extra:
+            _objects_png(
+                extra.pop("object_masks").numpy(), path.with_name(path.name + ".objects.png")
+            )
         if extra is not None:  # the annotations beside the image, as dataset() gives them
             sidecar = path.with_name(path.name + ".json")
             sidecar.write_text(json.dumps(_as_json(name, extra), ensure_ascii=False) + "\n")
         self.written += 1
+
+
+def _objects_png(masks: np.ndarray, path: Path) -> None:
+    """The instance masks ((N, H, W), 1 inside) as one PNG of object numbers: 0 for no
+    object, k for the k-th in the ``.json`` beside it (a later object over an earlier one
+    where they overlap); 16-bit past 255 objects."""
+    wide = np.uint8 if len(masks) < 256 else np.uint16
+    height, width = int(masks.shape[1]), int(masks.shape[2])
+    numbers = np.zeros((height, width), wide)
+    for k, mask in enumerate(masks, 1):
+        numbers[mask == 1] = k
+    if wide is np.uint8:
+        Image.fromarray(numbers, "L").save(path)
+    else:
+        Image.frombytes("I;16", (width, height), numbers.astype("<u2").tobytes()).save(path)
 
 
 def _as_json(name: str, extra: dict[str, Any]) -> dict[str, Any]:

@@ -270,3 +270,72 @@ def test_schema_checks_one_mask_per_object():
     assert back.objects is not None and back.objects.masks == (png.getvalue(),)
     with pytest.raises(schema.SchemaError, match="image/object/mask has 2 masks for 1 objects"):
         schema.parse(schema.serialize(replace(rec, objects=replace(objects, masks=(b"", b"")))))
+
+
+def test_verify_names_an_instance_mask_not_the_images_size(tmp_path):
+    from dataclasses import replace
+
+    from fixtures import run
+    from samples import jpeg, jpeg_record
+
+    from imgrec.format.framing import ShardWriter
+
+    rec = jpeg_record("a.jpg", jpeg(1))  # 128x96
+    pngs = []
+    for size, mode in (((128, 96), "L"), ((12, 10), "L"), ((128, 96), "RGB")):
+        out = io.BytesIO()
+        Image.new(mode, size).save(out, "PNG")
+        pngs.append(out.getvalue())
+    box = {"xmin": (0.1,), "ymin": (0.1,), "xmax": (0.2,), "ymax": (0.3,), "label": (1,)}
+    with ShardWriter(tmp_path / "x.tfrecord") as w:
+        for png in pngs:
+            objects = schema.Objects(**box, masks=(png,))  # type: ignore[arg-type]
+            w.write(schema.serialize(replace(rec, objects=objects)))
+    r = run("verify", tmp_path / "x.tfrecord")
+    assert r.exit_code == 1
+    said = r.output + r.stderr
+    assert "image/object/mask 0 is a 12x10 L PNG; the image is 128x96" in said
+    assert "image/object/mask 0 is a 128x96 RGB PNG; the image is 128x96" in said
+    assert said.count("image/object/mask") == 2
+
+
+def test_verify_decode_preview_and_tfds_show_the_masks(drawn, tmp_path):
+    from fixtures import run
+
+    root, images, ann = drawn
+    out = tmp_path / "out"
+    pack(root / "images", out, PackOptions(annotations=str(ann)))
+    assert run("verify", out, "--decode").exit_code == 0
+    r = run("decode", out, "-o", tmp_path / "dec", "--to", "png")
+    assert r.exit_code == 0, r.output
+    written = sorted((tmp_path / "dec").glob("*.objects.png"))
+    assert len(written) == len(images)
+    for path in written:
+        image = np.asarray(Image.open(path.with_name(path.name[: -len(".objects.png")])))
+        numbers = np.asarray(Image.open(path))
+        side = json.loads(path.with_name(path.name.replace(".objects.png", ".json")).read_text())
+        boxes = np.array(side["bounding_boxes"]["boxes"]).reshape(-1, 4)
+        masks = np.array([numbers == k for k in range(1, len(boxes) + 1)], np.uint8)
+        assert masks_match(image[..., :3], boxes, masks.reshape(-1, *numbers.shape), 1) is None
+    sheet = tmp_path / "sheet.png"
+    r = run("inspect", out, "--preview", sheet, "--json")
+    assert r.exit_code == 0, r.output
+    pixels = np.asarray(Image.open(sheet).convert("RGB")).astype(int)
+    # a rectangle painted at half strength in its class colour over its own
+    from annotated import COLOURS
+
+    from imgrec.reading.preview import PALETTE
+
+    halves = {tuple((np.array(c) + p) // 2) for c in COLOURS for p in PALETTE[1:4]}
+    assert any((np.abs(pixels - h).sum(axis=-1) < 12).sum() > 50 for h in halves)
+    import tensorflow_datasets as tfds
+
+    assert run("tfds", out).exit_code == 0
+    features = json.loads((out / "features.json").read_text())
+    assert schema.OBJECT_MASK in json.dumps(features)
+    ds = tfds.builder_from_directory(str(out)).as_dataset(split="train")
+    for ex in tfds.as_numpy(ds):
+        pngs = ex[schema.OBJECT_MASK]
+        assert len(pngs) == len(ex[schema.XMIN])
+        for png in pngs:
+            assert np.asarray(Image.open(io.BytesIO(png))).shape == ex["image/encoded"].shape[:2]
