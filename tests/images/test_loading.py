@@ -29,6 +29,7 @@ def sample(mode: str, fmt: str) -> Image.Image:
     return Image.fromarray(rgb).convert(mode)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("fmt", "mode", "channels"), sorted(loading.PASSTHROUGH))
 def test_passthrough_entries_decode_exactly_like_pillow(tmp_path, fmt, mode, channels):
     src = tmp_path / "src"

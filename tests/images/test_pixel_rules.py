@@ -80,6 +80,7 @@ MODES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("channels", [1, 3, 4])
 def test_what_the_reader_decodes_is_what_pack_stores_raw(tmp_path, channels):
     """Encoded records (PNG kept as it is, JPEG with EXIF orientations), read with

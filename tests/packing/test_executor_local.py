@@ -35,6 +35,7 @@ def _packed(src: Path, out: Path, **options: object) -> tuple[dict[str, bytes], 
     return files_of(out), manifest
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "options",
     [
@@ -120,6 +121,7 @@ def test_pieces_a_killed_run_left_do_not_block_the_next(odd_src, tmp_path):
     assert files_of(out) == files_of(again)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shards", [1, 3])
 def test_raw_shards_cut_into_runs_are_the_same_bytes(odd_src, tmp_path, monkeypatch, shards):
     """With fewer shards than a round of workers, raw shards are written by all the workers

@@ -59,7 +59,8 @@ def test_read_without_imgrec_without_shards_is_an_error(tmp_path):
     assert r.returncode != 0 and "no *.tfrecord" in r.stderr
 
 
-@pytest.mark.parametrize("fmt", ["encoded", pytest.param("raw", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["encoded", "raw"])
 def test_read_without_imgrec_gives_imgrecs_pixels(tree, tmp_path, fmt):
     """The README's schema is enough to get exactly imgrec.dataset's tensors: 8 and 16 bit,
     1/3/4 channels, JPEG, PNG and raw, and every EXIF orientation."""

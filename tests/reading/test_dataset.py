@@ -69,6 +69,7 @@ def test_labels_and_value_range(tree, tmp_path):
         assert arr.min() >= 0.0 and arr.max() <= 1.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_exif_orientation_is_applied_in_every_format(tmp_path, orientation):
     from fixtures import smooth_rgb

@@ -59,6 +59,7 @@ def images_by_name(ds) -> dict[str, np.ndarray]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["encoded", "raw"])
 def test_gray_and_colour_batch_as_rgb_with_no_argument(mixed, fmt):
     ds = imgrec.dataset(mixed[f"{fmt}-no-alpha"], batch_size=4, with_filenames=True)
@@ -73,6 +74,7 @@ def test_gray_and_colour_batch_as_rgb_with_no_argument(mixed, fmt):
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["encoded", "raw"])
 def test_a_mix_with_alpha_names_the_argument_to_choose(mixed, fmt):
     with pytest.raises(imgrec.ImgrecError, match=r"channels=3 \(drop alpha\) or channels=4"):
@@ -128,6 +130,7 @@ class Context:
         self.input_pipeline_id = pipeline
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shards", [1, 4], ids=["by-record", "by-file"])
 @pytest.mark.parametrize("shuffle", [False, True])
 def test_replicas_read_disjoint_parts_that_cover_the_dataset(tree, tmp_path, shards, shuffle):
