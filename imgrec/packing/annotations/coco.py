@@ -28,7 +28,7 @@ from ijson.common import ObjectBuilder
 from ...core.errors import InputError
 from . import MAX_CLASS_ID, Annotated, PixelBox, Source
 from .coco_checks import Category, Checks, Counts
-from .coco_index import Duplicate, Index, Writer, make_folder
+from .coco_index import LOOKUP, Duplicate, Index, Writer, make_folder
 from .json_stream import SPECIAL, Blocks, NotJSON, syntax_errors
 
 ARRAYS = ("images", "annotations", "categories")
@@ -46,7 +46,8 @@ def read(path: Path, workdir: Path) -> Source:
         except NotJSON:
             # Python's json.dump writes NaN and Infinity, which yajl refuses: read it again
             # with those taken as numbers (the error stands if it was something else).
-            (folder / "index.sqlite").unlink(missing_ok=True)
+            for name in ("index.sqlite", LOOKUP):
+                (folder / name).unlink(missing_ok=True)
             classes, counts, named = _index(path, folder, lenient=True)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
@@ -59,12 +60,12 @@ def read(path: Path, workdir: Path) -> Source:
         found = index.image(_normal(rel))
         if found is None:
             return None
-        id, width, height, problem = found
-        boxes = () if problem else tuple(
+        id, width, height, problem, stored = found
+        boxes = tuple(
             PixelBox(x0, y0, x1, y1, label, f"annotation id {ident}", area, bool(crowd),
                      points=() if points is None else tuple(array("d", points)),
                      shape=shape)
-            for x0, y0, x1, y1, label, ident, area, crowd, points, shape in index.boxes(id)
+            for x0, y0, x1, y1, label, ident, area, crowd, points, shape in stored
         )  # fmt: skip
         return Annotated(boxes, width, height, str(id), where, problem=problem, masked=masked)
 

@@ -1,25 +1,39 @@
-"""The index a COCO file is read into, so that a pack holds none of it in memory: an SQLite
-database in a folder of its own, written once by one process (``Writer``), then read by any
-number of processes and threads (``Index``).
+"""The index a COCO file is read into, so that a pack holds none of it in memory: written
+once by one process (``Writer``), then read by any number of processes and threads
+(``Index``).
 
-Tables: ``images`` (id, file_name, width, height, and the image's first problem, if any),
-keyed by id and by file_name; ``boxes``, each annotation's box (and its keypoints, a blob of
-float64 x, y, v triples, or NULL), keyed by (image id, position in the file), so that an
-image's boxes are next to each other on disk and come out in the file's order (written
-first in the file's order, then sorted). A box's ``shape`` is its annotation's
-segmentation as compact JSON text (polygons or either RLE form), NULL if none: on disk
-with the box, never in memory past a batch.
+While the file is read, an SQLite database in a folder of its own gathers it. Tables:
+``images`` (id, file_name, width, height, and the image's first problem, if any), keyed by
+id and by file_name; ``boxes``, each annotation's box (and its keypoints, a blob of float64
+x, y, v triples, or NULL), keyed by (image id, position in the file), so that an image's
+boxes are next to each other on disk and come out in the file's order (written first in the
+file's order, then sorted). A box's ``shape`` is its annotation's segmentation as compact
+JSON text (polygons or either RLE form), NULL if none: on disk with the box, never in
+memory past a batch.
+
+When the file is read, ``finish`` writes what a lookup needs to ``lookup.bin``, so that
+finding an image's annotations costs the same whatever the file's size: a hash table of
+file names (open addressing, at most half full; a slot holds 24 bits of its name's hash
+and the place of a record, 0 for none), then one record per image: its name and, in
+``marshal``'s form, its id, size, problem and boxes. A lookup is a few positioned reads
+(``os.pread``): a slot or two, then the record's header and the record. The table is built
+in memory (8 bytes per slot, 16 to 32 per image). The boxes then leave the database, which
+keeps the images' names for ``listed``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import marshal
 import os
 import shutil
 import sqlite3
+import struct
+import sys
 import tempfile
-import threading
 import weakref
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,6 +70,14 @@ DROP TABLE written
 # x0, y0, x1, y1, label, annotation id, area, crowd, keypoints (float64 x, y, v triples),
 # segmentation (JSON text)
 Box = tuple[float, float, float, float, int, int, float | None, bool, bytes | None, str | None]
+# id, width, height, problem, boxes (none when there is a problem)
+Found = tuple[int, int | None, int | None, str | None, list[Box]]
+
+LOOKUP = "lookup.bin"
+_HEADER = struct.Struct("<QQ")  # lookup.bin: slots, then records from 16 + 8 * slots
+_RECORD = struct.Struct("<II")  # a record: its name's length, its body's
+_SLOT = 8  # a slot: the top 24 bits of the name's hash, then its record's place (40 bits)
+_PLACE = (1 << 40) - 1
 
 
 class Duplicate(Exception):
@@ -70,6 +92,7 @@ class Writer:
     """Writes the index at ``path`` (a new file): images first, then boxes and problems."""
 
     def __init__(self, path: Path) -> None:
+        self._path = path
         self._db = sqlite3.connect(path, isolation_level=None)
         # A scratch file, rebuilt from the COCO file after any crash: no journal, no fsync.
         self._db.executescript(
@@ -117,12 +140,55 @@ class Writer:
 
     def finish(self) -> None:
         """Sort the boxes by image: written in the file's order (appended, which is fast
-        whatever the size), then copied in key order (SQLite's sort spills to files)."""
+        whatever the size), then copied in key order (SQLite's sort spills to files). Then
+        write the lookup file."""
         self._flush()
         for statement in _BY_IMAGE.split(";\n"):
             self._db.execute(statement)
         self._db.execute("COMMIT")
+        self._write_lookup(self._path.with_name(LOOKUP))
+        # The boxes are in the lookup file now: what stays is the images, for ``listed``.
+        self._db.execute("DROP TABLE boxes")
+        self._db.execute("VACUUM")
         self._db.close()
+
+    def _write_lookup(self, path: Path) -> None:
+        (n,) = self._db.execute("SELECT count(*) FROM images").fetchone()
+        size = max(8, 1 << (2 * n - 1).bit_length())  # a power of two, at least 2n
+        slots = array("Q", [0]) * size
+        images = self._db.execute(
+            "SELECT id, file_name, width, height, problem FROM images ORDER BY id"
+        )
+        boxes = self._db.execute(
+            "SELECT image_id, x0, y0, x1, y1, label, ident, area, crowd, points, shape"
+            " FROM boxes ORDER BY image_id, seq"
+        )
+        pending = boxes.fetchone()
+        with open(path, "wb") as out:
+            at = _HEADER.size + _SLOT * size
+            out.seek(at)
+            for id, file_name, width, height, problem in images:
+                own: list[tuple[Any, ...]] = []
+                while pending is not None and pending[0] <= id:
+                    if pending[0] == id and problem is None:
+                        own.append(pending[1:])
+                    pending = boxes.fetchone()
+                name = file_name.encode()
+                body = marshal.dumps((id, width, height, problem, own))
+                out.write(_RECORD.pack(len(name), len(body)) + name + body)
+                if at > _PLACE:
+                    raise OSError(f"{path}: over 1 TiB of annotations")
+                h = _hash(name)
+                k = h & (size - 1)
+                while slots[k]:
+                    k = (k + 1) & (size - 1)
+                slots[k] = h & ~_PLACE | at
+                at += _RECORD.size + len(name) + len(body)
+            out.seek(0)
+            out.write(_HEADER.pack(size, n))
+            if sys.byteorder != "little":
+                slots.byteswap()
+            slots.tofile(out)
 
     def abandon(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -130,46 +196,42 @@ class Writer:
 
 
 class Index:
-    """A finished index, read from any process and thread: each process opens its own
-    connection on first use (SQLite's must not cross a fork), shared by its threads behind a
-    lock. The folder holding it is removed by ``close`` (or when the index is dropped), by
-    the process that made it only."""
+    """A finished index, read from any process and thread: lookups are positioned reads of
+    one file descriptor, which threads share and a fork inherits; ``listed`` opens SQLite
+    on a connection of its own. The folder holding it is removed by ``close`` (or when the
+    index is dropped), by the process that made it only."""
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / "index.sqlite"
-        self._connections: dict[int, sqlite3.Connection] = {}
-        self._lock = threading.Lock()
-        self._remove = weakref.finalize(self, _remove, folder, os.getpid())
+        self._fd = os.open(folder / LOOKUP, os.O_RDONLY)
+        self._size, self._images = _HEADER.unpack(os.pread(self._fd, _HEADER.size, 0))
+        self._remove = weakref.finalize(self, _remove, folder, os.getpid(), self._fd)
+
+    def __len__(self) -> int:
+        return int(self._images)
+
+    def image(self, file_name: str) -> Found | None:
+        """(id, width, height, problem, boxes in the file's order) of the image of that
+        file name, or None."""
+        name = file_name.encode()
+        h = _hash(name)
+        k = h & (self._size - 1)
+        while True:
+            slot = int.from_bytes(os.pread(self._fd, _SLOT, _HEADER.size + _SLOT * k), "little")
+            if not slot:
+                return None
+            at = slot & _PLACE
+            if slot & ~_PLACE == h & ~_PLACE:
+                length, body = _RECORD.unpack(os.pread(self._fd, _RECORD.size, at))
+                record = os.pread(self._fd, length + body, at + _RECORD.size)
+                if record[:length] == name:
+                    found: Found = marshal.loads(record[length:])
+                    return found
+            k = (k + 1) & (self._size - 1)
 
     def _connect(self) -> sqlite3.Connection:
-        # immutable: nothing writes the file any more, so no locks (which do not cross a
-        # fork either) and no checks for changes.
-        return sqlite3.connect(
-            f"{self.path.as_uri()}?mode=ro&immutable=1", uri=True, check_same_thread=False
-        )
-
-    def _query(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
-        with self._lock:
-            db = self._connections.get(os.getpid())
-            if db is None:
-                db = self._connections[os.getpid()] = self._connect()
-            return db.execute(sql, args).fetchall()
-
-    def image(self, file_name: str) -> tuple[int, int | None, int | None, str | None] | None:
-        """(id, width, height, problem) of the image of that file name, or None."""
-        rows = self._query(
-            "SELECT id, width, height, problem FROM images WHERE file_name = ?", (file_name,)
-        )
-        return tuple(rows[0]) if rows else None
-
-    def boxes(self, image_id: int) -> list[Box]:
-        """The image's boxes, in the file's order."""
-        return self._query(
-            "SELECT x0, y0, x1, y1, label, ident, area, crowd, points, shape FROM boxes"
-            " WHERE image_id = ?"
-            " ORDER BY seq",
-            (image_id,),
-        )
+        # immutable: nothing writes the file any more, so no locks and no checks for changes
+        return sqlite3.connect(f"{self.path.as_uri()}?mode=ro&immutable=1", uri=True)
 
     def listed(self) -> Iterator[str]:
         """Every image's file name, in name order (on a connection of its own, so that
@@ -184,10 +246,6 @@ class Index:
             db.close()
 
     def close(self) -> None:
-        with self._lock:
-            db = self._connections.pop(os.getpid(), None)
-            if db is not None:
-                db.close()
         self._remove()
 
 
@@ -195,6 +253,12 @@ def make_folder(workdir: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix="imgrec-coco-", dir=workdir))
 
 
-def _remove(folder: Path, owner: int) -> None:
+def _hash(name: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "little")
+
+
+def _remove(folder: Path, owner: int, fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
     if os.getpid() == owner:  # a forked worker leaves its parent's index alone
         shutil.rmtree(folder, ignore_errors=True)
