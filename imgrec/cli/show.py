@@ -28,7 +28,7 @@ def _print_counts(summary: dict[str, Any]) -> None:
         click.echo(f"{key + ':':<10} " + ", ".join(f"{k} {v}" for k, v in summary[key].items()))
     mix = set(summary["channels"])
     if mix == {"1", "3"}:
-        click.echo("           (gray and colour: read together as RGB)")
+        click.echo("           (gray and colour: batched together as RGB)")
     elif len(mix) > 1:
         click.echo("           (alpha in a mix: read with channels=3 or 4 to batch them)")
 

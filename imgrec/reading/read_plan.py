@@ -75,26 +75,24 @@ def plan_read(
 
 
 def choose_channels(known: Known | None, channels: int | None, batched: bool) -> int | None:
-    """The channel count to decode to: as asked, or (None) one that loses nothing when the
-    records differ: gray and RGB together become RGB. Mixes with alpha are refused for
-    batches, naming the choice to make."""
+    """The channel count to decode to: as asked, or (None) each record's own. Only a batch
+    needs one count for records that differ: gray and RGB together become RGB, and mixes
+    with alpha are refused, naming the choice to make. Unbatched, each keeps its own."""
     if channels is not None:
         if channels not in (1, 3, 4):
             raise ImgrecError(f"channels={channels!r}: use 1, 3 or 4 (or None: as stored)")
         return channels
-    if known is None or len(known.channels) < 2:
+    if not batched or known is None or len(known.channels) < 2:
         return None
     if known.channels <= {1, 3}:
         return 3
-    if batched:
-        *rest, last = [str(c) for c in sorted(known.channels)]
-        listed = f"{', '.join(rest)} and {last}"
-        raise ImgrecError(
-            f"these images have {listed} channels, which cannot share a batch without"
-            " choosing what to do with alpha: pass channels=3 (drop alpha) or channels=4"
-            " (add opaque alpha), or read without batch_size"
-        )
-    return None
+    *rest, last = [str(c) for c in sorted(known.channels)]
+    listed = f"{', '.join(rest)} and {last}"
+    raise ImgrecError(
+        f"these images have {listed} channels, which cannot share a batch without"
+        " choosing what to do with alpha: pass channels=3 (drop alpha) or channels=4"
+        " (add opaque alpha), or read without batch_size"
+    )
 
 
 def _check_batchable(known: Known | None, resize: tuple[int, int] | None) -> None:

@@ -102,8 +102,8 @@ def dataset(
     decoding. uint8 at 224x224x3 is 147 KiB an image: a quarter of a float32 cache.
 
     ``channels`` (1, 3 or 4) converts every image as TensorFlow's decoders do; left None,
-    images keep their channels, except that gray and colour images read together all become
-    RGB (nothing is lost), so that any photo folder batches.
+    images keep their stored channels, except that gray and colour images batched together
+    all become RGB (nothing is lost), so that any photo folder batches.
 
     ``input_context`` (the ``tf.distribute.InputContext`` that
     ``strategy.distribute_datasets_from_function`` passes) reads this replica's part: whole

@@ -74,6 +74,25 @@ def test_gray_and_colour_batch_as_rgb_with_no_argument(mixed, fmt):
     }
 
 
+@pytest.mark.parametrize("fmt", ["encoded", "raw"])
+def test_unbatched_reads_and_decode_keep_each_images_stored_channels(mixed, fmt, tmp_path):
+    """Gray with colour: each image as stored when read one at a time and in decode's files
+    (both gave the gray ones 3 channels); only batches make them RGB (test above)."""
+    src = mixed[f"{fmt}-no-alpha"]
+    want = {f"gray/g{i}": 1 for i in range(3)}
+    want |= {f"rgb/{k}{i}": 3 for i in range(3) for k in "cp"}
+    read = imgrec.dataset(src, with_filenames=True).as_numpy_iterator()
+    assert {n.decode().rsplit(".", 1)[0]: im.shape for im, _, n in read} == {
+        name: (20, 24, c) for name, c in want.items()
+    }
+    imgrec.decode(src, tmp_path / "out")
+    written = {
+        p.relative_to(tmp_path / "out").with_suffix("").as_posix(): np.load(p).shape
+        for p in (tmp_path / "out").rglob("*.npy")
+    }
+    assert written == {name: (20, 24, c) for name, c in want.items()}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["encoded", "raw"])
 def test_a_mix_with_alpha_names_the_argument_to_choose(mixed, fmt):
