@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from .format.options import PackOptions
     from .packing.driver import convert, pack, plan
     from .packing.tfds import write_metadata as write_tfds_metadata
+    from .reading.order import RecordSampler
+    from .reading.random_access import RecordSource
     from .reading.tfdata import dataset
     from .reading.to_files import decode
 
@@ -34,6 +36,8 @@ _LAZY = {
     "verify": ("checking.integrity", "verify"),
     "decode": ("reading.to_files", "decode"),
     "dataset": ("reading.tfdata", "dataset"),
+    "RecordSource": ("reading.random_access", "RecordSource"),
+    "RecordSampler": ("reading.order", "RecordSampler"),
     "write_index": ("format.framing", "write_index"),
     "write_tfds_metadata": ("packing.tfds", "write_metadata"),
     "read_manifest": ("format.manifest", "read_manifest"),
@@ -57,6 +61,8 @@ __all__ = [
     "InputError",
     "OutputError",
     "PackOptions",
+    "RecordSampler",
+    "RecordSource",
     "ShardError",
     "__version__",
     "convert",

@@ -98,3 +98,36 @@ def packed_tree(
     yield packed
     changed = [str(out) for out, digest in digests.items() if _digest(out) != digest]
     assert not changed, f"a test changed a shared packed dataset: {changed}"
+
+
+@pytest.fixture
+def moto_server(monkeypatch):
+    """A real S3 HTTP endpoint on 127.0.0.1, reached the standard way (AWS_ENDPOINT_URL)."""
+    import socket
+
+    import boto3
+    from buckets import BUCKET
+    from moto.server import ThreadedMotoServer
+
+    from imgrec.core import storage
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    try:
+        for key, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        }.items():
+            monkeypatch.setenv(key, value)
+        storage.forget_clients()
+        client = boto3.client("s3")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+    finally:
+        storage.forget_clients()
+        server.stop()

@@ -121,7 +121,7 @@ def expand(pattern: str) -> list[Location]:
     if not is_url(pattern):
         return [Path(m) for m in sorted(globbing.glob(pattern)) if Path(m).is_file()]
     if pattern.startswith("s3://"):
-        return sorted(s3.match(pattern, _options(pattern)))
+        return sorted(s3.match(pattern, options_for(pattern)))
     with _remote(pattern, "list what matches", InputError):
         found = _system(pattern).match([pattern])[0].metadata_list
     return sorted(str(m.path) for m in found)
@@ -172,7 +172,7 @@ def _system(url: str) -> Any:
     return _systems[scheme]
 
 
-def _options(url: str) -> Any:
+def options_for(url: str) -> Any:
     """The pipeline options Beam's filesystem for ``url`` was made with (for s3.py's client)."""
     return getattr(_system(url), "_options", None)
 
@@ -181,7 +181,7 @@ def _open(url: str) -> BinaryIO:
     from apache_beam.io.filesystem import CompressionTypes
 
     if url.startswith("s3://"):
-        return s3.open_read(url, _options(url))
+        return s3.open_read(url, options_for(url))
     fs = _system(url)
     # Bytes as stored: no decompression guessed from a name ending in .gz or .bz2.
     return fs.open(url, compression_type=CompressionTypes.UNCOMPRESSED)  # type: ignore[no-any-return]
@@ -224,7 +224,7 @@ def open_read(where: Location) -> BinaryIO:
 def stat(where: Location) -> tuple[int, int]:
     """``(size in bytes, modification time in ns)``."""
     if isinstance(where, str) and where.startswith("s3://"):
-        found_size, seconds = s3.stat(where, _options(where))
+        found_size, seconds = s3.stat(where, options_for(where))
         return found_size, int(seconds * 1e9)
     if isinstance(where, str):
         with _remote(where, "look it up"):
@@ -242,7 +242,7 @@ def iter_tree(url: str) -> Iterator[tuple[str, tuple[int, int]]]:
     arrive: a store's Beam FileSystem ``_list``s a prefix (``match`` collects it in a list)."""
     prefix = url + "/"
     if url.startswith("s3://"):
-        for path, found_size, seconds in s3.listing(prefix, _options(url), url):
+        for path, found_size, seconds in s3.listing(prefix, options_for(url), url):
             if len(path) > len(prefix):
                 yield path[len(prefix) :], (found_size, int(seconds * 1e9))
         return
@@ -337,7 +337,7 @@ class Folder:
                 yield f
             return
         if where.startswith("s3://"):
-            options = _options(where)
+            options = options_for(where)
             with tempfile.TemporaryFile() as spool:  # uploaded whole, or not at all
                 yield spool
                 s3.upload(where, spool, options)
@@ -364,7 +364,7 @@ class Folder:
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                 where.unlink()
         elif where.startswith("s3://"):
-            s3.delete([where], _options(where))  # S3 deletes what is gone without an error
+            s3.delete([where], options_for(where))  # S3 deletes what is gone without an error
         elif self.size(name) is not None:
             with _remote(where, "delete it"):
                 _system(where).delete([where])
@@ -388,7 +388,7 @@ class Folder:
         prefix = name + "/"
         urls = [str(self.at(rel)) for rel, _ in self._all() if rel.startswith(prefix)]
         if urls and where.startswith("s3://"):
-            s3.delete(urls, _options(where))
+            s3.delete(urls, options_for(where))
         elif urls:
             with _remote(where, "delete what it holds"):
                 _system(urls[0]).delete(urls)

@@ -8,7 +8,6 @@ import gc
 import json
 from pathlib import Path
 
-import boto3
 import fixtures
 import pytest
 from buckets import BUCKET, NAMES_SOURCE, S3_DIRECT, objects, s3_beam_pack
@@ -220,35 +219,6 @@ def test_pack_to_a_bucket_then_read_it_back_like_a_local_copy(photos, s3, tmp_pa
     s3.put_object(Bucket=BUCKET, Key="read/train-00000-of-00001.tfrecord", Body=b"\0" * 40)
     r = run("verify", out)
     assert r.exit_code == 1 and "train-00000-of-00001.tfrecord" in r.stdout
-
-
-@pytest.fixture
-def moto_server(monkeypatch):
-    """A real S3 HTTP endpoint on 127.0.0.1, reached the standard way (AWS_ENDPOINT_URL)."""
-    import socket
-
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    try:
-        for key, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        }.items():
-            monkeypatch.setenv(key, value)
-        storage.forget_clients()
-        client = boto3.client("s3")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
-    finally:
-        storage.forget_clients()
-        server.stop()
 
 
 def test_shards_on_an_s3_http_endpoint_read_back_with_standard_settings(tree, moto_server):

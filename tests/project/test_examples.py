@@ -167,3 +167,17 @@ def test_train_classifier_learns_the_shapes():
     match = re.fullmatch(r"validation accuracy: (\d\.\d{4})", lines[-1])
     assert match, lines[-1]
     assert float(match.group(1)) >= 0.95  # chance is 1/3
+
+
+@pytest.mark.slow
+def test_train_torch_learns_the_shapes_without_tensorflow():
+    # The default configuration (900 images, 8 epochs) takes about 20 s on two CPU cores.
+    r = run_script(sys.executable, EXAMPLES / "train_torch.py", timeout=600)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    packed = re.fullmatch(r"packed: 900 images \(train (\d+), val (\d+)\)", lines[0])
+    assert packed and sum(map(int, packed.groups())) == 900, lines[0]
+    assert lines[-3] == "tensorflow imported: False"
+    match = re.fullmatch(r"validation accuracy: (\d\.\d{4})", lines[-1])
+    assert match, lines[-1]
+    assert float(match.group(1)) >= 0.95  # chance is 1/3

@@ -1,0 +1,272 @@
+"""imgrec.RecordSource: random access through the index files, without TensorFlow, giving the
+pixels, labels and annotations imgrec.dataset gives; safe in threads, forked and spawned
+workers; every damage a one-line error naming the shard and record."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import pickle
+import shutil
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from annotated import draw, write_coco, write_masks
+from buckets import BUCKET
+from corpus import make_corpus
+
+import imgrec
+from imgrec import PackOptions, pack
+from imgrec.format.framing import read_records
+from imgrec.format.schema import parse
+
+
+def _by_name(ds) -> dict[str, tuple[np.ndarray, int]]:
+    """imgrec.dataset's (image, label) by filename, unbatched."""
+    return {
+        name.decode("utf-8", "surrogateescape"): (image, int(label))
+        for image, label, name in ds.as_numpy_iterator()
+    }
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory, shared_tree) -> dict[str, Path]:
+    """The test tree packed into 3 shards, encoded and raw, and with two splits."""
+    src, _ = shared_tree
+    root = tmp_path_factory.mktemp("random-access")
+    out = {}
+    for fmt in ("encoded", "raw"):
+        out[fmt] = root / fmt
+        pack(src, out[fmt], PackOptions(format=fmt, shards=3))
+    out["split"] = root / "split"
+    pack(src, out["split"], PackOptions(split=(("train", 0.7), ("val", 0.3)), shards=2))
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["encoded", "raw"])
+def test_len_and_indexing_over_shards_in_the_manifests_order(shards, fmt):
+    """Record i is the i-th of the shards taken in the manifest's order, each from its
+    first record: what imgrec.dataset reads (in its own interleaved order)."""
+    source = imgrec.RecordSource(shards[fmt])
+    want = _by_name(imgrec.dataset(shards[fmt], with_filenames=True))
+    manifest = imgrec.read_manifest(shards[fmt])
+    assert len(source) == len(want) == manifest.records == 13 and len(manifest.shards) == 3
+    in_order = [
+        parse(data).filename
+        for shard in manifest.shards
+        for _, data in read_records(shards[fmt] / shard.file)
+    ]
+    assert [source[i]["filename"] for i in range(len(source))] == in_order
+    for i in range(len(source)):
+        example = source[i]
+        image, label = want[example["filename"]]
+        assert example["label"] == label and example["image"].dtype == np.float32
+        assert np.array_equal(example["image"], image), example["filename"]
+    assert source[-1]["filename"] == in_order[-1]
+    for wrong in (len(source), -len(source) - 1):
+        with pytest.raises(IndexError):
+            source[wrong]
+    with pytest.raises(TypeError):
+        source[1.0]  # type: ignore[index]
+
+
+def test_splits_have_their_own_length_and_records(shards):
+    whole = imgrec.RecordSource(shards["split"])
+    parts = {s: imgrec.RecordSource(shards["split"], split=s) for s in ("train", "val")}
+    assert len(parts["train"]) + len(parts["val"]) == len(whole) == 13
+    for name, part in parts.items():
+        wanted = _by_name(imgrec.dataset(shards["split"], split=name, with_filenames=True))
+        assert sorted(part[i]["filename"] for i in range(len(part))) == sorted(wanted)
+    with pytest.raises(imgrec.InputError, match="no split 'test'"):
+        imgrec.RecordSource(shards["split"], split="test")
+
+
+def test_stored_dtype_and_channels(shards):
+    stored = imgrec.RecordSource(shards["encoded"], dtype=None)
+    got = {stored[i]["filename"]: stored[i]["image"] for i in range(len(stored))}
+    assert got["cat/deep.png"].dtype == np.uint16 and got["cat/deep.png"].shape == (20, 18, 1)
+    assert got["cat/cat2.png"].shape[-1] == 1 and got["dog/alpha.png"].shape[-1] == 4
+    assert got["cat/cat1.jpg"].dtype == np.uint8 and got["cat/cat1.jpg"].shape == (25, 32, 3)
+    for channels in (1, 3, 4):
+        source = imgrec.RecordSource(shards["encoded"], channels=channels)
+        want = _by_name(imgrec.dataset(shards["encoded"], channels=channels, with_filenames=True))
+        for i in range(len(source)):
+            example = source[i]
+            image, _ = want[example["filename"]]
+            assert example["image"].shape == image.shape, (channels, example["filename"])
+            assert np.array_equal(example["image"], image), (channels, example["filename"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["encoded", "raw"])
+def test_the_corpus_reads_as_imgrec_dataset_reads_it(tmp_path, fmt):
+    """Every odd image of the corpus (8, 16 and 32 bit, gray, alpha, palettes, EXIF
+    orientations, CMYK, TIFF, WebP, ...), as stored and converted to 1, 3 and 4 channels:
+    the same float32 pixels, exactly."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    make_corpus(src, copies=1)
+    pack(src, out, PackOptions(format=fmt))
+    for channels in (None, 1, 3, 4):
+        want = _by_name(imgrec.dataset(out, channels=channels, with_filenames=True))
+        source = imgrec.RecordSource(out, channels=channels)
+        assert len(source) == len(want) > 50
+        for i in range(len(source)):
+            example = source[i]
+            image, label = want[example["filename"]]
+            assert example["label"] == label, example["filename"]
+            assert example["image"].dtype == image.dtype == np.float32
+            assert example["image"].shape == image.shape, (channels, example["filename"])
+            assert np.array_equal(example["image"], image), (channels, example["filename"])
+
+
+def _same(got, want, key: str = "") -> None:
+    """``got`` (a RecordSource example) is ``want`` (imgrec.dataset's), key by key; strings
+    are str here, bytes there."""
+    if isinstance(want, dict):
+        assert set(got) == set(want), key
+        for k in want:
+            _same(got[k], want[k], f"{key}/{k}")
+    elif isinstance(want, bytes):
+        assert got == want.decode(), key
+    else:
+        assert np.asarray(got).dtype == np.asarray(want).dtype, key
+        assert np.array_equal(got, want), key
+
+
+def test_annotations_read_as_imgrec_dataset_gives_them(tmp_path):
+    """Boxes, objects, instance masks, keypoints and per-image fields of every type."""
+    src = tmp_path / "src"
+    drawn = draw(src, count=6)
+    coco = write_coco(drawn, tmp_path / "instances.json")
+    data = json.loads(coco.read_text())
+    for category in data["categories"]:
+        category["keypoints"] = ["centre"]
+    for a in data["annotations"]:
+        x, y, w, h = a["bbox"]
+        a["segmentation"] = [[x, y, x + w, y, x + w, y + h, x, y + h]]
+        a["keypoints"], a["num_keypoints"] = [x + w // 2, y + h // 2, 2], 1
+    coco.write_text(json.dumps(data))
+    rows = [
+        {"file_name": d.rel, "caption": f"image {n}", "score": n / 4, "n": n, "v": [n, 0.5]}
+        for n, d in enumerate(drawn)
+    ]
+    (src / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    pack(src, out, PackOptions(annotations=str(coco)))
+    source = imgrec.RecordSource(out)
+    read = list(imgrec.dataset(out, with_filenames=True).as_numpy_iterator())
+    assert len(source) == len(read) == len(drawn)
+    want = {w["filename"].decode(): w for w in read}
+    objects = 0
+    for i in range(len(source)):
+        got = source[i]
+        _same(got, want[got["filename"]])
+        assert got["object_masks"].shape[0] == len(got["bounding_boxes"]["labels"])
+        objects += len(got["bounding_boxes"]["labels"])
+    assert objects == sum(len(d.boxes) for d in drawn) > 0
+    assert "keypoints" in got and set(got["fields"]) == {"caption", "score", "n", "v"}
+
+
+def test_semantic_masks_read_as_imgrec_dataset_gives_them(tmp_path):
+    src = tmp_path / "src"
+    drawn = draw(src, count=4)
+    masks = write_masks(drawn, tmp_path / "masks")
+    out = tmp_path / "out"
+    pack(src, out, PackOptions(masks=str(masks), resize=(20, 30)))
+    source = imgrec.RecordSource(out)
+    want = {
+        w["filename"].decode(): w
+        for w in imgrec.dataset(out, with_filenames=True).as_numpy_iterator()
+    }
+    assert len(source) == len(want) == len(drawn) == 6  # 2 of them negatives
+    for i in range(len(source)):
+        got = source[i]
+        _same(got, want[got["filename"]])
+        assert got["segmentation_mask"].shape == (20, 30, 1) and got["image"].shape == (20, 30, 3)
+
+
+@pytest.mark.slow
+def test_shards_in_a_bucket_read_by_ranged_reads(shards, moto_server):
+    """A dataset copied to an S3 endpoint on 127.0.0.1 reads as the local one; a damaged
+    object is named by its URL."""
+    local = imgrec.RecordSource(shards["encoded"])
+    for path in shards["encoded"].iterdir():
+        moto_server.put_object(Bucket=BUCKET, Key=f"ds/{path.name}", Body=path.read_bytes())
+    remote = imgrec.RecordSource(f"s3://{BUCKET}/ds")
+    assert len(remote) == len(local) == 13
+    for i in (0, 7, 12, 3):
+        _same(remote[i], local[i])
+    first = sorted(p.name for p in shards["encoded"].glob("*.tfrecord"))[0]
+    data = bytearray((shards["encoded"] / first).read_bytes())
+    _, _, offset = local.locate(0)
+    data[offset + 30] ^= 0xFF
+    moto_server.put_object(Bucket=BUCKET, Key=f"ds/{first}", Body=bytes(data))
+    with pytest.raises(imgrec.ShardError, match=rf"s3://{BUCKET}/ds/{first}, record 0"):
+        imgrec.RecordSource(f"s3://{BUCKET}/ds")[0]
+
+
+def test_no_tensorflow_on_this_path(shards):
+    code = textwrap.dedent(
+        f"""
+        import sys
+        import imgrec
+        source = imgrec.RecordSource({str(shards["encoded"])!r})
+        assert len(source) == 13 and source[3]["image"].ndim == 3
+        assert "tensorflow" not in sys.modules, "tensorflow was imported"
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_shards_without_an_index_say_what_to_run(shards, tmp_path):
+    shard = tmp_path / "other.tfrecord"
+    shutil.copy(next(shards["encoded"].glob("*.tfrecord")), shard)
+    with pytest.raises(imgrec.InputError, match=r"run imgrec index .*other\.tfrecord"):
+        imgrec.RecordSource(shard)
+    imgrec.write_index(shard)
+    assert len(imgrec.RecordSource(shard)) > 0
+
+
+def test_an_index_of_another_shard_is_refused(shards, tmp_path):
+    first, second = sorted(shards["raw"].glob("*.tfrecord"))[:2]
+    shutil.copy(first, tmp_path / "a.tfrecord")
+    shutil.copy(f"{second}.idx", tmp_path / "a.tfrecord.idx")
+    with pytest.raises(imgrec.InputError, match="does not match it .* run imgrec index"):
+        imgrec.RecordSource(tmp_path / "a.tfrecord")
+
+
+def test_a_damaged_record_is_an_error_naming_it_and_the_others_read(shards, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(shards["raw"], out)
+    shard = sorted(out.glob("*.tfrecord"))[0]
+    source = imgrec.RecordSource(out)
+    _, _, offset = source.locate(1)
+    data = bytearray(shard.read_bytes())
+    data[offset + 40] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    source = imgrec.RecordSource(out)
+    with pytest.raises(imgrec.ShardError, match=rf"record 1 \(byte offset {offset}\): data CRC"):
+        source[1]
+    assert all(source[i]["image"].size for i in range(len(source)) if i != 1)
+
+
+def _names(source, indices) -> list[str]:
+    return [source[i]["filename"] for i in indices]
+
+
+def test_threads_forked_and_spawned_processes_read_the_same(shards):
+    source = imgrec.RecordSource(shards["encoded"])
+    want = _names(source, range(len(source)))  # the parent has its files open
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(lambda i: source[i]["filename"], range(len(source)))) == want
+    for method in ("fork", "spawn"):
+        with multiprocessing.get_context(method).Pool(2) as pool:
+            parts = pool.starmap(_names, [(source, range(k, len(source), 2)) for k in (0, 1)])
+        assert sorted(parts[0] + parts[1]) == sorted(want), method
+    assert pickle.loads(pickle.dumps(source))[5]["filename"] == want[5]
