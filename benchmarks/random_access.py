@@ -24,6 +24,9 @@ too), the rest timed: images/s in the steady state of a training run.
   ``resize((224, 224), BILINEAR)`` and float32 / 255;
 - ``imgrec default``: ``RecordSource(dtype=None)`` of the default pack, then the same resize
   and scaling;
+- ``imgrec default resize=``: ``RecordSource(resize=(224, 224))`` of the default pack: its
+  own resize, imgrec.dataset's (a JPEG decoded at a reduced DCT scale where that still
+  covers 224, then bilinear);
 - ``imgrec jpeg 224`` and ``imgrec raw 224``: ``RecordSource`` of those packs (float32 as
   it gives them, no resize);
 - ``tfrecord package``: the ``tfrecord`` package's iterable ``TFRecordDataset`` (one per
@@ -60,6 +63,7 @@ PIPELINES = (
     "folder",
     "floor",
     "imgrec default",
+    "imgrec default resize=",
     "imgrec jpeg 224",
     "imgrec raw 224",
     "imgrec raw 224 uint8",
@@ -180,6 +184,8 @@ def run(name: str, data: dict[str, str], epochs: int) -> dict[str, float]:
         dataset = Floor()
     elif name == "imgrec default":
         dataset = Resized(imgrec.RecordSource(data["default"], dtype=None))
+    elif name == "imgrec default resize=":
+        dataset = Plain(imgrec.RecordSource(data["default"], resize=(SIZE, SIZE)))
     elif name == "imgrec jpeg 224":
         dataset = Plain(imgrec.RecordSource(data["jpeg"]))
     elif name == "imgrec raw 224":

@@ -3,11 +3,11 @@ examples as NumPy arrays, for PyTorch's map-style ``Dataset``, Grain's
 ``RandomAccessDataSource`` or any loop of your own.
 
 One example is one positioned read through the shard's index file (``os.pread`` for local
-files, a ranged read for URLs), both CRCs checked, then a decode with Pillow by the rules
-``imgrec.dataset`` follows: the record's orientation applied, its stored channels (or the
-``channels`` asked for, converted as the pack's pixel rules convert), and integers scaled to
-[0, 1] as ``tf.image.convert_image_dtype`` scales them (x * float32(1 / 255), 1 / 65535,
-1 / (2**31 - 1); floats kept). Nothing here imports TensorFlow.
+files, one ranged GET on ``s3://``), both CRCs checked, then a decode with Pillow by the
+rules ``imgrec.dataset`` follows (``numpy_decode``): the record's orientation applied, its
+stored channels (or the ``channels`` asked for), the ``resize`` (bilinear, with the JPEG DCT
+scale), and integers scaled to [0, 1] as ``tf.image.convert_image_dtype`` scales them.
+Nothing here imports TensorFlow.
 
 Safe to share between threads (positioned reads share no file offset) and across ``fork``
 (each process opens its own files on first use).
@@ -15,11 +15,9 @@ Safe to share between threads (positioned reads share no file offset) and across
 
 from __future__ import annotations
 
-import io
 import os
 import struct
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,13 +30,9 @@ from ..core.storage import Location
 from ..format import schema
 from ..format.framing import FOOTER_SIZE, HEADER_SIZE, masked_crc, read_index
 from ..format.layout import index_for
-from ..images.modes import MODES, natural_pixels
-from ..images.pillow import open_header, sixteen_bit_colour
-from ..images.pixels import orient, shape_channels
-from .paths import Known, Paths, describe, entries, resolve
+from .numpy_decode import annotations_of, decode_image, resize_rounded, to_float
+from .paths import Paths, describe, entries, resolve
 
-# tf.image.convert_image_dtype's scale for each stored integer dtype: 1 / its maximum
-_SCALE = {name: np.float32(1 / np.iinfo(name).max) for name in ("uint8", "uint16", "int32")}
 DTYPES = ("float32", None)  # scaled to [0, 1], or as stored
 
 
@@ -57,7 +51,8 @@ class RecordSource:
     ``dtype=None``), ``label`` (int64, -1 for none), ``filename`` (str), and for a dataset
     packed with annotations the keys ``imgrec.dataset`` gives (``bounding_boxes``,
     ``objects``, ``keypoints``, ``object_masks``, ``segmentation_mask``, ``fields``), as
-    NumPy arrays. ``split`` reads one split of a dataset packed with ``--split``.
+    NumPy arrays. ``split`` reads one split of a dataset packed with ``--split``;
+    ``channels`` (1, 3 or 4) and ``resize`` ((height, width)) are ``imgrec.dataset``'s.
     """
 
     def __init__(
@@ -67,12 +62,20 @@ class RecordSource:
         split: str | None = None,
         dtype: str | None = "float32",
         channels: int | None = None,
+        resize: tuple[int, int] | None = None,
     ) -> None:
         if dtype not in DTYPES:
             raise ImgrecError(f"dtype={dtype!r}: use 'float32' (scaled to [0, 1]) or None")
         if channels not in (None, 1, 3, 4):
             raise ImgrecError(f"channels={channels!r}: use 1, 3 or 4 (or None: as stored)")
+        if resize is not None and not (
+            isinstance(resize, tuple | list)
+            and len(resize) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in resize)
+        ):
+            raise ImgrecError(f"resize={resize!r}: give (height, width), two whole numbers >= 1")
         self.dtype, self.channels = dtype, channels
+        self.resize = None if resize is None else (int(resize[0]), int(resize[1]))
         files = resolve(paths, split)
         listed = entries(files)
         # What the manifests say of the annotations (None: other tools' shards)
@@ -135,7 +138,14 @@ class RecordSource:
     def example(self, data: bytes) -> dict[str, Any]:
         """One serialized record as the dict ``source[i]`` gives."""
         record = schema.parse(data)
-        image = decode_image(record, self.channels)
+        image = decode_image(record, self.channels, self.resize)
+        # A dataset of several dtypes is made float before the resize, as imgrec.dataset
+        # makes it (no one integer type holds them all); one dtype is resized as stored.
+        mixed = self._known is not None and len(self._known.dtypes) > 1
+        if self.dtype == "float32" and mixed:
+            image = to_float(image)
+        if self.resize is not None:
+            image = resize_rounded(image, self.resize)
         if self.dtype == "float32":
             image = to_float(image)
         out: dict[str, Any] = {
@@ -143,7 +153,7 @@ class RecordSource:
             "label": np.int64(record.label),
             "filename": record.filename,
         }
-        out.update(annotations_of(record, self._known))
+        out.update(annotations_of(record, self._known, self.resize))
         return out
 
     def _pread(self, k: int, size: int, offset: int) -> bytes:
@@ -226,117 +236,3 @@ def _unframe(framed: bytes, size: int, where: Location, index: int, offset: int)
     if struct.unpack("<I", framed[-FOOTER_SIZE:])[0] != masked_crc(data):
         raise ShardError("data CRC mismatch (corrupt data)", str(where), index, offset)
     return data
-
-
-def decode_image(record: schema.Record, channels: int | None = None) -> np.ndarray:
-    """The record's pixels as stored (HWC, its dtype), oriented, in its channels or
-    ``channels``: the pixels pack would store raw from the same bytes."""
-    want = channels or record.channels
-    if record.format == "raw":
-        shape = (record.height, record.width, record.channels)
-        arr = np.frombuffer(record.data, np.dtype(record.dtype)).reshape(shape)
-        if want == record.channels:
-            return arr.copy()
-        return shape_channels(arr, 1 if record.channels in (1, 2) else 3, want)
-    # Without Pillow's decompression-bomb check (a process-wide setting): the pack checked
-    # --max-pixels, and the header must give the record's own size.
-    im = open_header(io.BytesIO(record.data))
-    if im is None:
-        raise ValueError(f"image/format is {record.format}, but Pillow does not recognise it")
-    shown = (im.height, im.width) if record.orientation < 5 else (im.width, im.height)
-    if shown != (record.height, record.width):
-        raise ValueError(
-            f"the image is {im.width}x{im.height}, the record says"
-            f" {record.width}x{record.height} (orientation {record.orientation})"
-        )
-    with im:
-        tiles = list(getattr(im, "tile", []))
-        im.load()
-        mode = MODES.get(im.mode)
-        if mode is None:
-            raise ValueError(f"Pillow mode {im.mode!r} is not a mode imgrec stores")
-        natural = None
-        if im.mode in ("RGB", "RGBA") and record.dtype == "uint16":
-            natural = sixteen_bit_colour(record.data, tiles)
-        if natural is None:
-            natural = natural_pixels(im)
-    arr = orient(natural, record.orientation)
-    return shape_channels(arr, mode.base, want)
-
-
-def to_float(image: np.ndarray) -> np.ndarray:
-    """``tf.image.convert_image_dtype(image, tf.float32)``: integers times float32(1 / max),
-    floats as they are."""
-    scale = _SCALE.get(image.dtype.name)
-    if scale is None:
-        return image.astype(np.float32, copy=False)
-    return image.astype(np.float32) * scale
-
-
-def annotations_of(record: schema.Record, known: Known | None) -> dict[str, Any]:
-    """The annotation keys of ``imgrec.dataset``'s dict, unbatched, as NumPy arrays. A
-    dataset packed with annotations (its manifests' ``columns`` not None) gives every record
-    the object keys, empty where it has none; other shards what each record holds."""
-    out: dict[str, Any] = {}
-    columns = known.columns if known is not None else None
-    o = record.objects
-    if o is None and columns is not None:
-        o = schema.Objects()
-    if o is not None:
-        out["bounding_boxes"] = {
-            "boxes": np.array([o.ymin, o.xmin, o.ymax, o.xmax], np.float32).T.reshape(-1, 4),
-            "labels": np.array(o.label, np.int32),
-        }
-        out["objects"] = {
-            "area": np.array(o.area, np.float32),
-            "is_crowd": np.array(o.crowd, np.int32),
-            "difficult": np.array(o.difficult, np.int32),
-            "truncated": np.array(o.truncated, np.int32),
-        }
-        named = known.keypoints if known is not None else None
-        if o.keypointed or named:
-            n = len(o.label)
-            k = max(map(len, named.values())) if named else len(o.keypoint_x) // max(n, 1)
-            y = np.array(o.keypoint_y, np.float32).reshape(n, k)
-            x = np.array(o.keypoint_x, np.float32).reshape(n, k)
-            out["keypoints"] = {
-                "points": np.stack([y, x], axis=-1),
-                "visibility": np.array(o.keypoint_visibility, np.int32).reshape(n, k),
-            }
-        if o.masks is not None or known is not None and known.instance_masks:
-            out["object_masks"] = _masks(o.masks or (), record)
-    if record.mask is not None:
-        out["segmentation_mask"] = _png(record.mask)[..., :1]
-    if o is not None or record.fields:
-        types = columns or {}
-        out["fields"] = {
-            name: _field(types.get(name, kind), value) for name, kind, value in record.fields
-        }
-    return out
-
-
-def _png(data: bytes) -> np.ndarray:
-    im = open_header(io.BytesIO(data))  # a mask, at its image's size: checked as the image
-    if im is None:
-        raise ValueError("a mask is not a PNG Pillow recognises")
-    with im:
-        arr = np.asarray(im)
-    return arr[..., None] if arr.ndim == 2 else arr
-
-
-def _masks(masks: Sequence[bytes], record: schema.Record) -> np.ndarray:
-    if not masks:
-        return np.zeros((0, record.height, record.width), np.uint8)
-    return np.stack([_png(m)[..., 0] for m in masks])
-
-
-def _field(kind: str, value: Any) -> Any:
-    """A field's value as ``imgrec.dataset`` types it: by its column's type (a record alone
-    cannot tell one number from a list of one)."""
-    if kind == "str":
-        return value
-    if kind == "int":
-        return np.int64(value[0]) if len(value) == 1 else np.array(value, np.int64)
-    if kind == "float":
-        return np.float32(value[0]) if len(value) == 1 else np.array(value, np.float32)
-    return np.array(value, np.float32)

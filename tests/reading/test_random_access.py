@@ -19,6 +19,8 @@ import pytest
 from annotated import draw, write_coco, write_masks
 from buckets import BUCKET
 from corpus import make_corpus
+from fixtures import smooth_rgb
+from PIL import Image
 
 import imgrec
 from imgrec import PackOptions, pack
@@ -106,22 +108,55 @@ def test_stored_dtype_and_channels(shards):
 @pytest.mark.parametrize("fmt", ["encoded", "raw"])
 def test_the_corpus_reads_as_imgrec_dataset_reads_it(tmp_path, fmt):
     """Every odd image of the corpus (8, 16 and 32 bit, gray, alpha, palettes, EXIF
-    orientations, CMYK, TIFF, WebP, ...), as stored and converted to 1, 3 and 4 channels:
-    the same float32 pixels, exactly."""
+    orientations, CMYK, TIFF, WebP, ...), as stored, converted to 1, 3 and 4 channels, and
+    resized: the same float32 pixels, exactly."""
     src, out = tmp_path / "src", tmp_path / "out"
     make_corpus(src, copies=1)
     pack(src, out, PackOptions(format=fmt))
-    for channels in (None, 1, 3, 4):
-        want = _by_name(imgrec.dataset(out, channels=channels, with_filenames=True))
-        source = imgrec.RecordSource(out, channels=channels)
+    for channels, resize in [(None, None), (1, None), (3, None), (4, None), (None, (9, 7))]:
+        read = imgrec.dataset(out, channels=channels, resize=resize, with_filenames=True)
+        want = _by_name(read)
+        source = imgrec.RecordSource(out, channels=channels, resize=resize)
         assert len(source) == len(want) > 50
         for i in range(len(source)):
             example = source[i]
             image, label = want[example["filename"]]
             assert example["label"] == label, example["filename"]
             assert example["image"].dtype == image.dtype == np.float32
-            assert example["image"].shape == image.shape, (channels, example["filename"])
-            assert np.array_equal(example["image"], image), (channels, example["filename"])
+            where = (channels, resize, example["filename"])
+            assert example["image"].shape == image.shape, where
+            assert np.array_equal(example["image"], image), where
+
+
+@pytest.mark.parametrize("fmt", ["encoded", "raw"])
+def test_resize_is_imgrec_datasets_with_its_jpeg_dct_scale(tmp_path, fmt):
+    """Photos of one dtype (resized in uint8, rounded back, as imgrec.dataset does), JPEGs
+    decoded at 1/2, 1/4 and 1/8 of their size where that still covers the target, EXIF
+    orientations: exactly imgrec.dataset's pixels; upscaling too."""
+    src = tmp_path / "src"
+    (src / "a").mkdir(parents=True)
+    for i, orientation in enumerate([1, 6, 3, 8]):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        image = Image.fromarray(smooth_rgb(96 + 8 * i, 128, i))
+        image.save(src / "a" / f"p{i}.jpg", quality=90, exif=exif)
+        image.save(src / "a" / f"q{i}.png")
+    out = tmp_path / "out"
+    pack(src, out, PackOptions(format=fmt))
+    for size in [(48, 60), (24, 30), (9, 11), (200, 150)]:
+        want = _by_name(imgrec.dataset(out, resize=size, with_filenames=True))
+        source = imgrec.RecordSource(out, resize=size)
+        assert len(source) == len(want) == 8
+        for i in range(len(source)):
+            example = source[i]
+            image, _ = want[example["filename"]]
+            assert example["image"].shape == size + (3,) == image.shape
+            assert np.array_equal(example["image"], image), (size, example["filename"])
+    stored = imgrec.RecordSource(out, resize=(9, 11), dtype=None)[0]["image"]
+    assert stored.dtype == np.uint8 and stored.shape == (9, 11, 3)
+    for wrong in [(0, 4), (3,), (2.5, 4), "64x64"]:
+        with pytest.raises(imgrec.ImgrecError, match="resize="):
+            imgrec.RecordSource(out, resize=wrong)  # type: ignore[arg-type]
 
 
 def _same(got, want, key: str = "") -> None:
@@ -158,17 +193,18 @@ def test_annotations_read_as_imgrec_dataset_gives_them(tmp_path):
     (src / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "out"
     pack(src, out, PackOptions(annotations=str(coco)))
-    source = imgrec.RecordSource(out)
-    read = list(imgrec.dataset(out, with_filenames=True).as_numpy_iterator())
-    assert len(source) == len(read) == len(drawn)
-    want = {w["filename"].decode(): w for w in read}
-    objects = 0
-    for i in range(len(source)):
-        got = source[i]
-        _same(got, want[got["filename"]])
-        assert got["object_masks"].shape[0] == len(got["bounding_boxes"]["labels"])
-        objects += len(got["bounding_boxes"]["labels"])
-    assert objects == sum(len(d.boxes) for d in drawn) > 0
+    for size in (None, (17, 23)):  # and read-time resize: masks by nearest neighbour
+        source = imgrec.RecordSource(out, resize=size)
+        read = list(imgrec.dataset(out, resize=size, with_filenames=True).as_numpy_iterator())
+        assert len(source) == len(read) == len(drawn)
+        want = {w["filename"].decode(): w for w in read}
+        objects = 0
+        for i in range(len(source)):
+            got = source[i]
+            _same(got, want[got["filename"]])
+            assert got["object_masks"].shape[0] == len(got["bounding_boxes"]["labels"])
+            objects += len(got["bounding_boxes"]["labels"])
+        assert objects == sum(len(d.boxes) for d in drawn) > 0
     assert "keypoints" in got and set(got["fields"]) == {"caption", "score", "n", "v"}
 
 
@@ -178,16 +214,16 @@ def test_semantic_masks_read_as_imgrec_dataset_gives_them(tmp_path):
     masks = write_masks(drawn, tmp_path / "masks")
     out = tmp_path / "out"
     pack(src, out, PackOptions(masks=str(masks), resize=(20, 30)))
-    source = imgrec.RecordSource(out)
-    want = {
-        w["filename"].decode(): w
-        for w in imgrec.dataset(out, with_filenames=True).as_numpy_iterator()
-    }
-    assert len(source) == len(want) == len(drawn) == 6  # 2 of them negatives
-    for i in range(len(source)):
-        got = source[i]
-        _same(got, want[got["filename"]])
-        assert got["segmentation_mask"].shape == (20, 30, 1) and got["image"].shape == (20, 30, 3)
+    for size in (None, (13, 47)):  # and read-time resize: masks by nearest neighbour
+        source = imgrec.RecordSource(out, resize=size)
+        read = imgrec.dataset(out, resize=size, with_filenames=True).as_numpy_iterator()
+        want = {w["filename"].decode(): w for w in read}
+        assert len(source) == len(want) == len(drawn) == 6  # 2 of them negatives
+        for i in range(len(source)):
+            got = source[i]
+            _same(got, want[got["filename"]])
+            h, w = size or (20, 30)
+            assert got["segmentation_mask"].shape == (h, w, 1) and got["image"].shape == (h, w, 3)
 
 
 @pytest.mark.slow

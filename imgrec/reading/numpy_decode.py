@@ -1,0 +1,205 @@
+"""Records decoded with NumPy and Pillow by ``imgrec.dataset``'s rules, for readers without
+TensorFlow (``random_access.RecordSource``): the pack's pixel functions (``images/``), the
+record's orientation, its channels or those asked for, the JPEG DCT scale and the bilinear
+resize of ``graph.py`` (TensorFlow's half-pixel sampling, in float32, rounded back to the
+stored dtype), ``convert_image_dtype``'s scaling, and the annotation keys of
+``objects.py``, unbatched, as NumPy arrays (masks resized by nearest neighbour)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..format import schema
+from ..images.modes import MODES, natural_pixels
+from ..images.pillow import open_header, sixteen_bit_colour
+from ..images.pixels import orient, shape_channels
+from .graph import jpeg_ratio
+from .paths import Known
+
+# tf.image.convert_image_dtype's scale for each stored integer dtype: 1 / its maximum
+_SCALE = {name: np.float32(1 / np.iinfo(name).max) for name in ("uint8", "uint16", "int32")}
+
+
+def decode_image(
+    record: schema.Record, channels: int | None = None, at_least: tuple[int, int] | None = None
+) -> np.ndarray:
+    """The record's pixels as stored (HWC, its dtype), oriented, in its channels or
+    ``channels``: the pixels pack would store raw from the same bytes. With ``at_least``
+    (height, width: the size it is resized to next), a JPEG is decoded at the largest DCT
+    scale that still covers it, as ``imgrec.dataset`` decodes it (``graph.jpeg_ratio``)."""
+    want = channels or record.channels
+    if record.format == "raw":
+        shape = (record.height, record.width, record.channels)
+        arr = np.frombuffer(record.data, np.dtype(record.dtype)).reshape(shape)
+        if want == record.channels:
+            return arr.copy()
+        return shape_channels(arr, 1 if record.channels in (1, 2) else 3, want)
+    # Without Pillow's decompression-bomb check (a process-wide setting): the pack checked
+    # --max-pixels, and the header must give the record's own size.
+    im = open_header(io.BytesIO(record.data))
+    if im is None:
+        raise ValueError(f"image/format is {record.format}, but Pillow does not recognise it")
+    shown = (im.height, im.width) if record.orientation < 5 else (im.width, im.height)
+    if shown != (record.height, record.width):
+        raise ValueError(
+            f"the image is {im.width}x{im.height}, the record says"
+            f" {record.width}x{record.height} (orientation {record.orientation})"
+        )
+    with im:
+        if at_least is not None and record.format == "jpeg":
+            ratio = jpeg_ratio((record.height, record.width), at_least)
+            if ratio > 1:  # Pillow's draft picks this scale for these sizes: libjpeg's 1/ratio
+                im.draft(im.mode, (im.width // ratio, im.height // ratio))
+        tiles = list(getattr(im, "tile", []))
+        im.load()
+        mode = MODES.get(im.mode)
+        if mode is None:
+            raise ValueError(f"Pillow mode {im.mode!r} is not a mode imgrec stores")
+        natural = None
+        if im.mode in ("RGB", "RGBA") and record.dtype == "uint16":
+            natural = sixteen_bit_colour(record.data, tiles)
+        if natural is None:
+            natural = natural_pixels(im)
+    arr = orient(natural, record.orientation)
+    return shape_channels(arr, mode.base, want)
+
+
+def _weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """TensorFlow's bilinear sampling with half-pixel centres, in float32 as its kernel
+    computes it: for each output index, the two input indices and the weight of the second."""
+    scale = np.float32(n_in) / np.float32(n_out)
+    at = (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
+    floor = np.floor(at)
+    lower = np.maximum(floor, 0).astype(np.intp)
+    upper = np.minimum(np.ceil(at), n_in - 1).astype(np.intp)
+    return lower, upper, (at - floor).astype(np.float32)
+
+
+def resize_rounded(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``tf.image.resize`` (bilinear) in float32, rounded back to the image's dtype, as
+    ``imgrec.dataset`` resizes (``graph.resize_rounded``): along each row first, then down
+    the columns, the kernel's own order of operations, so the floats are its floats."""
+    (h, w), (th, tw) = image.shape[:2], size
+    if (h, w) == (th, tw):
+        return image
+    y0, y1, wy = _weights(h, th)
+    x0, x1, wx = _weights(w, tw)
+    rows = np.take(image, x0, axis=1).astype(np.float32)  # gathered, then widened: fewer
+    step = np.take(image, x1, axis=1).astype(np.float32)  # bytes to convert
+    step -= rows
+    step *= wx[None, :, None]
+    rows += step
+    out = np.take(rows, y0, axis=0)
+    step = np.take(rows, y1, axis=0)
+    step -= out
+    step *= wy[:, None, None]
+    out += step
+    if image.dtype.kind != "f":
+        limits = np.iinfo(image.dtype)
+        np.clip(np.round(out, out=out), limits.min, limits.max, out=out)
+    resized: np.ndarray = out.astype(image.dtype, copy=False)
+    return resized
+
+
+def _nearest(masks: np.ndarray, size: tuple[int, int], axis: int) -> np.ndarray:
+    """``tf.image.resize(..., method="nearest")`` of the pixel axes ``axis`` and ``axis + 1``:
+    rows and columns picked (half-pixel centres), never blended."""
+
+    def picked(n_in: int, n_out: int) -> np.ndarray:
+        at = (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * (
+            np.float32(n_in) / np.float32(n_out)
+        )
+        picks: np.ndarray = np.minimum(np.floor(at), n_in - 1).astype(np.intp)
+        return picks
+
+    rows = picked(masks.shape[axis], size[0])
+    cols = picked(masks.shape[axis + 1], size[1])
+    out: np.ndarray = np.take(np.take(masks, rows, axis=axis), cols, axis=axis + 1)
+    return out
+
+
+def to_float(image: np.ndarray) -> np.ndarray:
+    """``tf.image.convert_image_dtype(image, tf.float32)``: integers times float32(1 / max),
+    floats as they are."""
+    scale = _SCALE.get(image.dtype.name)
+    if scale is None:
+        return image.astype(np.float32, copy=False)
+    return image.astype(np.float32) * scale
+
+
+def annotations_of(
+    record: schema.Record, known: Known | None, size: tuple[int, int] | None = None
+) -> dict[str, Any]:
+    """The annotation keys of ``imgrec.dataset``'s dict, unbatched, as NumPy arrays. A
+        dataset packed with annotations (its manifests' ``columns`` not None) gives every record
+        the object keys, empty where it has none; other shards what each record holds. Masks are
+    resized to ``size`` with nearest neighbour, as the image is."""
+    out: dict[str, Any] = {}
+    columns = known.columns if known is not None else None
+    o = record.objects
+    if o is None and columns is not None:
+        o = schema.Objects()
+    if o is not None:
+        out["bounding_boxes"] = {
+            "boxes": np.array([o.ymin, o.xmin, o.ymax, o.xmax], np.float32).T.reshape(-1, 4),
+            "labels": np.array(o.label, np.int32),
+        }
+        out["objects"] = {
+            "area": np.array(o.area, np.float32),
+            "is_crowd": np.array(o.crowd, np.int32),
+            "difficult": np.array(o.difficult, np.int32),
+            "truncated": np.array(o.truncated, np.int32),
+        }
+        named = known.keypoints if known is not None else None
+        if o.keypointed or named:
+            n = len(o.label)
+            k = max(map(len, named.values())) if named else len(o.keypoint_x) // max(n, 1)
+            y = np.array(o.keypoint_y, np.float32).reshape(n, k)
+            x = np.array(o.keypoint_x, np.float32).reshape(n, k)
+            out["keypoints"] = {
+                "points": np.stack([y, x], axis=-1),
+                "visibility": np.array(o.keypoint_visibility, np.int32).reshape(n, k),
+            }
+        if o.masks is not None or known is not None and known.instance_masks:
+            masks = _masks(o.masks or (), record)
+            out["object_masks"] = masks if size is None else _nearest(masks, size, 1)
+    if record.mask is not None:
+        mask = _png(record.mask)[..., :1]
+        out["segmentation_mask"] = mask if size is None else _nearest(mask, size, 0)
+    if o is not None or record.fields:
+        types = columns or {}
+        out["fields"] = {
+            name: _field(types.get(name, kind), value) for name, kind, value in record.fields
+        }
+    return out
+
+
+def _png(data: bytes) -> np.ndarray:
+    im = open_header(io.BytesIO(data))  # a mask, at its image's size: checked as the image
+    if im is None:
+        raise ValueError("a mask is not a PNG Pillow recognises")
+    with im:
+        arr = np.asarray(im)
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
+def _masks(masks: Sequence[bytes], record: schema.Record) -> np.ndarray:
+    if not masks:
+        return np.zeros((0, record.height, record.width), np.uint8)
+    return np.stack([_png(m)[..., 0] for m in masks])
+
+
+def _field(kind: str, value: Any) -> Any:
+    """A field's value as ``imgrec.dataset`` types it: by its column's type (a record alone
+    cannot tell one number from a list of one)."""
+    if kind == "str":
+        return value
+    if kind == "int":
+        return np.int64(value[0]) if len(value) == 1 else np.array(value, np.int64)
+    if kind == "float":
+        return np.float32(value[0]) if len(value) == 1 else np.array(value, np.float32)
+    return np.array(value, np.float32)
