@@ -93,6 +93,7 @@ def test_exif_orientation_is_applied_in_every_format(tmp_path, orientation):
     ).read_bytes()
 
 
+@pytest.mark.slow
 def test_deterministic_order_and_limit(tree, tmp_path):
     src, _ = tree
     out = tmp_path / "out"

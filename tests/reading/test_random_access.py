@@ -50,6 +50,7 @@ def shards(tmp_path_factory, shared_tree) -> dict[str, Path]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["encoded", "raw"])
 def test_len_and_indexing_over_shards_in_the_manifests_order(shards, fmt):
     """Record i is the i-th of the shards taken in the manifest's order, each from its
@@ -77,6 +78,7 @@ def test_len_and_indexing_over_shards_in_the_manifests_order(shards, fmt):
         source[1.0]  # type: ignore[index]
 
 
+@pytest.mark.slow
 def test_splits_have_their_own_length_and_records(shards):
     whole = imgrec.RecordSource(shards["split"])
     parts = {s: imgrec.RecordSource(shards["split"], split=s) for s in ("train", "val")}
@@ -89,11 +91,16 @@ def test_splits_have_their_own_length_and_records(shards):
 
 
 def test_stored_dtype_and_channels(shards):
+    """Each image as stored: 16-bit gray, gray, alpha, 8-bit colour."""
     stored = imgrec.RecordSource(shards["encoded"], dtype=None)
     got = {stored[i]["filename"]: stored[i]["image"] for i in range(len(stored))}
     assert got["cat/deep.png"].dtype == np.uint16 and got["cat/deep.png"].shape == (20, 18, 1)
     assert got["cat/cat2.png"].shape[-1] == 1 and got["dog/alpha.png"].shape[-1] == 4
     assert got["cat/cat1.jpg"].dtype == np.uint8 and got["cat/cat1.jpg"].shape == (25, 32, 3)
+
+
+@pytest.mark.slow
+def test_channels_as_imgrec_dataset_converts_them(shards):
     for channels in (1, 3, 4):
         source = imgrec.RecordSource(shards["encoded"], channels=channels)
         want = _by_name(imgrec.dataset(shards["encoded"], channels=channels, with_filenames=True))
@@ -128,6 +135,7 @@ def test_the_corpus_reads_as_imgrec_dataset_reads_it(tmp_path, fmt):
             assert np.array_equal(example["image"], image), where
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["encoded", "raw"])
 def test_resize_is_imgrec_datasets_with_its_jpeg_dct_scale(tmp_path, fmt):
     """Photos of one dtype (resized in uint8, rounded back, as imgrec.dataset does), JPEGs
@@ -208,6 +216,7 @@ def test_annotations_read_as_imgrec_dataset_gives_them(tmp_path):
     assert "keypoints" in got and set(got["fields"]) == {"caption", "score", "n", "v"}
 
 
+@pytest.mark.slow
 def test_semantic_masks_read_as_imgrec_dataset_gives_them(tmp_path):
     src = tmp_path / "src"
     drawn = draw(src, count=4)

@@ -1,17 +1,18 @@
 """RecordSource in the frameworks users train with: a PyTorch DataLoader with 2 workers,
 samplers over 4 ranks that give every record to one rank, Grain's global shuffle, shards
-and resumption; and RecordSampler's order: deterministic, split, resumable."""
+and resumption; and RecordSampler's order: deterministic, split, resumable.
+
+torch and grain are imported in the tests that use them: importing torch takes 1.5 s,
+which every run of the fast set would pay at collection."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
-import grain
 import numpy as np
 import pytest
-import torch
-from torch.utils.data import DataLoader, DistributedSampler
 
 import imgrec
 from imgrec import PackOptions, pack
@@ -64,7 +65,10 @@ def test_the_sampler_order_is_the_seeds_and_resumes_mid_epoch():
         imgrec.RecordSampler(10, rank=4, ranks=4)
 
 
+@pytest.mark.slow
 def test_a_dataloader_with_two_workers_and_four_ranks_reads_each_record_once(packed):
+    from torch.utils.data import DataLoader
+
     source = imgrec.RecordSource(packed["13"])
     seen = []
     for rank in range(4):
@@ -76,9 +80,12 @@ def test_a_dataloader_with_two_workers_and_four_ranks_reads_each_record_once(pac
     assert sorted(seen) == _everyone(source)
 
 
+@pytest.mark.slow
 def test_distributed_sampler_over_four_ranks_is_disjoint_and_complete(packed):
     """With a count the ranks divide; with another, DistributedSampler itself repeats
     records to even the ranks (RecordSampler does not: the test above)."""
+    from torch.utils.data import DataLoader, DistributedSampler
+
     source = imgrec.RecordSource(packed["12"])
     seen = []
     for rank in range(4):
@@ -88,7 +95,11 @@ def test_distributed_sampler_over_four_ranks_is_disjoint_and_complete(packed):
     assert len(seen) == 12 and sorted(seen) == _everyone(source)
 
 
+@pytest.mark.slow
 def test_batches_of_float_tensors(packed):
+    import torch
+    from torch.utils.data import DataLoader
+
     source = imgrec.RecordSource(packed["batches"])
     loader = DataLoader(source, batch_size=4, shuffle=True, num_workers=2)
     batches = list(loader)
@@ -99,7 +110,9 @@ def test_batches_of_float_tensors(packed):
     assert 0 <= float(first["image"].min()) and float(first["image"].max()) <= 1
 
 
-def _grain(source: imgrec.RecordSource, seed: int) -> grain.MapDataset:
+def _grain(source: imgrec.RecordSource, seed: int) -> Any:
+    import grain
+
     return grain.MapDataset.source(source).shuffle(seed=seed)
 
 

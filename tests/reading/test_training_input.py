@@ -74,6 +74,7 @@ def test_gray_and_colour_batch_as_rgb_with_no_argument(mixed, fmt):
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["encoded", "raw"])
 def test_unbatched_reads_and_decode_keep_each_images_stored_channels(mixed, fmt, tmp_path):
     """Gray with colour: each image as stored when read one at a time and in decode's files
@@ -101,6 +102,7 @@ def test_a_mix_with_alpha_names_the_argument_to_choose(mixed, fmt):
     assert len(list(imgrec.dataset(mixed[fmt]))) == 12  # unbatched, each as stored
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["encoded", "raw"])
 def test_channels_convert_as_tensorflows_decoders_do(mixed, fmt):
     def read(channels: int) -> dict[str, np.ndarray]:
