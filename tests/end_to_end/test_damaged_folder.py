@@ -1,10 +1,12 @@
 """A folder of damaged photos, packed with the defaults and verified with --decode, reads
-to its end in imgrec.dataset without on_problem: what pack keeps, training decodes."""
+to its end in imgrec.dataset without on_problem, and in RecordSource (the reader without
+TensorFlow) to the same pixels: what pack keeps, training decodes."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from fixtures import run
 from fuzzing import variants
@@ -27,5 +29,11 @@ def test_a_damaged_folder_packed_and_verified_reads_to_the_end(tmp_path):
     assert manifest["records"] > 100 and repaired, manifest["records"]
     r = run("verify", out, "--decode")
     assert r.exit_code == 0 and r.stdout.strip().endswith("OK"), r.output
-    images = sum(1 for _ in imgrec.dataset(out, labels=False))  # stops at a failure
-    assert images == manifest["records"]
+    read = imgrec.dataset(out, labels=False, with_filenames=True)  # stops at a failure
+    images = {name.decode(): image for image, name in read.as_numpy_iterator()}
+    assert len(images) == manifest["records"]
+    source = imgrec.RecordSource(out)
+    assert len(source) == len(images)
+    for i in range(len(source)):
+        example = source[i]
+        assert np.array_equal(example["image"], images[example["filename"]]), example["filename"]
