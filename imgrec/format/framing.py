@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import os
 import struct
 from collections.abc import Iterator
@@ -237,6 +238,13 @@ def frame_at(path: Location, offset: int, index: int = 0) -> Frame:
     with storage.open_read(path) as f:
         f.seek(offset)
         return _read_frame(f, index, offset, None)
+
+
+def frame_in(framed: bytes, index: int, offset: int) -> Frame:
+    """One framed record already read whole (an index line's ``size`` bytes from its
+    ``offset``), both CRCs checked as ``frames`` checks them; a length that runs past the
+    bytes given is reported as a cut."""
+    return _read_frame(io.BytesIO(framed), index, offset, offset + len(framed))
 
 
 def read_records(path: Location) -> Iterator[tuple[int, bytes]]:

@@ -16,7 +16,6 @@ Safe to share between threads (positioned reads share no file offset) and across
 from __future__ import annotations
 
 import os
-import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from ..core import s3, storage
 from ..core.errors import ImgrecError, InputError, ShardError
 from ..core.storage import Location
 from ..format import schema
-from ..format.framing import FOOTER_SIZE, HEADER_SIZE, masked_crc, read_index
+from ..format.framing import FOOTER_SIZE, HEADER_SIZE, frame_in, read_index
 from ..format.layout import index_for
 from .numpy_decode import annotations_of, decode_image, resize_rounded, to_float
 from .paths import Paths, describe, entries, resolve
@@ -80,6 +79,10 @@ class RecordSource:
         listed = entries(files)
         # What the manifests say of the annotations (None: other tools' shards)
         self._known = describe(files)
+        # A dataset of several dtypes is made float before the resize, as imgrec.dataset
+        # makes it (no one integer type holds them all); one dtype is resized as stored.
+        mixed = self._known is not None and len(self._known.dtypes) > 1
+        self._float_first = dtype == "float32" and mixed
         self._shards = [
             _open_index(f, None if listed is None else listed[k][1].records)
             for k, f in enumerate(files)
@@ -93,12 +96,12 @@ class RecordSource:
         return int(self._ends[-1]) if len(self._ends) else 0
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        where, j, offset = self.locate(i)
         data = self.read(i)
         try:
             return self.example(data)
         except (schema.SchemaError, OSError, ValueError, SyntaxError) as e:
             # SyntaxError: what Pillow raises for some damaged files
+            where, j, offset = self.locate(i)
             raise ShardError(f"cannot decode it: {e}", str(where), j, offset) from None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -132,17 +135,19 @@ class RecordSource:
         k, j = self._find(i)
         shard = self._shards[k]
         offset, size = int(shard.offsets[j]), int(shard.sizes[j])
-        framed = self._pread(k, size, offset)
-        return _unframe(framed, size, shard.where, j, offset)
+        found = frame_in(self._pread(k, size, offset), j, offset)
+        if found.problem is not None or found.data is None:
+            raise ShardError(found.problem or "unreadable", str(shard.where), j, offset)
+        if found.size != size:
+            message = f"its index says {size} bytes, the record is {found.size}: run imgrec index"
+            raise ShardError(message, str(shard.where), j, offset)
+        return found.data
 
     def example(self, data: bytes) -> dict[str, Any]:
         """One serialized record as the dict ``source[i]`` gives."""
         record = schema.parse(data)
         image = decode_image(record, self.channels, self.resize)
-        # A dataset of several dtypes is made float before the resize, as imgrec.dataset
-        # makes it (no one integer type holds them all); one dtype is resized as stored.
-        mixed = self._known is not None and len(self._known.dtypes) > 1
-        if self.dtype == "float32" and mixed:
+        if self._float_first:
             image = to_float(image)
         if self.resize is not None:
             image = resize_rounded(image, self.resize)
@@ -216,23 +221,3 @@ def _open_index(where: Location, records: int | None) -> _Shard:
             str(where),
         )
     return _Shard(where, offsets, sizes)
-
-
-def _unframe(framed: bytes, size: int, where: Location, index: int, offset: int) -> bytes:
-    """The data of one framed record, both CRCs checked."""
-    if len(framed) < size:
-        raise ShardError("the shard ends inside this record (cut short)", str(where), index, offset)
-    header, data = framed[:HEADER_SIZE], framed[HEADER_SIZE:-FOOTER_SIZE]
-    (length,) = struct.unpack("<Q", header[:8])
-    if struct.unpack("<I", header[8:])[0] != masked_crc(header[:8]):
-        raise ShardError("length CRC mismatch", str(where), index, offset)
-    if length != len(data):
-        raise ShardError(
-            f"record length {length} is not what the index says ({len(data)}): run imgrec index",
-            str(where),
-            index,
-            offset,
-        )
-    if struct.unpack("<I", framed[-FOOTER_SIZE:])[0] != masked_crc(data):
-        raise ShardError("data CRC mismatch (corrupt data)", str(where), index, offset)
-    return data
