@@ -108,18 +108,20 @@ class Folder:
         return _resized(im), label
 
 
-class Resized:
-    """RecordSource examples resized as the folder's."""
+class Pairs:
+    """RecordSource examples as (image, label), the image resized as the folder's with
+    ``resized``, else as the source gives it."""
 
-    def __init__(self, source: Any) -> None:
-        self.source = source
+    def __init__(self, source: Any, resized: bool = False) -> None:
+        self.source, self.resized = source, resized
 
     def __len__(self) -> int:
         return len(self.source)
 
     def __getitem__(self, i: int) -> tuple[Any, int]:
         example = self.source[i]
-        return _resized(example["image"]), int(example["label"])
+        image = _resized(example["image"]) if self.resized else example["image"]
+        return image, int(example["label"])
 
 
 class Floor:
@@ -133,18 +135,6 @@ class Floor:
         import numpy as np
 
         return np.zeros((SIZE, SIZE, 3), np.float32), 0
-
-
-class Plain:
-    def __init__(self, source: Any) -> None:
-        self.source = source
-
-    def __len__(self) -> int:
-        return len(self.source)
-
-    def __getitem__(self, i: int) -> tuple[Any, int]:
-        example = self.source[i]
-        return example["image"], int(example["label"])
 
 
 def _from_tfrecord(example: dict[str, Any]) -> tuple[Any, int]:
@@ -165,7 +155,7 @@ def run(name: str, data: dict[str, str], epochs: int) -> dict[str, float]:
     if name == "grain":
         import grain
 
-        source = Resized(imgrec.RecordSource(data["default"], dtype=None))
+        source = Pairs(imgrec.RecordSource(data["default"], dtype=None), resized=True)
         ds = grain.MapDataset.source(source).shuffle(seed=0).repeat(epochs).batch(32)
         stream = ds.to_iter_dataset().mp_prefetch(grain.MultiprocessingOptions(num_workers=2))
         count, first, timed = 0, 0.0, 0.0
@@ -183,15 +173,15 @@ def run(name: str, data: dict[str, str], epochs: int) -> dict[str, float]:
     elif name == "floor":
         dataset = Floor()
     elif name == "imgrec default":
-        dataset = Resized(imgrec.RecordSource(data["default"], dtype=None))
+        dataset = Pairs(imgrec.RecordSource(data["default"], dtype=None), resized=True)
     elif name == "imgrec default resize=":
-        dataset = Plain(imgrec.RecordSource(data["default"], resize=(SIZE, SIZE)))
+        dataset = Pairs(imgrec.RecordSource(data["default"], resize=(SIZE, SIZE)))
     elif name == "imgrec jpeg 224":
-        dataset = Plain(imgrec.RecordSource(data["jpeg"]))
+        dataset = Pairs(imgrec.RecordSource(data["jpeg"]))
     elif name == "imgrec raw 224":
-        dataset = Plain(imgrec.RecordSource(data["raw"]))
+        dataset = Pairs(imgrec.RecordSource(data["raw"]))
     elif name == "imgrec raw 224 uint8":  # floats made on the device, as one would on a GPU
-        dataset = Plain(imgrec.RecordSource(data["raw"], dtype=None))
+        dataset = Pairs(imgrec.RecordSource(data["raw"], dtype=None))
     else:
         from tfrecord.torch.dataset import TFRecordDataset
 
