@@ -92,6 +92,34 @@ def write_coco(drawn: list[Drawn], path: Path, first_id: int = 1) -> Path:
     return path
 
 
+def with_shapes_and_centres(coco: Path) -> Path:
+    """``coco`` (``write_coco``'s) given a polygon segmentation per object (its rectangle)
+    and one keypoint, ``centre``, at each rectangle's centre."""
+    data = json.loads(coco.read_text())
+    for category in data["categories"]:
+        category["keypoints"] = ["centre"]
+    for a in data["annotations"]:
+        x, y, w, h = a["bbox"]
+        a["segmentation"] = [[x, y, x + w, y, x + w, y + h, x, y + h]]
+        a["keypoints"], a["num_keypoints"] = [x + w // 2, y + h // 2, 2], 1
+    coco.write_text(json.dumps(data))
+    return coco
+
+
+def same_example(got: object, want: object, key: str = "") -> None:
+    """``got`` (a ``RecordSource`` example) is ``want`` (``imgrec.dataset``'s, as NumPy),
+    key by key, dtypes too; strings are str there, bytes here."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and set(got) == set(want), key
+        for k in want:
+            same_example(got[k], want[k], f"{key}/{k}")
+    elif isinstance(want, bytes):
+        assert got == want.decode(), key
+    else:
+        assert np.asarray(got).dtype == np.asarray(want).dtype, key
+        assert np.array_equal(np.asarray(got), np.asarray(want)), key
+
+
 def write_voc(drawn: list[Drawn], folder: Path) -> Path:
     """One Pascal VOC XML per image: 1-based inclusive corners."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ stored dtype), ``convert_image_dtype``'s scaling, and the annotation keys of
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,9 @@ from ..format import schema
 from ..images.modes import MODES, natural_pixels
 from ..images.pillow import open_header, sixteen_bit_colour
 from ..images.pixels import orient, shape_channels
-from .graph import jpeg_ratio
+from .crops import Window
+from .graph import RATIOS, jpeg_ratio
+from .objects import flip_order
 from .paths import Known
 
 # tf.image.convert_image_dtype's scale for each stored integer dtype: 1 / its maximum
@@ -25,16 +27,25 @@ _SCALE = {name: np.float32(1 / np.iinfo(name).max) for name in ("uint8", "uint16
 
 
 def decode_image(
-    record: schema.Record, channels: int | None = None, at_least: tuple[int, int] | None = None
+    record: schema.Record,
+    channels: int | None = None,
+    at_least: tuple[int, int] | None = None,
+    window: Callable[[tuple[int, int]], Window] | None = None,
 ) -> np.ndarray:
     """The record's pixels as stored (HWC, its dtype), oriented, in its channels or
     ``channels``: the pixels pack would store raw from the same bytes. With ``at_least``
     (height, width: the size it is resized to next), a JPEG is decoded at the largest DCT
-    scale that still covers it, as ``imgrec.dataset`` decodes it (``graph.jpeg_ratio``)."""
+    scale that still covers it, as ``imgrec.dataset`` decodes it (``graph.jpeg_ratio``).
+    With ``window`` (the stored image's (height, width) -> (y, x, h, w)), only that part,
+    cut before the orientation is applied, as ``imgrec.dataset`` cuts it; a JPEG at the
+    largest DCT scale at which the window's shorter side still covers the larger side of
+    ``at_least`` (``graph``'s rule for ``decode_and_crop_jpeg``)."""
     want = channels or record.channels
     if record.format == "raw":
         shape = (record.height, record.width, record.channels)
         arr = np.frombuffer(record.data, np.dtype(record.dtype)).reshape(shape)
+        if window is not None:
+            arr = _cut(arr, window(shape[:2]))
         if want == record.channels:
             return arr.copy()
         return shape_channels(arr, 1 if record.channels in (1, 2) else 3, want)
@@ -49,9 +60,15 @@ def decode_image(
             f"the image is {im.width}x{im.height}, the record says"
             f" {record.width}x{record.height} (orientation {record.orientation})"
         )
+    cut = None if window is None else window((im.height, im.width))
     with im:
+        ratio = 1
         if at_least is not None and record.format == "jpeg":
-            ratio = jpeg_ratio((record.height, record.width), at_least)
+            if cut is None:
+                ratio = jpeg_ratio((record.height, record.width), at_least)
+            else:
+                side = max(at_least)
+                ratio = next(r for r in RATIOS if r == 1 or min(cut[2:]) // r >= side)
             if ratio > 1:  # Pillow's draft picks this scale for these sizes: libjpeg's 1/ratio
                 im.draft(im.mode, (im.width // ratio, im.height // ratio))
         tiles = list(getattr(im, "tile", []))
@@ -64,8 +81,16 @@ def decode_image(
             natural = sixteen_bit_colour(record.data, tiles)
         if natural is None:
             natural = natural_pixels(im)
+    if cut is not None:  # in the decoded scale's pixels, as decode_and_crop_jpeg takes it
+        y, x, h, w = cut if ratio == 1 else (v // ratio for v in cut)
+        natural = _cut(natural, (y, x, max(h, 1), max(w, 1)))
     arr = orient(natural, record.orientation)
     return shape_channels(arr, mode.base, want)
+
+
+def _cut(image: np.ndarray, window: Window) -> np.ndarray:
+    y, x, h, w = window
+    return image[y : y + h, x : x + w]
 
 
 def _weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -132,12 +157,18 @@ def to_float(image: np.ndarray) -> np.ndarray:
 
 
 def annotations_of(
-    record: schema.Record, known: Known | None, size: tuple[int, int] | None = None
+    record: schema.Record,
+    known: Known | None,
+    size: tuple[int, int] | None = None,
+    window: Window | None = None,
+    flip: bool = False,
 ) -> dict[str, Any]:
     """The annotation keys of ``imgrec.dataset``'s dict, unbatched, as NumPy arrays. A
-        dataset packed with annotations (its manifests' ``columns`` not None) gives every record
-        the object keys, empty where it has none; other shards what each record holds. Masks are
-    resized to ``size`` with nearest neighbour, as the image is."""
+    dataset packed with annotations (its manifests' ``columns`` not None) gives every record
+    the object keys, empty where it has none; other shards what each record holds. Masks are
+    cut to the crop ``window`` (y, x, h, w in the record's pixels) and mirrored where
+    ``flip``, then resized to ``size`` with nearest neighbour, as the image is; boxes and
+    keypoints move with them (``objects.cropped``'s rules)."""
     out: dict[str, Any] = {}
     columns = known.columns if known is not None else None
     o = record.objects
@@ -165,16 +196,81 @@ def annotations_of(
                 "visibility": np.array(o.keypoint_visibility, np.int32).reshape(n, k),
             }
         if o.masks is not None or known is not None and known.instance_masks:
-            masks = _masks(o.masks or (), record)
+            masks = _moved(_masks(o.masks or (), record), window, flip, 1)
             out["object_masks"] = masks if size is None else _nearest(masks, size, 1)
     if record.mask is not None:
-        mask = _png(record.mask)[..., :1]
+        mask = _moved(_png(record.mask)[..., :1], window, flip, 0)
         out["segmentation_mask"] = mask if size is None else _nearest(mask, size, 0)
     if o is not None or record.fields:
         types = columns or {}
         out["fields"] = {
             name: _field(types.get(name, kind), value) for name, kind, value in record.fields
         }
+    if window is not None and o is not None:
+        names = known.keypoints if known is not None else None
+        order = flip_order(names) if names else None
+        out.update(_cropped(out, window, (record.height, record.width), flip, order))
+    return out
+
+
+def _moved(masks: np.ndarray, window: Window | None, flip: bool, axis: int) -> np.ndarray:
+    """Masks (pixel axes ``axis`` and ``axis + 1``) cut to ``window`` and mirrored."""
+    if window is not None:
+        y, x, h, w = window
+        masks = np.take(np.take(masks, np.arange(y, y + h), axis), np.arange(x, x + w), axis + 1)
+    return np.flip(masks, axis + 1).copy() if flip else masks
+
+
+def _cropped(
+    found: dict[str, Any],
+    window: Window,
+    size: tuple[int, int],
+    flip: bool,
+    order: tuple[int, ...] | None,
+) -> dict[str, Any]:
+    """``objects.cropped`` in NumPy, in float32 and in its order of operations: boxes moved
+    into the window, clipped, mirrored where ``flip``; objects left with no area dropped with
+    all their lists (object masks, already moved, too); each area times the share of its
+    box left; keypoints moved, those outside unlabelled, left/right slots swapped by
+    ``order`` where ``flip``."""
+    f32 = np.float32
+    boxes = found["bounding_boxes"]["boxes"]
+    h, w = f32(size[0]), f32(size[1])
+    top, left = f32(window[0]) / h, f32(window[1]) / w
+    tall, wide = f32(window[2]) / h, f32(window[3]) / w
+    y0, x0, y1, x1 = (
+        np.clip((boxes[:, k] - at) / by, f32(0), f32(1))
+        for k, at, by in ((0, top, tall), (1, left, wide), (2, top, tall), (3, left, wide))
+    )
+    if flip:
+        x0, x1 = f32(1) - x1, f32(1) - x0
+    kept = (y1 > y0) & (x1 > x0)
+    visible = (y1 - y0) * tall * (x1 - x0) * wide
+    whole = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    area = found["objects"]["area"] * visible / np.maximum(whole, f32(1e-12))
+    objects = {**found["objects"], "area": area}
+    out: dict[str, Any] = {
+        "bounding_boxes": {
+            "boxes": np.stack([y0, x0, y1, x1], axis=-1)[kept].reshape(-1, 4),
+            "labels": found["bounding_boxes"]["labels"][kept],
+        },
+        "objects": {name: values[kept] for name, values in objects.items()},
+    }
+    if "object_masks" in found:
+        out["object_masks"] = found["object_masks"][kept]
+    if "keypoints" in found:
+        points, seen = found["keypoints"]["points"], found["keypoints"]["visibility"]
+        y = (points[..., 0] - top) / tall
+        x = (points[..., 1] - left) / wide
+        inside = (y >= 0) & (y <= 1) & (x >= 0) & (x <= 1)
+        seen = np.where(inside, seen, 0).astype(np.int32)
+        if flip:
+            x = f32(1) - x
+        labelled = seen > 0
+        at = np.stack([np.where(labelled, y, f32(0)), np.where(labelled, x, f32(0))], -1)
+        if flip and order is not None:
+            at, seen = at[:, list(order)], seen[:, list(order)]
+        out["keypoints"] = {"points": at[kept], "visibility": seen[kept]}
     return out
 
 

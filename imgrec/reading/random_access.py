@@ -29,6 +29,7 @@ from ..core.storage import Location
 from ..format import schema
 from ..format.framing import FOOTER_SIZE, HEADER_SIZE, frame_in, read_index
 from ..format.layout import index_for
+from .crops import CROPS, Window, flipped, window_of
 from .numpy_decode import annotations_of, decode_image, resize_rounded, to_float
 from .paths import Paths, describe, entries, resolve
 
@@ -51,7 +52,13 @@ class RecordSource:
     packed with annotations the keys ``imgrec.dataset`` gives (``bounding_boxes``,
     ``objects``, ``keypoints``, ``object_masks``, ``segmentation_mask``, ``fields``), as
     NumPy arrays. ``split`` reads one split of a dataset packed with ``--split``;
-    ``channels`` (1, 3 or 4) and ``resize`` ((height, width)) are ``imgrec.dataset``'s.
+    ``channels`` (1, 3 or 4), ``resize`` ((height, width)) and ``crop`` are
+    ``imgrec.dataset``'s (``crops``: ``"center"``, or ``"random"`` with its left-right
+    flip, boxes, masks and keypoints moved with the pixels).
+
+    A random crop is drawn from ``(seed, epoch, i)``: the same for the same record in the
+    same epoch, in any process and order, and new each epoch. ``set_epoch`` sets the epoch
+    ``source[i]`` reads (as ``RecordSampler.set_epoch``); ``get(i, epoch)`` names it.
     """
 
     def __init__(
@@ -62,6 +69,8 @@ class RecordSource:
         dtype: str | None = "float32",
         channels: int | None = None,
         resize: tuple[int, int] | None = None,
+        crop: str | None = None,
+        seed: int = 0,
     ) -> None:
         if dtype not in DTYPES:
             raise ImgrecError(f"dtype={dtype!r}: use 'float32' (scaled to [0, 1]) or None")
@@ -73,8 +82,15 @@ class RecordSource:
             and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in resize)
         ):
             raise ImgrecError(f"resize={resize!r}: give (height, width), two whole numbers >= 1")
-        self.dtype, self.channels = dtype, channels
+        if crop is not None and crop not in CROPS:
+            raise ImgrecError(f"crop={crop!r}: use one of {', '.join(CROPS)} (or None)")
+        if crop is not None and resize is None:
+            raise ImgrecError(f"crop={crop!r} needs resize=(height, width): the size to crop to")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ImgrecError(f"seed={seed!r}: give a whole number >= 0")
+        self.dtype, self.channels, self.crop, self.seed = dtype, channels, crop, seed
         self.resize = None if resize is None else (int(resize[0]), int(resize[1]))
+        self.epoch = 0
         files = resolve(paths, split)
         listed = entries(files)
         # What the manifests say of the annotations (None: other tools' shards)
@@ -96,9 +112,24 @@ class RecordSource:
         return int(self._ends[-1]) if len(self._ends) else 0
 
     def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.get(i)
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch whose random crops ``source[i]`` draws (0 until set). DataLoader workers
+        copy the source when an epoch's iteration starts, unless ``persistent_workers``:
+        then index with ``get`` (e.g. through a ``Dataset`` of your own)."""
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise ImgrecError(f"epoch={epoch!r}: give a whole number >= 0")
+        self.epoch = epoch
+
+    def get(self, i: int, epoch: int | None = None) -> dict[str, Any]:
+        """``source[i]``, its random crop drawn for ``epoch`` (default: ``set_epoch``'s)."""
         data = self.read(i)
+        key = None
+        if self.crop == "random":
+            key = (self.seed, self.epoch if epoch is None else epoch, int(i) % len(self))
         try:
-            return self.example(data)
+            return self.example(data, key)
         except (schema.SchemaError, OSError, ValueError, SyntaxError) as e:
             # SyntaxError: what Pillow raises for some damaged files
             where, j, offset = self.locate(i)
@@ -143,14 +174,25 @@ class RecordSource:
             raise ShardError(message, str(shard.where), j, offset)
         return found.data
 
-    def example(self, data: bytes) -> dict[str, Any]:
-        """One serialized record as the dict ``source[i]`` gives."""
+    def example(self, data: bytes, key: tuple[int, ...] | None = None) -> dict[str, Any]:
+        """One serialized record as the dict ``source[i]`` gives; ``key`` (seed, epoch,
+        index) draws its random crop."""
         record = schema.parse(data)
-        image = decode_image(record, self.channels, self.resize)
+        window = flip = None
+        if self.crop is not None and self.resize is not None:
+            crop, size = self.crop, self.resize
+
+            def window(hw: tuple[int, int]) -> Window:
+                return window_of(crop, hw, size, key)
+
+            flip = key is not None and flipped(key)
+        image = decode_image(record, self.channels, self.resize, window)
         if self._float_first:
             image = to_float(image)
         if self.resize is not None:
             image = resize_rounded(image, self.resize)
+        if flip:
+            image = image[:, ::-1].copy()
         if self.dtype == "float32":
             image = to_float(image)
         out: dict[str, Any] = {
@@ -158,7 +200,8 @@ class RecordSource:
             "label": np.int64(record.label),
             "filename": record.filename,
         }
-        out.update(annotations_of(record, self._known, self.resize))
+        cut = None if window is None else window((record.height, record.width))
+        out.update(annotations_of(record, self._known, self.resize, cut, bool(flip)))
         return out
 
     def _pread(self, k: int, size: int, offset: int) -> bytes:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from annotated import draw, write_coco, write_masks
+from annotated import draw, same_example, with_shapes_and_centres, write_coco, write_masks
 from buckets import BUCKET
 from corpus import make_corpus
 from fixtures import smooth_rgb
@@ -167,33 +167,12 @@ def test_resize_is_imgrec_datasets_with_its_jpeg_dct_scale(tmp_path, fmt):
             imgrec.RecordSource(out, resize=wrong)  # type: ignore[arg-type]
 
 
-def _same(got, want, key: str = "") -> None:
-    """``got`` (a RecordSource example) is ``want`` (imgrec.dataset's), key by key; strings
-    are str here, bytes there."""
-    if isinstance(want, dict):
-        assert set(got) == set(want), key
-        for k in want:
-            _same(got[k], want[k], f"{key}/{k}")
-    elif isinstance(want, bytes):
-        assert got == want.decode(), key
-    else:
-        assert np.asarray(got).dtype == np.asarray(want).dtype, key
-        assert np.array_equal(got, want), key
-
-
 def test_annotations_read_as_imgrec_dataset_gives_them(tmp_path):
     """Boxes, objects, instance masks, keypoints and per-image fields of every type."""
     src = tmp_path / "src"
     drawn = draw(src, count=6)
     coco = write_coco(drawn, tmp_path / "instances.json")
-    data = json.loads(coco.read_text())
-    for category in data["categories"]:
-        category["keypoints"] = ["centre"]
-    for a in data["annotations"]:
-        x, y, w, h = a["bbox"]
-        a["segmentation"] = [[x, y, x + w, y, x + w, y + h, x, y + h]]
-        a["keypoints"], a["num_keypoints"] = [x + w // 2, y + h // 2, 2], 1
-    coco.write_text(json.dumps(data))
+    with_shapes_and_centres(coco)
     rows = [
         {"file_name": d.rel, "caption": f"image {n}", "score": n / 4, "n": n, "v": [n, 0.5]}
         for n, d in enumerate(drawn)
@@ -209,7 +188,7 @@ def test_annotations_read_as_imgrec_dataset_gives_them(tmp_path):
         objects = 0
         for i in range(len(source)):
             got = source[i]
-            _same(got, want[got["filename"]])
+            same_example(got, want[got["filename"]])
             assert got["object_masks"].shape[0] == len(got["bounding_boxes"]["labels"])
             objects += len(got["bounding_boxes"]["labels"])
         assert objects == sum(len(d.boxes) for d in drawn) > 0
@@ -230,7 +209,7 @@ def test_semantic_masks_read_as_imgrec_dataset_gives_them(tmp_path):
         assert len(source) == len(want) == len(drawn) == 6  # 2 of them negatives
         for i in range(len(source)):
             got = source[i]
-            _same(got, want[got["filename"]])
+            same_example(got, want[got["filename"]])
             h, w = size or (20, 30)
             assert got["segmentation_mask"].shape == (h, w, 1) and got["image"].shape == (h, w, 3)
 
@@ -245,7 +224,7 @@ def test_shards_in_a_bucket_read_by_ranged_reads(shards, moto_server):
     remote = imgrec.RecordSource(f"s3://{BUCKET}/ds")
     assert len(remote) == len(local) == 13
     for i in (0, 7, 12, 3):
-        _same(remote[i], local[i])
+        same_example(remote[i], local[i])
     first = sorted(p.name for p in shards["encoded"].glob("*.tfrecord"))[0]
     data = bytearray((shards["encoded"] / first).read_bytes())
     _, _, offset = local.locate(0)
@@ -305,7 +284,7 @@ def _names(source, indices) -> list[str]:
     return [source[i]["filename"] for i in indices]
 
 
-def test_threads_forked_and_spawned_processes_read_the_same(shards):
+def test_threads_forked_and_spawned_processes_read_thesame_example(shards):
     source = imgrec.RecordSource(shards["encoded"])
     want = _names(source, range(len(source)))  # the parent has its files open
     with ThreadPoolExecutor(4) as pool:

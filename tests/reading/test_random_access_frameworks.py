@@ -138,3 +138,40 @@ def test_grain_resumes_mid_epoch_with_the_same_remaining_order(packed):
     again.set_state(state)
     assert head + [example["filename"] for example in again] == whole
     assert np.unique(whole).size == len(source)
+
+
+@pytest.mark.slow
+def test_random_crops_in_dataloader_workers_are_the_epochs_own(packed):
+    """Workers draw the crops the source draws for (seed, epoch, index): the same as a read
+    in this process, and new each epoch once set_epoch moves it."""
+    from torch.utils.data import DataLoader
+
+    source = imgrec.RecordSource(packed["13"], resize=(24, 24), crop="random", seed=3)
+    sampler = imgrec.RecordSampler(source, seed=3)
+    epochs = []
+    for epoch in (0, 1):
+        sampler.set_epoch(epoch)
+        source.set_epoch(epoch)
+        loader = DataLoader(source, batch_size=None, sampler=sampler, num_workers=2)
+        images = [example["image"].numpy() for example in loader]
+        assert all(np.array_equal(a, source.get(i, epoch)["image"])
+                   for a, i in zip(images, sampler, strict=True))  # fmt: skip
+        epochs.append({i: a for a, i in zip(images, sampler, strict=True)})
+    assert sum(not np.array_equal(epochs[0][i], epochs[1][i]) for i in epochs[0]) > 6
+
+
+def test_grain_reads_each_epochs_random_crops(packed):
+    """Grain's map over the indices, one epoch at a time, with get(i, epoch)."""
+    import functools
+
+    import grain
+
+    source = imgrec.RecordSource(packed["13"], resize=(24, 24), crop="random", seed=3)
+    seen = []
+    for epoch in (0, 1):
+        ds = grain.MapDataset.range(len(source)).shuffle(seed=epoch)
+        ds = ds.map(functools.partial(source.get, epoch=epoch))
+        seen.append({example["filename"]: example["image"] for example in ds})
+        assert len(seen[-1]) == len(source)
+    assert seen[0].keys() == seen[1].keys()
+    assert sum(not np.array_equal(seen[0][k], seen[1][k]) for k in seen[0]) > 6
