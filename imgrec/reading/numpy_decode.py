@@ -17,13 +17,12 @@ from ..format import schema
 from ..images.modes import MODES, natural_pixels
 from ..images.pillow import open_header, sixteen_bit_colour
 from ..images.pixels import orient, shape_channels
+from . import turbo
 from .crops import Window
 from .graph import RATIOS, jpeg_ratio
+from .numpy_resize import nearest
 from .objects import flip_order
 from .paths import Known
-
-# tf.image.convert_image_dtype's scale for each stored integer dtype: 1 / its maximum
-_SCALE = {name: np.float32(1 / np.iinfo(name).max) for name in ("uint8", "uint16", "int32")}
 
 
 def decode_image(
@@ -31,6 +30,7 @@ def decode_image(
     channels: int | None = None,
     at_least: tuple[int, int] | None = None,
     window: Callable[[tuple[int, int]], Window] | None = None,
+    fresh: bool = True,
 ) -> np.ndarray:
     """The record's pixels as stored (HWC, its dtype), oriented, in its channels or
     ``channels``: the pixels pack would store raw from the same bytes. With ``at_least``
@@ -39,7 +39,9 @@ def decode_image(
     With ``window`` (the stored image's (height, width) -> (y, x, h, w)), only that part,
     cut before the orientation is applied, as ``imgrec.dataset`` cuts it; a JPEG at the
     largest DCT scale at which the window's shorter side still covers the larger side of
-    ``at_least`` (``graph``'s rule for ``decode_and_crop_jpeg``)."""
+    ``at_least`` (``graph``'s rule for ``decode_and_crop_jpeg``). Raw pixels are a
+    read-only view of the record's bytes unless ``fresh`` (for a caller that makes new
+    arrays of them anyway)."""
     want = channels or record.channels
     if record.format == "raw":
         shape = (record.height, record.width, record.channels)
@@ -47,30 +49,39 @@ def decode_image(
         if window is not None:
             arr = _cut(arr, window(shape[:2]))
         if want == record.channels:
-            return arr.copy()
+            return arr.copy() if fresh else arr
         return shape_channels(arr, 1 if record.channels in (1, 2) else 3, want)
+    natural, base = _stored(record, at_least, window)
+    arr = shape_channels(orient(natural, record.orientation), base, want)
+    return arr.copy() if fresh and not arr.flags.writeable else arr  # (Pillow's are not)
+
+
+def _stored(
+    record: schema.Record,
+    at_least: tuple[int, int] | None,
+    window: Callable[[tuple[int, int]], Window] | None,
+) -> tuple[np.ndarray, int]:
+    """An encoded record's pixels as stored (before its orientation), cut to the window,
+    and its mode's base channel count (1 or 3)."""
+    fast = turbo.header(record.data) if record.format == "jpeg" else None
+    if fast is not None:
+        _check_size(record, fast[:2])
+        cut = None if window is None else window(fast[:2])
+        ratio = _jpeg_scale(record, at_least, cut)
+        natural = turbo.decode(record.data, fast, ratio)
+        if natural is not None:
+            return _scaled_cut(natural, cut, ratio), natural.shape[-1]
     # Without Pillow's decompression-bomb check (a process-wide setting): the pack checked
     # --max-pixels, and the header must give the record's own size.
     im = open_header(io.BytesIO(record.data))
     if im is None:
         raise ValueError(f"image/format is {record.format}, but Pillow does not recognise it")
-    shown = (im.height, im.width) if record.orientation < 5 else (im.width, im.height)
-    if shown != (record.height, record.width):
-        raise ValueError(
-            f"the image is {im.width}x{im.height}, the record says"
-            f" {record.width}x{record.height} (orientation {record.orientation})"
-        )
+    _check_size(record, (im.height, im.width))
     cut = None if window is None else window((im.height, im.width))
     with im:
-        ratio = 1
-        if at_least is not None and record.format == "jpeg":
-            if cut is None:
-                ratio = jpeg_ratio((record.height, record.width), at_least)
-            else:
-                side = max(at_least)
-                ratio = next(r for r in RATIOS if r == 1 or min(cut[2:]) // r >= side)
-            if ratio > 1:  # Pillow's draft picks this scale for these sizes: libjpeg's 1/ratio
-                im.draft(im.mode, (im.width // ratio, im.height // ratio))
+        ratio = _jpeg_scale(record, at_least, cut)
+        if ratio > 1:  # Pillow's draft picks this scale for these sizes: libjpeg's 1/ratio
+            im.draft(im.mode, (im.width // ratio, im.height // ratio))
         tiles = list(getattr(im, "tile", []))
         im.load()
         mode = MODES.get(im.mode)
@@ -81,79 +92,42 @@ def decode_image(
             natural = sixteen_bit_colour(record.data, tiles)
         if natural is None:
             natural = natural_pixels(im)
-    if cut is not None:  # in the decoded scale's pixels, as decode_and_crop_jpeg takes it
-        y, x, h, w = cut if ratio == 1 else (v // ratio for v in cut)
-        natural = _cut(natural, (y, x, max(h, 1), max(w, 1)))
-    arr = orient(natural, record.orientation)
-    return shape_channels(arr, mode.base, want)
+    return _scaled_cut(natural, cut, ratio), mode.base
+
+
+def _check_size(record: schema.Record, hw: tuple[int, int]) -> None:
+    shown = hw if record.orientation < 5 else hw[::-1]
+    if shown != (record.height, record.width):
+        raise ValueError(
+            f"the image is {hw[1]}x{hw[0]}, the record says"
+            f" {record.width}x{record.height} (orientation {record.orientation})"
+        )
+
+
+def _jpeg_scale(record: schema.Record, at_least: tuple[int, int] | None, cut: Window | None) -> int:
+    """The DCT scale ``imgrec.dataset`` decodes this record at: 1 but for a JPEG resized
+    next; the largest that covers ``at_least``, or with a crop, whose window's shorter side
+    still covers its larger side (``graph``'s rules)."""
+    if at_least is None or record.format != "jpeg":
+        return 1
+    if cut is None:
+        return jpeg_ratio((record.height, record.width), at_least)
+    side = max(at_least)
+    return next(r for r in RATIOS if r == 1 or min(cut[2:]) // r >= side)
+
+
+def _scaled_cut(natural: np.ndarray, cut: Window | None, ratio: int) -> np.ndarray:
+    """``natural`` cut to the window, in the decoded scale's pixels, as
+    ``decode_and_crop_jpeg`` takes it."""
+    if cut is None:
+        return natural
+    y, x, h, w = cut if ratio == 1 else (v // ratio for v in cut)
+    return _cut(natural, (y, x, max(h, 1), max(w, 1)))
 
 
 def _cut(image: np.ndarray, window: Window) -> np.ndarray:
     y, x, h, w = window
     return image[y : y + h, x : x + w]
-
-
-def _weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """TensorFlow's bilinear sampling with half-pixel centres, in float32 as its kernel
-    computes it: for each output index, the two input indices and the weight of the second."""
-    scale = np.float32(n_in) / np.float32(n_out)
-    at = (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
-    floor = np.floor(at)
-    lower = np.maximum(floor, 0).astype(np.intp)
-    upper = np.minimum(np.ceil(at), n_in - 1).astype(np.intp)
-    return lower, upper, (at - floor).astype(np.float32)
-
-
-def resize_rounded(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``tf.image.resize`` (bilinear) in float32, rounded back to the image's dtype, as
-    ``imgrec.dataset`` resizes (``graph.resize_rounded``): along each row first, then down
-    the columns, the kernel's own order of operations, so the floats are its floats."""
-    (h, w), (th, tw) = image.shape[:2], size
-    if (h, w) == (th, tw):
-        return image
-    y0, y1, wy = _weights(h, th)
-    x0, x1, wx = _weights(w, tw)
-    rows = np.take(image, x0, axis=1).astype(np.float32)  # gathered, then widened: fewer
-    step = np.take(image, x1, axis=1).astype(np.float32)  # bytes to convert
-    step -= rows
-    step *= wx[None, :, None]
-    rows += step
-    out = np.take(rows, y0, axis=0)
-    step = np.take(rows, y1, axis=0)
-    step -= out
-    step *= wy[:, None, None]
-    out += step
-    if image.dtype.kind != "f":
-        limits = np.iinfo(image.dtype)
-        np.clip(np.round(out, out=out), limits.min, limits.max, out=out)
-    resized: np.ndarray = out.astype(image.dtype, copy=False)
-    return resized
-
-
-def _nearest(masks: np.ndarray, size: tuple[int, int], axis: int) -> np.ndarray:
-    """``tf.image.resize(..., method="nearest")`` of the pixel axes ``axis`` and ``axis + 1``:
-    rows and columns picked (half-pixel centres), never blended."""
-
-    def picked(n_in: int, n_out: int) -> np.ndarray:
-        at = (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * (
-            np.float32(n_in) / np.float32(n_out)
-        )
-        picks: np.ndarray = np.minimum(np.floor(at), n_in - 1).astype(np.intp)
-        return picks
-
-    rows = picked(masks.shape[axis], size[0])
-    cols = picked(masks.shape[axis + 1], size[1])
-    out: np.ndarray = np.take(np.take(masks, rows, axis=axis), cols, axis=axis + 1)
-    return out
-
-
-def to_float(image: np.ndarray) -> np.ndarray:
-    """``tf.image.convert_image_dtype(image, tf.float32)``: integers times float32(1 / max),
-    floats as they are."""
-    scale = _SCALE.get(image.dtype.name)
-    if scale is None:
-        return image.astype(np.float32, copy=False)
-    return image.astype(np.float32) * scale
 
 
 def annotations_of(
@@ -197,10 +171,10 @@ def annotations_of(
             }
         if o.masks is not None or known is not None and known.instance_masks:
             masks = _moved(_masks(o.masks or (), record), window, flip, 1)
-            out["object_masks"] = masks if size is None else _nearest(masks, size, 1)
+            out["object_masks"] = masks if size is None else nearest(masks, size, 1)
     if record.mask is not None:
         mask = _moved(_png(record.mask)[..., :1], window, flip, 0)
-        out["segmentation_mask"] = mask if size is None else _nearest(mask, size, 0)
+        out["segmentation_mask"] = mask if size is None else nearest(mask, size, 0)
     if o is not None or record.fields:
         types = columns or {}
         out["fields"] = {

@@ -30,7 +30,8 @@ from ..format import schema
 from ..format.framing import FOOTER_SIZE, HEADER_SIZE, frame_in, read_index
 from ..format.layout import index_for
 from .crops import CROPS, Window, flipped, window_of
-from .numpy_decode import annotations_of, decode_image, resize_rounded, to_float
+from .numpy_decode import annotations_of, decode_image
+from .numpy_resize import resize_rounded, to_float
 from .paths import Paths, describe, entries, resolve
 
 DTYPES = ("float32", None)  # scaled to [0, 1], or as stored
@@ -186,14 +187,13 @@ class RecordSource:
                 return window_of(crop, hw, size, key)
 
             flip = key is not None and flipped(key)
-        image = decode_image(record, self.channels, self.resize, window)
+        scaled = self.dtype == "float32"  # then every path below makes a new array
+        image = decode_image(record, self.channels, self.resize, window, fresh=not scaled)
         if self._float_first:
             image = to_float(image)
-        if self.resize is not None:
-            image = resize_rounded(image, self.resize)
-        if flip:
-            image = image[:, ::-1].copy()
-        if self.dtype == "float32":
+        if self.resize is not None:  # (flipped after the resize, as imgrec.dataset flips)
+            image = resize_rounded(image, self.resize, flip=bool(flip), scaled=scaled)
+        elif scaled:
             image = to_float(image)
         out: dict[str, Any] = {
             "image": image,

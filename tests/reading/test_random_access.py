@@ -99,6 +99,18 @@ def test_stored_dtype_and_channels(shards):
     assert got["cat/cat1.jpg"].dtype == np.uint8 and got["cat/cat1.jpg"].shape == (25, 32, 3)
 
 
+@pytest.mark.parametrize("fmt", ["encoded", "raw"])
+@pytest.mark.parametrize("dtype", [None, "float32"])
+def test_images_are_arrays_of_their_own(shards, fmt, dtype):
+    """Writable (PyTorch warns of a read-only array, and writing to one raises): neither
+    views of the record's bytes nor Pillow's read-only arrays."""
+    source = imgrec.RecordSource(shards[fmt], dtype=dtype)
+    for i in range(len(source)):
+        image = source[i]["image"]
+        assert image.flags.writeable, source[i]["filename"]
+        image[...] = 0
+
+
 @pytest.mark.slow
 def test_channels_as_imgrec_dataset_converts_them(shards):
     for channels in (1, 3, 4):
@@ -130,6 +142,7 @@ def test_the_corpus_reads_as_imgrec_dataset_reads_it(tmp_path, fmt):
             image, label = want[example["filename"]]
             assert example["label"] == label, example["filename"]
             assert example["image"].dtype == image.dtype == np.float32
+            assert example["image"].flags.writeable
             where = (channels, resize, example["filename"])
             assert example["image"].shape == image.shape, where
             assert np.array_equal(example["image"], image), where
