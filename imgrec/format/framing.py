@@ -141,7 +141,12 @@ def read_index(path: Location) -> list[tuple[int, int]]:
     for number, line in enumerate(text.splitlines(), 1):
         fields = line.split()
         if len(fields) != 2 or not all(f.isdigit() for f in fields):
-            raise InputError(f"line {number} is not '<offset> <size>': {line!r}", str(path))
+            shown = line if len(line) <= 40 else line[:40] + "..."
+            raise InputError(
+                f"line {number} is not '<offset> <size>': {shown!r}; it is no index file"
+                " imgrec reads: write it again with imgrec index SHARDS",
+                str(path),
+            )
         entries.append((int(fields[0]), int(fields[1])))
     return entries
 

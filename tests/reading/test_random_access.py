@@ -276,6 +276,10 @@ def test_an_index_of_another_shard_is_refused(shards, tmp_path):
     shutil.copy(f"{second}.idx", tmp_path / "a.tfrecord.idx")
     with pytest.raises(imgrec.InputError, match="does not match it .* run imgrec index"):
         imgrec.RecordSource(tmp_path / "a.tfrecord")
+    (tmp_path / "a.tfrecord.idx").write_bytes(bytes(range(256)) * 40)  # not even text
+    with pytest.raises(imgrec.InputError, match="a.tfrecord.idx: line 1 .*imgrec index") as e:
+        imgrec.RecordSource(tmp_path / "a.tfrecord")
+    assert len(str(e.value).replace(str(tmp_path), "")) < 200 and "\n" not in str(e.value)
 
 
 def test_a_damaged_record_is_an_error_naming_it_and_the_others_read(shards, tmp_path):
