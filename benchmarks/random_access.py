@@ -161,6 +161,11 @@ def run(name: str, data: dict[str, str], epochs: int) -> dict[str, float]:
     files in the page cache), the rest timed; and the first's time from the start."""
     import imgrec
 
+    # Every pipeline's process loads the same modules before its workers fork: glibc's
+    # malloc moves its mmap threshold with a process's history, and whether a new 600 KB
+    # array is fresh pages (faulted in) or reused heap moved the bare floor from 2,560-2,830
+    # images/s to 1,500-2,100 after one more import (and back with a fixed threshold).
+    assert imgrec.RecordSource is not None
     start = time.perf_counter()
     if name == "grain":
         import grain
