@@ -19,6 +19,7 @@ from PIL import Image
 from ..core import storage
 from ..core.storage import Location
 from . import decoders, structure
+from .formats import unpackable
 from .modes import MODES, Mode, itemsize, natural_pixels, target_channels
 from .pillow import embedded_sizes, open_header, over_pillow_limit, sixteen_bit_colour
 from .pixels import Resize, encode_jpeg, encode_png, orient, plan_resize, resize, shape_channels
@@ -35,7 +36,7 @@ MAX_PAYLOAD_BYTES = 2**31 - 1 - 2**16
 # of these extensions is reported as skipped: it was probably meant to be an image.
 IMAGE_EXTENSIONS = frozenset(
     ".jpg .jpeg .jpe .jfif .png .apng .gif .bmp .dib .tif .tiff .webp .ppm .pgm .pbm .pnm"
-    " .tga .ico .jp2 .j2k .heic .heif .avif .psd .dds .pcx .sgi .icns".split()
+    " .tga .ico .jp2 .j2k .heic .heif .avif .jxl .psd .dds .pcx .sgi .icns".split()
 )
 
 # Why an image is skipped. A reason in the manifest reads "<code>: <detail>".
@@ -51,6 +52,10 @@ REASONS = {
     "bad-annotation": "its annotations cannot be used as they are",
     "too-many-pixels": "more pixels than --max-pixels; not decoded",
     "unsupported-mode": "a Pillow mode imgrec has no rule for",
+    "unsupported-format": (
+        "an image in a format imgrec cannot pack yet (HEIC/HEIF, JPEG XL), found by its content"
+        " whatever its extension"
+    ),
     "too-large": "the stored record would pass protobuf's 2 GiB message limit",
     "failed": "an unexpected error in imgrec (please report it, with the file if you can)",
 }
@@ -146,7 +151,8 @@ def open_image(source: bytes | BinaryIO, max_pixels: int) -> Image.Image:
     except Exception as e:  # Pillow plugins raise many types on malformed headers
         raise _decode_error(e, max_pixels, data) from None
     if im is None:
-        raise NotAnImage()
+        what = unpackable(source)
+        raise NotAnImage() if what is None else SkipImage("unsupported-format", what)
     if im.width * im.height > max_pixels:
         raise SkipImage(
             "too-many-pixels", f"{im.width}x{im.height} is over --max-pixels {max_pixels}"

@@ -162,6 +162,31 @@ def test_corrupt_files_are_skipped_and_reported(tree, tmp_path):
     assert "cat/truncated.jpg" not in by_name(out)
 
 
+HEIC = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 200  # an iPhone's start
+JXL_CODESTREAM = b"\xff\x0a\xfa\x7f\x01\x90\x08" + b"\x00" * 200
+JXL_CONTAINER = b"\x00\x00\x00\x0cJXL \r\n\x87\n" + b"\x00" * 200
+
+
+def test_heic_and_jpeg_xl_are_named_whatever_their_extension(tree, tmp_path):
+    """Phone photos Pillow does not read are skipped as what they are, with what to do, not
+    as "not an image" (and a .jxl is not ignored); a text file named .heic still is."""
+    src, _ = tree
+    (src / "cat" / "IMG_0001.HEIC").write_bytes(HEIC)
+    (src / "cat" / "IMG_0002.jpg").write_bytes(HEIC)  # an extension that lies
+    (src / "dog" / "a.jxl").write_bytes(JXL_CODESTREAM)
+    (src / "dog" / "b.png").write_bytes(JXL_CONTAINER)
+    (src / "dog" / "notes.heic").write_text("not a photo")
+    manifest = pack(src, tmp_path / "out").to_dict()
+    reasons = {s["path"]: s["reason"] for s in manifest["skipped"]}
+    for heic in ("cat/IMG_0001.HEIC", "cat/IMG_0002.jpg"):
+        assert reasons[heic].startswith("unsupported-format: a HEIC/HEIF image"), reasons
+        assert "convert it to JPEG or PNG first" in reasons[heic]
+    for jxl in ("dog/a.jxl", "dog/b.png"):
+        assert reasons[jxl].startswith("unsupported-format: a JPEG XL image"), reasons
+    assert reasons["dog/notes.heic"].startswith("not-an-image: ")
+    assert manifest["records"] == 13
+
+
 def test_on_error_fail_stops_without_manifest(tree, tmp_path):
     src, files = tree
     (src / "cat" / "broken.png").write_bytes(files["cat0"].read_bytes()[:60])
