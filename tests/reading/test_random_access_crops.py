@@ -65,7 +65,10 @@ def photos(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.mark.parametrize("size", [(224, 224), (64, 48), (9, 7)])
+@pytest.mark.parametrize(
+    "size", [(224, 224), pytest.param((64, 48), marks=pytest.mark.slow),
+             pytest.param((9, 7), marks=pytest.mark.slow)],
+)  # fmt: skip
 def test_center_crops_are_imgrec_datasets_pixels(photos, size):
     """The window decoded at imgrec.dataset's DCT scale, oriented, resized: every pixel equal
     (this failed until imgrec.dataset's own JPEG window decode was made exact: its first
@@ -193,7 +196,10 @@ def _tf_windows(hw: tuple[int, int], seeds: int) -> np.ndarray:
     return windows(tf.reshape(tf.range(2 * seeds, dtype=tf.int64), [seeds, 2])).numpy()
 
 
-@pytest.mark.parametrize("hw", [(375, 500), (64, 48), (6, 5)])
+@pytest.mark.parametrize(
+    "hw", [(375, 500), pytest.param((64, 48), marks=pytest.mark.slow),
+           pytest.param((6, 5), marks=pytest.mark.slow)],
+)  # fmt: skip
 def test_random_windows_have_tensorflows_distribution(hw):
     """4,000 windows each way, of one image size: inside the image, each area at least 10%
     of it, aspect ratios within 3/4 to 4/3 (up to one pixel's rounding), and the mean and
