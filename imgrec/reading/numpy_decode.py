@@ -1,9 +1,9 @@
 """Records decoded with NumPy and Pillow by ``imgrec.dataset``'s rules, for readers without
-TensorFlow (``random_access.RecordSource``): the pack's pixel functions (``images/``), the
-record's orientation, its channels or those asked for, the JPEG DCT scale and the bilinear
-resize of ``graph.py`` (TensorFlow's half-pixel sampling, in float32, rounded back to the
-stored dtype), ``convert_image_dtype``'s scaling, and the annotation keys of
-``objects.py``, unbatched, as NumPy arrays (masks resized by nearest neighbour)."""
+TensorFlow (``random_access.RecordSource``): the pack's pixel functions (``images/``), JPEGs
+through ``turbo`` where it gives Pillow's pixels, the record's orientation, its channels or
+those asked for, the JPEG DCT scale and crop windows of ``graph.py`` and ``crops.py``, and
+the annotation keys of ``objects.py``, moved by crops and flips, unbatched, as NumPy arrays
+(masks resized by nearest neighbour: ``numpy_resize``)."""
 
 from __future__ import annotations
 

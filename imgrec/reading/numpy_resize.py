@@ -17,7 +17,7 @@ import numpy as np
 
 # tf.image.convert_image_dtype's scale for each stored integer dtype: 1 / its maximum
 SCALE = {name: np.float32(1 / np.iinfo(name).max) for name in ("uint8", "uint16", "int32")}
-KEPT = 32 << 20  # bytes: larger intermediates are made afresh, not kept by the thread
+KEPT = 16 << 20  # bytes: larger intermediates are made afresh; a thread keeps six at most
 
 _buffers = threading.local()
 
@@ -72,12 +72,10 @@ def resize_rounded(
         np.copyto(flat.reshape(h, w, c), image)
     spread = np.arange(c)
     n = tw * c
-    left = np.take(
-        flat, (x0[:, None] * c + spread).ravel(), axis=1, out=_buffer("l", (h, n), image.dtype)
-    )
-    right = np.take(
-        flat, (x1[:, None] * c + spread).ravel(), axis=1, out=_buffer("r", (h, n), image.dtype)
-    )
+    # (mode="clip": the indices are in range, and "raise" would buffer ``out`` once more)
+    left, right = _buffer("l", (h, n), image.dtype), _buffer("r", (h, n), image.dtype)
+    np.take(flat, (x0[:, None] * c + spread).ravel(), axis=1, out=left, mode="clip")
+    np.take(flat, (x1[:, None] * c + spread).ravel(), axis=1, out=right, mode="clip")
     rows = np.subtract(right, left, out=_buffer("rows", (h, n), f32), dtype=f32)
     rows *= np.repeat(wx, c)
     rows += left

@@ -3,11 +3,12 @@ examples as NumPy arrays, for PyTorch's map-style ``Dataset``, Grain's
 ``RandomAccessDataSource`` or any loop of your own.
 
 One example is one positioned read through the shard's index file (``os.pread`` for local
-files, one ranged GET on ``s3://``), both CRCs checked, then a decode with Pillow by the
-rules ``imgrec.dataset`` follows (``numpy_decode``): the record's orientation applied, its
-stored channels (or the ``channels`` asked for), the ``resize`` (bilinear, with the JPEG DCT
-scale), and integers scaled to [0, 1] as ``tf.image.convert_image_dtype`` scales them.
-Nothing here imports TensorFlow.
+files, one ranged GET on ``s3://``), both CRCs checked, then a decode with Pillow (JPEGs
+with simplejpeg, to the same pixels) by the rules ``imgrec.dataset`` follows
+(``numpy_decode``, ``numpy_resize``): the record's orientation applied, its stored channels
+(or the ``channels`` asked for), the ``resize`` (bilinear, with the JPEG DCT scale), the
+``crop`` and its flip, and integers scaled to [0, 1] as ``tf.image.convert_image_dtype``
+scales them. Nothing here imports TensorFlow.
 
 Safe to share between threads (positioned reads share no file offset) and across ``fork``
 (each process opens its own files on first use).

@@ -301,11 +301,18 @@ def _names(source, indices) -> list[str]:
     return [source[i]["filename"] for i in indices]
 
 
-def test_threads_forked_and_spawned_processes_read_thesame_example(shards):
+def test_threads_forked_and_spawned_processes_read_the_same(shards):
     source = imgrec.RecordSource(shards["encoded"])
     want = _names(source, range(len(source)))  # the parent has its files open
     with ThreadPoolExecutor(4) as pool:
         assert list(pool.map(lambda i: source[i]["filename"], range(len(source)))) == want
+    # resized and cropped in four threads at once (each its own resize buffers): the images
+    # read one at a time
+    cropped = imgrec.RecordSource(shards["encoded"], resize=(21, 17), crop="random")
+    alone = [cropped[i]["image"] for i in range(len(cropped))] * 20
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda i: cropped[i % len(cropped)]["image"], range(len(alone))))
+    assert all(np.array_equal(a, b) for a, b in zip(alone, together, strict=True))
     for method in ("fork", "spawn"):
         with multiprocessing.get_context(method).Pool(2) as pool:
             parts = pool.starmap(_names, [(source, range(k, len(source), 2)) for k in (0, 1)])
