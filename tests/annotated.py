@@ -108,7 +108,7 @@ def with_shapes_and_centres(coco: Path) -> Path:
 
 def same_example(got: object, want: object, key: str = "") -> None:
     """``got`` (a ``RecordSource`` example) is ``want`` (``imgrec.dataset``'s, as NumPy),
-    key by key, dtypes too; strings are str there, bytes here."""
+    key by key, dtypes too; strings are str in ``got``, bytes in ``want``."""
     if isinstance(want, dict):
         assert isinstance(got, dict) and set(got) == set(want), key
         for k in want:
