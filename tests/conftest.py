@@ -131,3 +131,34 @@ def moto_server(monkeypatch):
     finally:
         storage.forget_clients()
         server.stop()
+
+
+@pytest.fixture
+def gcs_server(monkeypatch):
+    """A GCS JSON API endpoint on 127.0.0.1 (gcp-storage-emulator, in memory), reached the
+    standard way (STORAGE_EMULATOR_HOST). Beam is told its credential lookup found nothing
+    (what it concludes on a machine without credentials, after retrying for about 20 s),
+    so its clients are anonymous, as the emulator wants."""
+    import socket
+
+    from apache_beam.internal.gcp import auth
+    from buckets import BUCKET
+    from gcp_storage_emulator.server import create_server
+    from google.cloud import storage as gcs_storage
+
+    from imgrec.core import storage
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = create_server("127.0.0.1", port, in_memory=True, default_bucket=BUCKET)
+    server.start()
+    try:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
+        monkeypatch.setattr(auth._Credentials, "_credentials_init", True)
+        monkeypatch.setattr(auth._Credentials, "_credentials", None)
+        storage.forget_clients()
+        yield gcs_storage.Client.create_anonymous_client().bucket(BUCKET)
+    finally:
+        storage.forget_clients()
+        server.stop()

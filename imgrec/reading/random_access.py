@@ -3,8 +3,8 @@ examples as NumPy arrays, for PyTorch's map-style ``Dataset``, Grain's
 ``RandomAccessDataSource`` or any loop of your own.
 
 One example is one positioned read through the shard's index file (``os.pread`` for local
-files, one ranged GET on ``s3://``), both CRCs checked, then a decode with Pillow (JPEGs
-with simplejpeg, to the same pixels) by the rules ``imgrec.dataset`` follows
+files, one ranged GET on ``s3://`` and ``gs://``), both CRCs checked, then a decode with
+Pillow (JPEGs with simplejpeg, to the same pixels) by the rules ``imgrec.dataset`` follows
 (``numpy_decode``, ``numpy_resize``): the record's orientation applied, its stored channels
 (or the ``channels`` asked for), the ``resize`` (bilinear, with the JPEG DCT scale), the
 ``crop`` and its flip, and integers scaled to [0, 1] as ``tf.image.convert_image_dtype``
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core import s3, storage
+from ..core import gcs, s3, storage
 from ..core.errors import ImgrecError, InputError, ShardError
 from ..core.storage import Location
 from ..format import schema
@@ -209,6 +209,8 @@ class RecordSource:
         where = self._shards[k].where
         if isinstance(where, str) and where.startswith("s3://"):  # one ranged GET
             return s3.read_range(where, offset, size, storage.options_for(where))
+        if isinstance(where, str) and where.startswith("gs://"):  # one ranged GET
+            return gcs.read_range(where, offset, size, storage.options_for(where))
         if not isinstance(where, Path):
             try:
                 with storage.open_read(where) as f:

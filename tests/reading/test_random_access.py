@@ -24,7 +24,7 @@ from PIL import Image
 
 import imgrec
 from imgrec import PackOptions, pack
-from imgrec.format.framing import read_records
+from imgrec.format.framing import FOOTER_SIZE, HEADER_SIZE, read_records
 from imgrec.format.schema import parse
 
 
@@ -245,6 +245,39 @@ def test_shards_in_a_bucket_read_by_ranged_reads(shards, moto_server):
     moto_server.put_object(Bucket=BUCKET, Key=f"ds/{first}", Body=bytes(data))
     with pytest.raises(imgrec.ShardError, match=rf"s3://{BUCKET}/ds/{first}, record 0"):
         imgrec.RecordSource(f"s3://{BUCKET}/ds")[0]
+
+
+@pytest.mark.slow
+def test_shards_in_gcs_read_by_one_ranged_get_per_record(shards, gcs_server, monkeypatch):
+    """The same against a GCS endpoint on 127.0.0.1: the examples are the local ones, each
+    record one GET of exactly its bytes (counted in the client), and a damaged object is
+    named by its URL."""
+    from google.cloud.storage import Blob
+
+    local = imgrec.RecordSource(shards["encoded"])
+    for path in shards["encoded"].iterdir():
+        gcs_server.blob(f"ds/{path.name}").upload_from_filename(str(path))
+    remote = imgrec.RecordSource(f"gs://{BUCKET}/ds")
+    assert len(remote) == len(local) == 13
+    gets = []
+    download = Blob.download_as_bytes
+
+    def counted(blob, *args, **kwargs):
+        gets.append((blob.name, kwargs.get("start"), kwargs.get("end")))
+        return download(blob, *args, **kwargs)
+
+    monkeypatch.setattr(Blob, "download_as_bytes", counted)
+    for i in (0, 7, 12, 3):
+        same_example(remote[i], local[i])
+    framed = [HEADER_SIZE + len(local.read(i)) + FOOTER_SIZE for i in (0, 7, 12, 3)]
+    assert [end - start + 1 for _, start, end in gets] == framed  # one GET each, its bytes
+    first = sorted(p.name for p in shards["encoded"].glob("*.tfrecord"))[0]
+    data = bytearray((shards["encoded"] / first).read_bytes())
+    _, _, offset = local.locate(0)
+    data[offset + 30] ^= 0xFF
+    gcs_server.blob(f"ds/{first}").upload_from_string(bytes(data))
+    with pytest.raises(imgrec.ShardError, match=rf"gs://{BUCKET}/ds/{first}, record 0"):
+        imgrec.RecordSource(f"gs://{BUCKET}/ds")[0]
 
 
 def test_no_tensorflow_on_this_path(shards):
