@@ -29,6 +29,9 @@ def split(url: str) -> tuple[str, str]:
 
 
 def _client(options: Any) -> Any:
+    """This thread's client for these pipeline options (``storage.configure`` makes new
+    ones), made again in a forked process. The options are held with it, so that their
+    ``id`` names them as long as the client is kept."""
     key = (os.getpid(), id(options))
     held = getattr(_per_thread, "client", None)
     if held is not None and held[0] == key:
@@ -38,7 +41,7 @@ def _client(options: Any) -> Any:
 
     settings = options if options is not None else PipelineOptions([])
     client = create_storage_client(settings)  # type: ignore[no-untyped-call]
-    _per_thread.client = (key, client)
+    _per_thread.client = (key, client, options)
     return client
 
 
