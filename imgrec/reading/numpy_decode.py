@@ -134,20 +134,24 @@ def annotations_of(
     record: schema.Record,
     known: Known | None,
     size: tuple[int, int] | None = None,
-    window: Window | None = None,
+    window: Callable[[tuple[int, int]], Window] | None = None,
     flip: bool = False,
 ) -> dict[str, Any]:
     """The annotation keys of ``imgrec.dataset``'s dict, unbatched, as NumPy arrays. A
     dataset packed with annotations (its manifests' ``columns`` not None) gives every record
     the object keys, empty where it has none; other shards what each record holds. Masks are
-    cut to the crop ``window`` (y, x, h, w in the record's pixels) and mirrored where
-    ``flip``, then resized to ``size`` with nearest neighbour, as the image is; boxes and
-    keypoints move with them (``objects.cropped``'s rules)."""
+    cut to the crop window (``window`` of the record's (height, width): y, x, h, w, drawn
+    only for a record with annotations) and mirrored where ``flip``, then resized to
+    ``size`` with nearest neighbour, as the image is; boxes and keypoints move with them
+    (``objects.cropped``'s rules)."""
     out: dict[str, Any] = {}
     columns = known.columns if known is not None else None
     o = record.objects
     if o is None and columns is not None:
         o = schema.Objects()
+    cut = None
+    if window is not None and (o is not None or record.mask is not None):
+        cut = window((record.height, record.width))
     if o is not None:
         out["bounding_boxes"] = {
             "boxes": np.array([o.ymin, o.xmin, o.ymax, o.xmax], np.float32).T.reshape(-1, 4),
@@ -170,20 +174,20 @@ def annotations_of(
                 "visibility": np.array(o.keypoint_visibility, np.int32).reshape(n, k),
             }
         if o.masks is not None or known is not None and known.instance_masks:
-            masks = _moved(_masks(o.masks or (), record), window, flip, 1)
+            masks = _moved(_masks(o.masks or (), record), cut, flip, 1)
             out["object_masks"] = masks if size is None else nearest(masks, size, 1)
     if record.mask is not None:
-        mask = _moved(_png(record.mask)[..., :1], window, flip, 0)
+        mask = _moved(_png(record.mask)[..., :1], cut, flip, 0)
         out["segmentation_mask"] = mask if size is None else nearest(mask, size, 0)
     if o is not None or record.fields:
         types = columns or {}
         out["fields"] = {
             name: _field(types.get(name, kind), value) for name, kind, value in record.fields
         }
-    if window is not None and o is not None:
+    if cut is not None and o is not None:
         names = known.keypoints if known is not None else None
         order = flip_order(names) if names else None
-        out.update(_cropped(out, window, (record.height, record.width), flip, order))
+        out.update(_cropped(out, cut, (record.height, record.width), flip, order))
     return out
 
 

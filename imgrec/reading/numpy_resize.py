@@ -66,8 +66,9 @@ def resize_rounded(
         x0, x1, wx = x0[::-1], x1[::-1], wx[::-1]
     f32 = np.dtype(np.float32)
     # Rows of channels-interleaved values: every step below runs along contiguous memory.
-    flat = image.reshape(h, w * c) if image.flags.c_contiguous else None
-    if flat is None:
+    if image.flags.c_contiguous:
+        flat = image.reshape(h, w * c)
+    else:  # an oriented or cut view: copied once, into this thread's buffer
         flat = _buffer("in", (h, w * c), image.dtype)
         np.copyto(flat.reshape(h, w, c), image)
     spread = np.arange(c)

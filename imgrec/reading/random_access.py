@@ -16,6 +16,7 @@ Safe to share between threads (positioned reads share no file offset) and across
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from ..core.storage import Location
 from ..format import schema
 from ..format.framing import FOOTER_SIZE, HEADER_SIZE, frame_in, read_index
 from ..format.layout import index_for
-from .crops import CROPS, Window, flipped, window_of
+from .crops import CROPS, flipped, window_of
 from .numpy_decode import annotations_of, decode_image
 from .numpy_resize import resize_rounded, to_float
 from .paths import Paths, describe, entries, resolve
@@ -180,20 +181,16 @@ class RecordSource:
         """One serialized record as the dict ``source[i]`` gives; ``key`` (seed, epoch,
         index) draws its random crop."""
         record = schema.parse(data)
-        window = flip = None
-        if self.crop is not None and self.resize is not None:
-            crop, size = self.crop, self.resize
-
-            def window(hw: tuple[int, int]) -> Window:
-                return window_of(crop, hw, size, key)
-
+        window, flip = None, False
+        if self.crop is not None and self.resize is not None:  # (hw) -> its crop window
+            window = functools.partial(window_of, self.crop, size=self.resize, key=key)
             flip = key is not None and flipped(key)
         scaled = self.dtype == "float32"  # then every path below makes a new array
         image = decode_image(record, self.channels, self.resize, window, fresh=not scaled)
         if self._float_first:
             image = to_float(image)
         if self.resize is not None:  # (flipped after the resize, as imgrec.dataset flips)
-            image = resize_rounded(image, self.resize, flip=bool(flip), scaled=scaled)
+            image = resize_rounded(image, self.resize, flip=flip, scaled=scaled)
         elif scaled:
             image = to_float(image)
         out: dict[str, Any] = {
@@ -201,8 +198,7 @@ class RecordSource:
             "label": np.int64(record.label),
             "filename": record.filename,
         }
-        cut = None if window is None else window((record.height, record.width))
-        out.update(annotations_of(record, self._known, self.resize, cut, bool(flip)))
+        out.update(annotations_of(record, self._known, self.resize, window, flip))
         return out
 
     def _pread(self, k: int, size: int, offset: int) -> bytes:

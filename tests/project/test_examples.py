@@ -153,31 +153,31 @@ def test_batch_job_fails_on_a_missing_folder_and_colliding_names(tmp_path):
     assert run_script("bash", EXAMPLES / "batch_job.sh").returncode == 2
 
 
-@pytest.mark.slow
-def test_train_classifier_learns_the_shapes():
-    # The default configuration (900 images, 8 epochs) takes about 20 s on two CPU cores.
-    r = run_script(sys.executable, EXAMPLES / "train_classifier.py", timeout=600)
+def _trained(script: str) -> list[str]:
+    """Run a training example (900 images, 8 epochs: about 20 s on two CPU cores); its
+    output lines, after checking that it learnt (the last line's validation accuracy)."""
+    r = run_script(sys.executable, EXAMPLES / script, timeout=600)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
+    match = re.fullmatch(r"validation accuracy: (\d\.\d{4})", lines[-1])
+    assert match, lines[-1]
+    assert float(match.group(1)) >= 0.95  # chance is 1/3
+    return lines
+
+
+@pytest.mark.slow
+def test_train_classifier_learns_the_shapes():
+    lines = _trained("train_classifier.py")
     packed = re.fullmatch(r"packed: 900 images \(train (\d+), val (\d+)\), 2 shard\(s\)", lines[0])
     assert packed, lines[0]
     train, val = map(int, packed.groups())
     assert train + val == 900 and 0.75 < train / 900 < 0.85
     assert lines[-2].startswith("time: ")
-    match = re.fullmatch(r"validation accuracy: (\d\.\d{4})", lines[-1])
-    assert match, lines[-1]
-    assert float(match.group(1)) >= 0.95  # chance is 1/3
 
 
 @pytest.mark.slow
 def test_train_torch_learns_the_shapes_without_tensorflow():
-    # The default configuration (900 images, 8 epochs) takes about 20 s on two CPU cores.
-    r = run_script(sys.executable, EXAMPLES / "train_torch.py", timeout=600)
-    assert r.returncode == 0, r.stderr
-    lines = r.stdout.strip().splitlines()
+    lines = _trained("train_torch.py")
     packed = re.fullmatch(r"packed: 900 images \(train (\d+), val (\d+)\)", lines[0])
     assert packed and sum(map(int, packed.groups())) == 900, lines[0]
     assert lines[-3] == "tensorflow imported: False"
-    match = re.fullmatch(r"validation accuracy: (\d\.\d{4})", lines[-1])
-    assert match, lines[-1]
-    assert float(match.group(1)) >= 0.95  # chance is 1/3
