@@ -69,7 +69,7 @@ class Summary:
         datasets that have them."""
         out: dict[str, Any] = {}
         counted = self.stats.to_dict()
-        for key in ("objects", "masks"):
+        for key in ("objects", "masks", "profiles"):
             if key in counted:
                 out[key] = counted[key]
         if self.annotations is not None:

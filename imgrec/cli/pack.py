@@ -133,6 +133,14 @@ SHARED = [
         help="Shrink images whose longer side exceeds N, keeping the aspect (never enlarges).",
     ),
     click.option(
+        "--color",
+        type=click.Choice(["keep", "srgb"]),
+        default=None,
+        help="keep: pixels as they are, each image's ICC profile recorded; srgb: images with"
+        " another profile (Display P3, Adobe RGB, CMYK, ...) converted to sRGB through"
+        " LittleCMS, relative colorimetric. Images without one are sRGB. [default: keep]",
+    ),
+    click.option(
         "--resume",
         is_flag=True,
         help="Continue an interrupted pack into OUT (same SRC and options): finished shards are"

@@ -92,6 +92,10 @@ def _print_objects(summary: dict[str, Any]) -> None:
                 f"keypoints: {points['labelled']} labelled ({points['visible']} visible) in"
                 f" {points['records']} images"
             )
+    profiles = summary.get("profiles")
+    if profiles is not None:
+        counted = ", ".join(f"{kind} {n}" for kind, n in profiles.items())
+        click.echo(f"colour:    ICC profiles of the sources: {counted}")
     masks = summary.get("masks")
     if masks is not None:
         held = ", ".join(f"{c} {n}" for c, n in masks["images_by_class"].items())

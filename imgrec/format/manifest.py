@@ -375,6 +375,8 @@ class _Checker:
         for key in ("formats", "dtypes", "channels", "labels"):
             for name, n in self.mapping(d.get(key), f"stats.{key}").items():
                 self.count(n, f"stats.{key}.{name}")
+        for name, n in self.mapping(d.get("profiles", {}), "stats.profiles").items():
+            self.count(n, f"stats.profiles.{name}")
         for key in ("height", "width"):
             span = self.array(d.get(key), f"stats.{key}")
             if span and (len(span) != 2 or not all(isinstance(x, int) for x in span)):

@@ -29,6 +29,7 @@ class PackOptions:
     resize: tuple[int, int] | None = None  # (height, width), as imgrec.dataset and TF take it
     resize_mode: str = "stretch"
     max_side: int | None = None
+    color: str = "keep"  # keep | srgb (images.colour)
     shards: int | None = None
     shard_size: int = SHARD_SIZE
     name: str = "data"
@@ -62,6 +63,7 @@ class PackOptions:
             self.resize_mode,
             self.max_side,
             upright=self.annotations is not None or self.masks is not None,
+            color=self.color,
         )
 
     @property
@@ -86,6 +88,8 @@ class PackOptions:
         for name in ("annotations", "masks"):  # as manifests written before them, when unset
             if d[name] is None:
                 del d[name]
+        if self.color == "keep":
+            del d["color"]
         return d
 
     @classmethod
@@ -136,6 +140,8 @@ def check(opts: PackOptions, src: str | Path, out: str | Path) -> None:
         raise InputError(f"unknown --on-error {opts.on_error!r}; use skip or fail")
     if not 1 <= opts.quality <= 100:
         raise InputError("--quality must be from 1 to 100")
+    if opts.color not in ("keep", "srgb"):
+        raise InputError(f"unknown --color {opts.color!r}; use keep or srgb")
     if opts.resize_mode not in pixels.RESIZE_MODES:
         raise InputError(f"unknown resize mode {opts.resize_mode!r}; use {pixels.RESIZE_MODES}")
     if opts.resize is not None and opts.max_side is not None:

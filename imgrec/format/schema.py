@@ -30,6 +30,10 @@ SHA256 = "image/key/sha256"
 ORIENTATION = "image/orientation"
 # Every label of a multi-label record (converted from MXNet RecordIO). Absent: none.
 LABELS = "image/class/labels"
+# The source's ICC profile when it describes the stored pixels (readers may convert with
+# it), and the class of the source's profile (images.colour.KINDS); both absent: none.
+ICC_PROFILE = "image/icc_profile"
+COLOR_PROFILE = "image/color/profile"
 
 # Objects, under the keys the TF Object Detection API and the TF Model Garden read
 # (``tf_example_decoder.py``): parallel lists, one entry per object, boxes as fractions of
@@ -134,6 +138,8 @@ class Record:
     fields: tuple[Field, ...] = ()
     mask: bytes | None = None  # the semantic mask's PNG (--masks)
     mask_classes: tuple[int, ...] = ()  # the classes its pixels hold (for the statistics)
+    icc: bytes | None = None
+    profile: str = ""
 
     @property
     def dense_bytes(self) -> int:
@@ -166,6 +172,10 @@ def serialize(r: Record) -> bytes:
         i(ORIENTATION, r.orientation)
     if r.labels:
         feat[LABELS].float_list.value.extend(r.labels)
+    if r.icc is not None:
+        b(ICC_PROFILE, r.icc)
+    if r.profile:
+        b(COLOR_PROFILE, r.profile.encode())
     if r.objects is not None:
         _put_objects(feat, r.objects)
     if r.mask is not None:
@@ -173,17 +183,13 @@ def serialize(r: Record) -> bytes:
         b(MASK_FORMAT, b"png")
     for name, kind, value in r.fields:
         values = value if isinstance(value, tuple) else (value,)
-        if kind == "str":
-            feat[FIELD + name].bytes_list.value.extend(str(v).encode() for v in values)
-        else:
-            getattr(feat[FIELD + name], FIELD_TYPES[kind]).value.extend(values)
-    out: bytes = ex.SerializeToString(deterministic=True)
-    return out
+        encoded = [str(v).encode() for v in values] if kind == "str" else values
+        getattr(feat[FIELD + name], FIELD_TYPES[kind]).value.extend(encoded)
+    return bytes(ex.SerializeToString(deterministic=True))
 
 
 def _put_objects(feat: Any, o: Objects) -> None:
-    """Every object key, typed even when empty (an image without objects): readers parse
-    each as a list of its type."""
+    """Every object key, typed even when empty (no objects): readers parse each as a list."""
     lists = o.lists()
     for key in OBJECT_FLOATS:
         feat[key].float_list.SetInParent()
@@ -243,8 +249,7 @@ def _objects(feat: Any) -> Objects | None:
 
 def _fields(feat: Any) -> tuple[Field, ...]:
     """The per-image fields, by name: text as a str, numbers as a tuple (typed "int" or
-    "floats": one float and a list of them look alike in a record; the manifest's
-    ``columns`` says which each is)."""
+    "floats": one float and a list look alike here; the manifest's ``columns`` tells)."""
     out: list[Field] = []
     for key in sorted(k for k in feat if k.startswith(FIELD)):
         kind = feat[key].WhichOneof("kind")
@@ -287,13 +292,9 @@ def parse(data: bytes, *, strict: bool = True) -> Record:
     encoded = _first(feat, ENCODED, "bytes_list")
     if raw is None and encoded is None:
         raise SchemaError(f"record has neither {ENCODED} nor {RAW}")
-    fmt = (
-        (_first(feat, FORMAT, "bytes_list") or (b"raw" if raw is not None else b""))
-        .decode("utf-8", "replace")
-        .lower()
-    )
-    if fmt == "jpg":
-        fmt = "jpeg"
+    named = _first(feat, FORMAT, "bytes_list") or (b"raw" if raw is not None else b"")
+    fmt = named.decode("utf-8", "replace").lower()
+    fmt = "jpeg" if fmt == "jpg" else fmt
     shape = list(feat[SHAPE].int64_list.value) if SHAPE in feat else []
     if len(shape) == 3:
         height, width, channels = shape
@@ -319,6 +320,8 @@ def parse(data: bytes, *, strict: bool = True) -> Record:
         objects=_objects(feat),
         fields=_fields(feat),
         mask=_first(feat, MASK, "bytes_list"),
+        icc=_first(feat, ICC_PROFILE, "bytes_list"),
+        profile=(_first(feat, COLOR_PROFILE, "bytes_list") or b"").decode("utf-8", "replace"),
     )
     if strict:
         validate(rec)
@@ -330,16 +333,14 @@ def validate(r: Record) -> None:
         raise SchemaError(f"unknown image/format {r.format!r} (expected one of {FORMATS})")
     if r.dtype not in DTYPES:
         raise SchemaError(f"unknown image/dtype {r.dtype!r} (expected one of {tuple(DTYPES)})")
-    if r.format == "raw":
-        if min(r.height, r.width, r.channels) <= 0:
-            raise SchemaError(
-                f"raw record needs a positive shape, got {[r.height, r.width, r.channels]}"
-            )
-        if len(r.data) != r.dense_bytes:
-            raise SchemaError(
-                f"raw payload is {len(r.data)} bytes but shape {[r.height, r.width, r.channels]}"
-                f" x {r.dtype} needs {r.dense_bytes}"
-            )
+    shape = [r.height, r.width, r.channels]
+    if r.format == "raw" and min(shape) <= 0:
+        raise SchemaError(f"raw record needs a positive shape, got {shape}")
+    if r.format == "raw" and len(r.data) != r.dense_bytes:
+        raise SchemaError(
+            f"raw payload is {len(r.data)} bytes but shape {shape} x {r.dtype} needs"
+            f" {r.dense_bytes}"
+        )
     if not 1 <= r.orientation <= 8:
         raise SchemaError(f"image/orientation {r.orientation} is not an EXIF orientation (1..8)")
     if r.objects is not None:

@@ -40,6 +40,8 @@ class Stats:
     keypoints_labelled: int = 0
     keypoints_visible: int = 0
     mask_classes: Counter[str] = field(default_factory=Counter)
+    # The sources' ICC profiles by class (images.colour.KINDS); records without one: none
+    profiles: Counter[str] = field(default_factory=Counter)
 
     def add(self, r: Record, stored: int | None = None) -> None:
         """Count a record; ``stored`` is its payload size when ``r.data`` was left out."""
@@ -56,6 +58,8 @@ class Stats:
             _widen(bounds, v)
         if r.objects is not None:
             self._add_objects(r)
+        if r.profile:
+            self.profiles[r.profile] += 1
         if r.mask is not None or r.mask_classes:
             self.masked += 1
             self.mask_classes.update(str(c) for c in r.mask_classes)
@@ -96,6 +100,9 @@ class Stats:
         if self.masked:
             classes = sorted(self.mask_classes.items(), key=lambda kv: int(kv[0]))
             d["masks"] = {"records": self.masked, "images_by_class": dict(classes)}
+        if self.profiles:  # (absent without any: such manifests stay as they were)
+            none = self.records - sum(self.profiles.values())
+            d["profiles"] = dict(sorted(self.profiles.items())) | ({"none": none} if none else {})
         return d
 
     def _image_dict(self) -> dict[str, Any]:
@@ -130,6 +137,7 @@ class Stats:
             **_objects_from(d.get("objects")),
             masked=d.get("masks", {}).get("records", 0),
             mask_classes=Counter(d.get("masks", {}).get("images_by_class", {})),
+            profiles=Counter({k: v for k, v in d.get("profiles", {}).items() if k != "none"}),
         )
 
 
@@ -170,6 +178,7 @@ def merge_stats(a: Stats, b: Stats) -> None:
     a.keypoints_labelled += b.keypoints_labelled
     a.keypoints_visible += b.keypoints_visible
     a.mask_classes.update(b.mask_classes)
+    a.profiles.update(b.profiles)
     pairs: list[tuple[list[Any], list[Any]]] = [
         (a.height, b.height), (a.width, b.width), (a.box_width, b.box_width),
         (a.box_height, b.box_height),

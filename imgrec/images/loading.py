@@ -11,26 +11,29 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, BinaryIO
 
 from PIL import Image
 
 from ..core import storage
 from ..core.storage import Location
-from . import decoders, structure
-from .formats import unpackable
+from . import colour, decoders, extras, structure
+from .formats import sniff
 from .modes import MODES, Mode, itemsize, natural_pixels, target_channels
 from .pillow import embedded_sizes, open_header, over_pillow_limit, sixteen_bit_colour
-from .pixels import Resize, encode_jpeg, encode_png, orient, plan_resize, resize, shape_channels
+from .pixels import orient, plan_resize, shape_channels
+from .stored import DEFAULT_MAX_PIXELS as DEFAULT_MAX_PIXELS
+from .stored import MAX_PAYLOAD_BYTES as MAX_PAYLOAD_BYTES
+from .stored import REASONS as REASONS
+from .stored import ImageOptions as ImageOptions
+from .stored import Loaded as Loaded
+from .stored import NotAnImage as NotAnImage
+from .stored import SkipImage as SkipImage
+from .stored import checked, store
 
 if TYPE_CHECKING:
     import numpy as np
-
-# Pillow's own default limit (about 89.5 megapixels), used as imgrec's default for --max-pixels.
-DEFAULT_MAX_PIXELS = 89_478_485
-# protobuf refuses messages of 2 GiB and more; keep room for the other features.
-MAX_PAYLOAD_BYTES = 2**31 - 1 - 2**16
 
 # Files whose content Pillow does not recognise are ignored, except that a file carrying one
 # of these extensions is reported as skipped: it was probably meant to be an image.
@@ -38,28 +41,6 @@ IMAGE_EXTENSIONS = frozenset(
     ".jpg .jpeg .jpe .jfif .png .apng .gif .bmp .dib .tif .tiff .webp .ppm .pgm .pbm .pnm"
     " .tga .ico .jp2 .j2k .heic .heif .avif .jxl .psd .dds .pcx .sgi .icns".split()
 )
-
-# Why an image is skipped. A reason in the manifest reads "<code>: <detail>".
-REASONS = {
-    "empty": "the file has 0 bytes",
-    "not-an-image": "the extension says image, but Pillow does not recognise the content",
-    "unreadable": "the file cannot be read (permissions, I/O error)",
-    "broken-symlink": "a symbolic link to nothing, with an image extension",
-    "path-too-long": "the path is longer than the system opens (PATH_MAX); move it higher up",
-    "missing": "named by --from-list, but there is no such file",
-    "truncated": "the image data ends early (a partial download or copy)",
-    "corrupt": "Pillow cannot decode the image data",
-    "bad-annotation": "its annotations cannot be used as they are",
-    "too-many-pixels": "more pixels than --max-pixels; not decoded",
-    "unsupported-mode": "a Pillow mode imgrec has no rule for",
-    "unsupported-format": (
-        "an image in a format imgrec cannot pack yet (HEIC/HEIF, JPEG XL), found by its content"
-        " whatever its extension"
-    ),
-    "too-large": "the stored record would pass protobuf's 2 GiB message limit",
-    "failed": "an unexpected error in imgrec (please report it, with the file if you can)",
-}
-
 
 # (source format, Pillow mode, stored channels) whose original bytes TensorFlow's decoder
 # (JPEG with dct_method="INTEGER_ACCURATE") turns into exactly the pixels ``to_array`` gives.
@@ -72,56 +53,6 @@ PASSTHROUGH = frozenset(
     + [("PNG", m, 3) for m in ("P", "RGB", "RGBA")]
     + [("PNG", m, 4) for m in ("LA", "RGB", "RGBA", "I;16")]
 )
-
-
-class NotAnImage(Exception):
-    """Pillow does not recognise the content as an image."""
-
-
-class SkipImage(Exception):
-    """An image that cannot be packed. ``str()`` is the manifest's reason: "<code>: <detail>"."""
-
-    def __init__(self, code: str, detail: str = "") -> None:
-        assert code in REASONS, code
-        self.code = code
-        super().__init__(f"{code}: {detail or REASONS[code]}")
-
-
-@dataclass(frozen=True)
-class ImageOptions:
-    format: str = "encoded"  # encoded | png | jpeg | raw
-    quality: int = 95
-    channels: str = "auto"  # auto | 1 | 3 | 4
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    resize: tuple[int, int] | None = None  # (height, width)
-    resize_mode: str = "stretch"
-    max_side: int | None = None
-    # Store every image as displayed (its EXIF orientation applied, none left to apply):
-    # annotations then describe the pixels any reader decodes
-    upright: bool = False
-
-    @property
-    def resizing(self) -> Resize:
-        return Resize(self.resize, self.resize_mode, self.max_side)
-
-
-@dataclass(frozen=True)
-class Loaded:
-    """The stored form of one image."""
-
-    data: bytes
-    format: str  # jpeg | png | raw
-    height: int
-    width: int
-    channels: int
-    dtype: str
-    sha256: str
-    orientation: int = 1
-    note: str | None = None  # why the stored form differs from the source, if it does
-    # (height, width) of the source as displayed (oriented), before any resize; None: the
-    # stored size (the pixels were not resized)
-    shown: tuple[int, int] | None = None
-    applied: int = 1  # the source's EXIF orientation, when applied to the stored pixels
 
 
 def _describe(e: BaseException) -> str:
@@ -139,8 +70,10 @@ def _decode_error(e: BaseException, max_pixels: int, data: bytes | None) -> Skip
     return SkipImage("corrupt", _describe(e))
 
 
-def open_image(source: bytes | BinaryIO, max_pixels: int) -> Image.Image:
-    """Open (header only). Raises NotAnImage when Pillow does not recognise the content."""
+def open_image(source: bytes | BinaryIO, max_pixels: int) -> Image.Image | extras.Opened:
+    """Open (header only): with Pillow, or for HEIF and JPEG XL through their extra. Raises
+    NotAnImage when the content is not an image imgrec knows, SkipImage when it cannot be
+    opened (or is over ``max_pixels``)."""
     data = source if isinstance(source, bytes) else None
     if isinstance(source, bytes):
         if not source:
@@ -151,13 +84,31 @@ def open_image(source: bytes | BinaryIO, max_pixels: int) -> Image.Image:
     except Exception as e:  # Pillow plugins raise many types on malformed headers
         raise _decode_error(e, max_pixels, data) from None
     if im is None:
-        what = unpackable(source)
-        raise NotAnImage() if what is None else SkipImage("unsupported-format", what)
+        return _open_extra(source, data, max_pixels)
     if im.width * im.height > max_pixels:
         raise SkipImage(
             "too-many-pixels", f"{im.width}x{im.height} is over --max-pixels {max_pixels}"
         )
     return im
+
+
+def _open_extra(source: BinaryIO, data: bytes | None, max_pixels: int) -> extras.Opened:
+    kind = sniff(source)
+    if kind is None:
+        raise NotAnImage()
+    if kind == "avif":
+        raise SkipImage("unsupported-format", "install a Pillow built with AVIF")
+    if data is None:
+        source.seek(0)
+        data = source.read()
+    try:
+        return extras.open_extra(kind, data, max_pixels)
+    except extras.MissingExtra as e:
+        raise SkipImage("needs-extra", str(e)) from None
+    except extras.TooManyPixels as e:
+        raise SkipImage("too-many-pixels", str(e)) from None
+    except extras.Unreadable as e:
+        raise SkipImage("corrupt", str(e)) from None
 
 
 def _orientation(im: Image.Image, unloaded: bool = False) -> int:
@@ -189,11 +140,94 @@ def load_file(path: Location, opts: ImageOptions) -> Loaded:
     return load_bytes(read_source(path), opts)
 
 
-def load_bytes(data: bytes, opts: ImageOptions, opened: Image.Image | None = None) -> Loaded:
+def load_bytes(
+    data: bytes, opts: ImageOptions, opened: Image.Image | extras.Opened | None = None
+) -> Loaded:
     """``load_file`` for an image file's bytes, wherever they came from; ``opened``: what
     ``open_image(data, opts.max_pixels)`` gave already (its header is not read again)."""
     sha = hashlib.sha256(data).hexdigest()
     im = opened if opened is not None else open_image(data, opts.max_pixels)
+    if isinstance(im, extras.Opened):
+        profile = colour.profile_of(im.icc)
+        return _profiled(_load_extra(im, opts, sha, profile), profile, opts)
+    profile = colour.profile_of(im.info.get("icc_profile"))
+    loaded = _load_pillow(data, opts, im, sha, profile)
+    return _profiled(loaded, profile, opts)
+
+
+def _profiled(loaded: Loaded, profile: colour.Profile | None, opts: ImageOptions) -> Loaded:
+    """``loaded`` with its source's profile class, and the profile itself when it describes
+    the stored pixels (not converted to sRGB, its colour space theirs)."""
+    if profile is None:
+        return loaded
+    kept = not (opts.color == "srgb" and profile.converts)
+    describes = kept and profile.describes(1 if loaded.channels <= 2 else 3)
+    return replace(loaded, profile=profile.kind, icc=profile.data if describes else None)
+
+
+def _converting(im: Image.Image, profile: colour.Profile | None, opts: ImageOptions) -> bool:
+    """Whether --color srgb converts the image's pixels: a profile other than sRGB, for
+    pixels of its colour space."""
+    if opts.color != "srgb" or profile is None or not profile.converts:
+        return False
+    if profile.space == "CMYK" or im.mode == "CMYK":
+        return profile.space == im.mode
+    mode = MODES.get(im.mode)
+    if mode is None or im.mode in ("LAB", "HSV", "YCbCr", "I", "F"):  # not device pixels
+        return False
+    return profile.describes(mode.base)
+
+
+def _load_extra(
+    im: extras.Opened, opts: ImageOptions, sha: str, profile: colour.Profile | None
+) -> Loaded:
+    """An image an extra read (HEIF, JPEG XL): upright already, stored as --format asks
+    (lossless PNG for ``encoded``: TensorFlow decodes neither format)."""
+    try:
+        natural = im.decode()
+    except extras.Unreadable as e:
+        raise SkipImage("corrupt", str(e)) from None
+    except extras.Unsupported as e:
+        raise SkipImage("unsupported-mode", str(e)) from None
+    if opts.format == "raw" and natural.nbytes > MAX_PAYLOAD_BYTES:
+        raise SkipImage("too-large", f"{natural.nbytes} bytes of raw pixels")
+    c = natural.shape[2]
+    base, bits = (1 if c <= 2 else 3), im.bits or 8 * natural.dtype.itemsize
+    name = ("L" if base == 1 else "RGB") + ("A" if c in (2, 4) else "")
+    what = f"{im.format} {name}" + (f" {bits}-bit" if bits != 8 else "")
+    why = f"TensorFlow has no {im.format} decoder"
+    if opts.color == "srgb" and profile is not None and profile.converts:
+        if profile.describes(base):
+            natural = _to_srgb(natural, profile)
+            why += f"; {_converted(profile)}"
+    channels = int(opts.channels) if opts.channels != "auto" else base
+    if opts.channels == "auto" and c in (2, 4):
+        top = 255 if natural.dtype.itemsize == 1 else 65535
+        channels = 4 if int(natural[..., -1].min()) < top else base
+    stored = store(shape_channels(natural, base, channels), opts, sha, what, False, None, why)
+    if im.others:
+        rest = f"its primary image packed, not the {im.others}"
+        stored = replace(stored, note=f"{stored.note}; {rest}" if stored.note else rest)
+    return stored
+
+
+def _to_srgb(natural: np.ndarray, profile: colour.Profile) -> np.ndarray:
+    try:
+        return colour.to_srgb(natural, profile)
+    except colour.NeedsExtra as e:
+        raise SkipImage("needs-extra", str(e)) from None
+    except colour.Unusable as e:
+        raise SkipImage("corrupt", f"{e}; pack it with --color keep") from None
+
+
+def _converted(profile: colour.Profile) -> str:
+    named = f" ({profile.description})" if profile.description not in ("", profile.kind) else ""
+    return f"converted from {profile.kind}{named} to sRGB (--color srgb)"
+
+
+def _load_pillow(
+    data: bytes, opts: ImageOptions, im: Image.Image, sha: str, profile: colour.Profile | None
+) -> Loaded:
     mode = MODES.get(im.mode)
     if mode is None:
         raise SkipImage("unsupported-mode", f"Pillow mode {im.mode!r}")
@@ -210,7 +244,8 @@ def load_bytes(data: bytes, opts: ImageOptions, opened: Image.Image | None = Non
                 )
     tiles = list(getattr(im, "tile", []))
     width, height = im.size
-    kept = _kept_unchecked(im, data, mode, opts, sha)
+    convert = _converting(im, profile, opts)  # so not kept as it is, whatever else holds
+    kept = None if convert else _kept_unchecked(im, data, mode, opts, sha)
     if kept is not None:
         return kept
     # Bytes kept as they are must decode in TensorFlow too (training decodes with it): a
@@ -218,7 +253,7 @@ def load_bytes(data: bytes, opts: ImageOptions, opened: Image.Image | None = Non
     refused = None
     if opts.format == "encoded" and im.format in ("JPEG", "PNG"):
         refused = decoders.refusal(data, im.format.lower())
-    if _jpeg_kept(im, opts) and refused is None:
+    if not convert and _jpeg_kept(im, opts) and refused is None:
         # Its pixels are only checked, not stored: decoded at 1/8 scale, every entropy-coded
         # byte is still read and checked (truncation, corrupt data, bad markers), for about
         # 60% of the cost of a full decode.
@@ -238,11 +273,12 @@ def load_bytes(data: bytes, opts: ImageOptions, opened: Image.Image | None = Non
         height, width = oriented
         assert _passes_through(im, channels) and plan_resize(*oriented, opts.resizing) is None
         dtype = mode.dtype
-        return _checked(Loaded(data, "jpeg", height, width, channels, dtype, sha, orientation))
+        return checked(Loaded(data, "jpeg", height, width, channels, dtype, sha, orientation))
     oriented = (im.width, im.height) if orientation >= 5 else (im.height, im.width)
 
     if (
         opts.format == "encoded"
+        and not convert
         and refused is None
         and _passes_through(im, channels)
         and plan_resize(*oriented, opts.resizing) is None
@@ -250,67 +286,26 @@ def load_bytes(data: bytes, opts: ImageOptions, opened: Image.Image | None = Non
     ):
         height, width = oriented
         dtype = "uint16" if structure.png_bit_depth(data) == 16 else mode.dtype
-        return _checked(
+        return checked(
             Loaded(data, src_format.lower(), height, width, channels, dtype, sha, orientation)
         )
 
     natural = sixteen_bit_colour(data, tiles) if im.mode in ("RGB", "RGBA") else None
     if natural is None:
         natural = natural_pixels(im)
-    arr = shape_channels(orient(natural, orientation), mode.base, channels)
-    differs = src_format in ("JPEG", "PNG")
     why = None
     if opts.upright and orientation != 1 and refused is None:
         why = f"EXIF orientation {orientation} applied, as its annotations need"
+    if convert:
+        assert profile is not None
+        import numpy as np
+
+        natural = _to_srgb(np.asarray(im) if im.mode == "CMYK" else natural, profile)
+        why = _converted(profile) + (f"; {why}" if why else "")
+    arr = shape_channels(orient(natural, orientation), mode.base, channels)
+    differs = src_format in ("JPEG", "PNG")
     stored = store(arr, opts, sha, f"{src_format} {im.mode}", differs, refused, why)
     return replace(stored, applied=orientation)
-
-
-def store(
-    arr: np.ndarray,
-    opts: ImageOptions,
-    sha: str,
-    what: str,
-    tf_differs: bool,
-    refused: str | None = None,
-    why: str | None = None,
-) -> Loaded:
-    """Pixels (oriented, with their channels) resized and encoded as --format asks.
-    ``refused``: why TensorFlow would refuse the source's own bytes, for the note; ``why``:
-    another reason they are not kept."""
-    resized = resize(arr, opts.resizing)
-    h, w, c = resized.shape
-    dtype = str(resized.dtype)
-
-    note = None
-    if opts.format == "encoded":
-        if resized is not arr:
-            note = "resized, so transcoded to PNG"
-        elif refused is not None:
-            note = f"{what} transcoded to PNG: TensorFlow would refuse its bytes ({refused})"
-        elif why is not None:
-            note = f"{what} transcoded to PNG: {why}"
-        elif tf_differs:
-            note = f"{what} transcoded to PNG: TensorFlow would decode it differently"
-        else:
-            note = f"{what} transcoded to PNG"
-    stored: bytes | None = None
-    fmt = opts.format
-    if fmt == "jpeg":
-        stored = encode_jpeg(resized, opts.quality)
-        if stored is None:
-            fmt, note = "png", f"stored as PNG: JPEG cannot hold {c}-channel {dtype}"
-    if fmt in ("png", "encoded"):
-        fmt = "png"
-        stored = encode_png(resized)
-        if stored is None:
-            fmt, note = "raw", f"stored raw: PNG cannot hold {dtype}"
-    if fmt == "raw":
-        # Little-endian whatever the machine: what tf.io.decode_raw reads by default.
-        stored = resized.astype(resized.dtype.newbyteorder("<"), copy=False).tobytes()
-    assert stored is not None
-    shown = (arr.shape[0], arr.shape[1]) if resized is not arr else None
-    return _checked(Loaded(stored, fmt, h, w, c, dtype, sha, 1, note, shown))
 
 
 def _kept_unchecked(
@@ -341,7 +336,7 @@ def _kept_unchecked(
         return None
     channels = target_channels(im, mode, opts.channels)
     fmt = im.format.lower()
-    return _checked(Loaded(data, fmt, *oriented, channels, dtype, sha, orientation))
+    return checked(Loaded(data, fmt, *oriented, channels, dtype, sha, orientation))
 
 
 def _jpeg_kept(im: Image.Image, opts: ImageOptions) -> bool:
@@ -362,12 +357,6 @@ def _passes_through(im: Image.Image, channels: int) -> bool:
         # Palette + tRNS expands to real alpha in TensorFlow as in Pillow.
         return im.format == "PNG" and "transparency" in im.info
     return (im.format, im.mode, channels) in PASSTHROUGH
-
-
-def _checked(loaded: Loaded) -> Loaded:
-    if len(loaded.data) > MAX_PAYLOAD_BYTES:
-        raise SkipImage("too-large", f"{len(loaded.data)} bytes stored as {loaded.format}")
-    return loaded
 
 
 def probe_file(path: Location, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int, int]:
@@ -392,8 +381,11 @@ def probe_bytes(
     return facts(open_image(data, max_pixels))
 
 
-def facts(im: Image.Image) -> tuple[int, int, int]:
-    """What the plan needs from an opened image: ``(width, height, dense bytes per pixel)``."""
+def facts(im: Image.Image | extras.Opened) -> tuple[int, int, int]:
+    """What the plan needs from an opened image: ``(width, height, dense bytes per pixel)``
+    (for an image an extra reads, its channels unknown until decoded: as for 3)."""
+    if isinstance(im, extras.Opened):
+        return im.width, im.height, 3 * (1 if im.bits in (0, 8) else 2)
     mode = MODES.get(im.mode)
     if mode is None:
         return im.width, im.height, 3

@@ -87,8 +87,9 @@ def packed(
     objects = placed.objects
     if objects is not None and objects.masks is not None:
         objects = replace(objects, masks=None)
-    rec = replace(Record(b"", *fields), mask=None, objects=objects)
-    return Packed(serialize(Record(result.data, *fields)), rec, len(result.data), result.note)
+    rec = replace(Record(b"", *fields, profile=result.profile), mask=None, objects=objects)
+    example = serialize(Record(result.data, *fields, icc=result.icc, profile=result.profile))
+    return Packed(example, rec, len(result.data), result.note)
 
 
 @dataclass(frozen=True)

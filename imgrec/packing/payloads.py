@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from ..core import storage
 from ..images import loading
 from ..images.pixels import shape_channels
+from ..images.stored import store
 from .converters import read_ref
 from .discover import Item
 
@@ -147,4 +148,4 @@ def load_array(arr: np.ndarray, opts: loading.ImageOptions, sha256: str) -> load
     base = 1 if c == 1 else 3
     channels = c if opts.channels == "auto" else int(opts.channels)
     shaped = shape_channels(np.ascontiguousarray(arr), base, channels)
-    return loading.store(shaped, opts, sha256, f"{c}-channel {arr.dtype.name} pixels", False)
+    return store(shaped, opts, sha256, f"{c}-channel {arr.dtype.name} pixels", False)

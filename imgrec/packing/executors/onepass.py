@@ -60,7 +60,7 @@ def kept(item: Item, result: Packed | Skipped, piece: int, offset: int) -> bytes
     if isinstance(result, Skipped):
         return pickle.dumps((item.rel, result.reason))
     r = result.record
-    shape = (r.format, r.dtype, r.height, r.width, r.channels, r.orientation)
+    shape = (r.format, r.dtype, r.height, r.width, r.channels, r.orientation, r.profile)
     place = (piece, offset, len(result.example), result.stored, result.note)
     return pickle.dumps((item.rel, item.label, item.text, shape, *place, r.objects,
                          r.mask_classes))  # fmt: skip
@@ -197,11 +197,11 @@ def _records(pieces: Path, order: Path) -> Iterator[tuple[str, Packed | Skipped]
                 blob = os.pread(fd, size, offset)
                 if len(blob) != size:
                     raise OSError(errno.EIO, "a piece of the first pass was cut short", str(pieces))
-                fmt, dtype, height, width, channels, orientation = shape
+                fmt, dtype, height, width, channels, orientation, profile = shape
                 # the fields the statistics count (write_records keeps nothing else of it)
                 record = Record(b"", fmt, height, width, channels, dtype, label, text, rel, "",
                                 orientation, objects=objects,
-                                mask_classes=mask_classes)  # fmt: skip
+                                mask_classes=mask_classes, profile=profile)  # fmt: skip
                 yield rel, Packed(blob, record, stored, note)
     finally:
         for fd in files.values():

@@ -43,7 +43,7 @@ class Framed:
     size: int
     stored: int  # bytes of the image payload
     note: str | None
-    shape: tuple[str, str, int, int, int, int]  # format, dtype, height, width, channels, orient.
+    shape: tuple[str, str, int, int, int, int, str]  # format, dtype, h, w, c, orient., profile
     objects: Objects | None = None  # packed with annotations: the record's, for the counts
     mask_classes: tuple[int, ...] = ()
 
@@ -109,7 +109,7 @@ def run_task(task: Task) -> list[Framed | Skipped] | ShardResult:
             framed = frame(result.example)
             f.write(framed)
             r = result.record
-            shape = (r.format, r.dtype, r.height, r.width, r.channels, r.orientation)
+            shape = (r.format, r.dtype, r.height, r.width, r.channels, r.orientation, r.profile)
             seen.append(Framed(len(framed), result.stored, result.note, shape, r.objects,
                                r.mask_classes))  # fmt: skip
     return seen
@@ -145,10 +145,10 @@ def assemble(
                     skipped.append(Note(item.rel, result.reason))
                     continue
                 sizes.append(result.size)
-                fmt, dtype, height, width, channels, orientation = result.shape
+                fmt, dtype, height, width, channels, orientation, profile = result.shape
                 record = Record(b"", fmt, height, width, channels, dtype, item.label, item.text,
                                 item.rel, "", orientation, objects=result.objects,
-                                mask_classes=result.mask_classes)  # fmt: skip
+                                mask_classes=result.mask_classes, profile=profile)  # fmt: skip
                 stats.add(record, result.stored)
                 if result.note:
                     transcoded.append(Note(item.rel, result.note))
