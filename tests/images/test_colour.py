@@ -16,6 +16,7 @@ from pathlib import Path
 import icc_profiles
 import imagecodecs
 import numpy as np
+import pillow_heif
 import pytest
 from PIL import Image
 
@@ -243,3 +244,42 @@ def test_a_profile_little_cms_cannot_apply_skips_the_image_naming_the_way_out(tm
     assert skipped["reason"].endswith("pack it with --color keep")
     kept = pack(tmp_path / "src", tmp_path / "keep", PackOptions(workers=1)).to_dict()
     assert kept["records"] == 2 and not kept["skipped"]
+
+
+@pytest.mark.parametrize("bits", [8, 10])
+def test_a_display_p3_heic_as_phones_write_it_is_converted(tmp_path, bits):
+    """iPhones save HEIC with a Display P3 profile (a 'colr' box of type 'prof')."""
+    deep = (RGB16 >> (16 - bits)).astype(np.uint16) if bits > 8 else RGB8
+    mode = "RGB;16" if bits > 8 else "RGB"
+    data = (deep << (16 - bits)).astype(np.uint16).tobytes() if bits > 8 else deep.tobytes()
+    heif = pillow_heif.from_bytes(mode=mode, size=(96, 64), data=data)
+    buf = io.BytesIO()
+    heif.save(
+        buf,
+        quality=95,
+        icc_profile=icc_profiles.DISPLAY_P3,
+        **({"bit_depth": bits} if bits > 8 else {}),
+    )
+    src = tmp_path / "src" / "a"
+    src.mkdir(parents=True)
+    (src / "IMG_0001.HEIC").write_bytes(buf.getvalue())
+    decoded = np.asarray(
+        pillow_heif.open_heif(io.BytesIO(buf.getvalue()), convert_hdr_to_8bit=False)
+    )
+    if bits > 8:  # stretched to 16 bits as imgrec stores it
+        value = decoded.astype(np.int64) >> (16 - bits)
+        decoded = np.round(value * 65535 / ((1 << bits) - 1)).astype(np.uint16)
+    for mode_ in ("keep", "srgb"):
+        pack(tmp_path / "src", tmp_path / mode_, PackOptions(color=mode_, workers=1))
+    kept, converted = (
+        records(tmp_path / "keep")["a/IMG_0001.HEIC"],
+        records(tmp_path / "srgb")["a/IMG_0001.HEIC"],
+    )
+    assert (kept.icc, kept.profile) == (icc_profiles.DISPLAY_P3, "Display P3")
+    assert np.abs(pixels(kept).astype(int) - decoded).max() <= (1 if bits > 8 else 0)
+    assert (converted.icc, converted.profile) == (None, "Display P3")
+    assert pixels(converted).dtype == decoded.dtype
+    de = icc_profiles.delta_e2000(
+        pixels(converted), icc_profiles.reference_srgb(decoded, "Display P3")
+    )
+    assert de.mean() < 1 and de.max() < 3, (de.mean(), de.max())

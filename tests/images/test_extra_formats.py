@@ -94,20 +94,22 @@ def test_heic_8_bit_is_stored_as_libheifs_pixels_in_a_png(tmp_path, photo):
     assert note_of(manifest, "IMG_0001.HEIC").startswith("HEIF RGB transcoded to PNG")
 
 
-def test_heic_10_bit_is_kept_at_16_bits_full_range(tmp_path, photo):
-    ten = (photo.astype(np.uint16) * 1023 // 255).astype(np.uint16)
-    ten[:16, :16] = 1023  # white, and black: the ends of the range
-    ten[-16:, -16:] = 0
-    data = heic(ten, bits=10)
+@pytest.mark.parametrize("bits", [10, 12])
+def test_heic_10_and_12_bit_are_kept_at_16_bits_full_range(tmp_path, photo, bits):
+    top = (1 << bits) - 1
+    deep = (photo.astype(np.uint16) * top // 255).astype(np.uint16)
+    deep[:16, :16] = top  # white, and black: the ends of the range
+    deep[-16:, -16:] = 0
+    data = heic(deep, bits=bits)
     for fmt in ("raw", "encoded"):  # (a note is written for encoded only)
         rec, manifest = pack_one(tmp_path, "deep.heic", data, format=fmt)
         assert (rec.dtype, rec.channels) == ("uint16", 3)
         stored = pixels(rec).astype(np.int64)
-        coded = heif_decode(data).astype(np.int64) >> 6  # libheif's 10-bit values
-        # every 10-bit value v stretched to 0..65535 as v * 65535 / 1023, to the nearest
-        assert np.abs(stored - np.round(coded * 65535 / 1023)).max() <= 1
-        assert (stored.max(), stored.min()) == (65535, 0)  # not merely shifted (1023 << 6 = 65472)
-    assert "HEIF RGB 10-bit" in note_of(manifest, "deep.heic")
+        coded = heif_decode(data).astype(np.int64) >> (16 - bits)  # libheif's own values
+        # every value v stretched to 0..65535 as v * 65535 / top, to the nearest
+        assert np.abs(stored - np.round(coded * 65535 / top)).max() <= 1
+        assert (stored.max(), stored.min()) == (65535, 0)  # not merely shifted
+    assert f"HEIF RGB {bits}-bit" in note_of(manifest, "deep.heic")
 
 
 def test_heic_rotated_by_irot_comes_out_upright(tmp_path, photo):
