@@ -108,7 +108,14 @@ def _open_extra(source: BinaryIO, data: bytes | None, max_pixels: int) -> extras
     except extras.TooManyPixels as e:
         raise SkipImage("too-many-pixels", str(e)) from None
     except extras.Unreadable as e:
-        raise SkipImage("corrupt", str(e)) from None
+        raise _unreadable(e) from None
+
+
+def _unreadable(e: extras.Unreadable) -> SkipImage:
+    """A file cut short, as libheif ("end of file") and libjxl ("NEED_MORE_INPUT") say it."""
+    text = str(e).lower()
+    cut = any(w in text for w in ("end of file", "truncated", "need_more_input"))
+    return SkipImage("truncated" if cut else "corrupt", str(e))
 
 
 def _orientation(im: Image.Image, unloaded: bool = False) -> int:
@@ -186,7 +193,7 @@ def _load_extra(
     try:
         natural = im.decode()
     except extras.Unreadable as e:
-        raise SkipImage("corrupt", str(e)) from None
+        raise _unreadable(e) from None
     except extras.Unsupported as e:
         raise SkipImage("unsupported-mode", str(e)) from None
     if opts.format == "raw" and natural.nbytes > MAX_PAYLOAD_BYTES:

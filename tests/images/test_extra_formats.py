@@ -187,12 +187,19 @@ def test_jpeg_format_and_max_pixels_apply_to_extras_too(tmp_path, photo):
         assert skip == "too-many-pixels: 400x300 is over --max-pixels 1000"
 
 
-def test_damaged_heic_and_jpeg_xl_are_skipped_as_corrupt(tmp_path, photo):
-    for name, data in (("cut.heic", heic(photo)), ("cut.jxl", imagecodecs.jpegxl_encode(photo))):
-        rec, manifest = pack_one(tmp_path, name, data[: len(data) * 2 // 3])
+def test_cut_and_damaged_heic_and_jpeg_xl_are_skipped_saying_so(tmp_path, photo):
+    heif, jxl = heic(photo), imagecodecs.jpegxl_encode(photo)
+    cases = {
+        "cut.heic": (heif[: len(heif) // 2], "truncated: "),
+        "cut.jxl": (jxl[: len(jxl) * 2 // 3], "truncated: "),
+        "nometa.heic": (heif.replace(b"meta", b"xxxx", 1), "corrupt: "),
+        "zeros.jxl": (jxl[:20] + bytes(len(jxl)), "corrupt: "),
+    }
+    for name, (data, code) in cases.items():
+        rec, manifest = pack_one(tmp_path, name, data)
         assert rec is None
         (skip,) = [s["reason"] for s in manifest["skipped"] if s["path"] == f"a/{name}"]
-        assert skip.startswith("corrupt: "), skip
+        assert skip.startswith(code), (name, skip)
 
 
 def test_without_the_extras_each_file_is_skipped_naming_its_extra(tmp_path, photo, monkeypatch):
