@@ -15,7 +15,7 @@ import numpy as np
 import pillow_heif
 import pytest
 from fixtures import noise, smooth_rgb
-from PIL import Image
+from PIL import Image, ImageOps
 
 from imgrec import PackOptions, pack
 from imgrec.format.framing import read_records
@@ -112,17 +112,27 @@ def test_heic_10_and_12_bit_are_kept_at_16_bits_full_range(tmp_path, photo, bits
     assert f"HEIF RGB {bits}-bit" in note_of(manifest, "deep.heic")
 
 
-def test_heic_rotated_by_irot_comes_out_upright(tmp_path, photo):
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_heic_turned_by_irot_and_imir_comes_out_upright(tmp_path, photo, orientation):
+    """pillow-heif writes an EXIF orientation as irot/imir (and keeps the EXIF tag, as
+    Apple's files do): the stored image is the photo as exif_transpose shows it, once."""
     exif = Image.Exif()
-    exif[0x0112] = 6  # pillow-heif writes this as irot; the EXIF tag stays, as Apple's do
+    exif[0x0112] = orientation
     data = heic(photo, exif=exif.tobytes())
-    assert b"irot" in data
-    rec, _ = pack_one(tmp_path, "rot.heic", data)
-    assert (rec.height, rec.width, rec.orientation) == (64, 48, 1)
+    assert (b"irot" in data or b"imir" in data) == (orientation != 1)
+    rec, _ = pack_one(tmp_path, "turned.heic", data)
+    assert rec.orientation == 1
     assert np.array_equal(pixels(rec), heif_decode(data))
-    # upright: the photo turned a quarter clockwise (lossy, so compared on average)
-    off = {k: np.abs(pixels(rec).astype(int) - np.rot90(photo, k=k)).mean() for k in (-1, 1)}
-    assert off[-1] < 6 and off[1] > 3 * off[-1], off
+    shown = Image.fromarray(photo)
+    shown.getexif()[0x0112] = orientation
+    upright = np.asarray(ImageOps.exif_transpose(shown)).astype(int)
+    assert pixels(rec).shape == upright.shape
+    off = np.abs(pixels(rec).astype(int) - upright).mean()
+    wrong = [
+        np.abs(pixels(rec).astype(int) - other).mean()
+        for other in (upright[::-1], upright[:, ::-1])
+    ]
+    assert off < 6 and min(wrong) > 3 * off, (off, wrong)
 
 
 def test_heic_alpha_is_kept(tmp_path, photo):
