@@ -49,7 +49,7 @@ def one(count: int, mode: str, work: Path) -> dict[str, float]:
     from imgrec import PackOptions
     from imgrec.core import spool, storage
     from imgrec.core.storage import Folder
-    from imgrec.packing.executors import beam
+    from imgrec.packing.executors import beam, tasks
     from imgrec.packing.journal import Journal
     from imgrec.packing.scan import classify, listing
     from imgrec.packing.sharding import plan_shards
@@ -66,7 +66,7 @@ def one(count: int, mode: str, work: Path) -> dict[str, float]:
             yield (400, 300, 3)
 
     storage.iter_tree = fake_tree  # type: ignore[assignment]
-    beam.probe_items = fake_probes  # type: ignore[assignment]
+    tasks.probe_items = fake_probes  # type: ignore[assignment]
     out = Folder(Path(tempfile.mkdtemp(dir=work)))
     opts = PackOptions(runner="beam")
     base = rss_mb()
@@ -89,7 +89,7 @@ def one(count: int, mode: str, work: Path) -> dict[str, float]:
     times["peak_after_plan_mb"] = peak_mb() - base
     mark = time.perf_counter()
     journal = Journal.open(out, opts, found.walk.labels, found.files, resume=False)
-    beam.write_work(out, journal, specs)
+    tasks.write_work(out, journal, specs)
     times["journal_and_work_list_s"] = time.perf_counter() - mark
     times["total_s"] = time.perf_counter() - start
     assert len(found.candidates) == count and sum(len(s.items) for s in specs) == count

@@ -65,7 +65,7 @@ def test_headers_are_read_in_the_pipeline_and_the_driver_keeps_the_scan_on_disk(
 ):
     runs = tmp_path / "runs"
     runs.mkdir()
-    look = beam._probe_task
+    look = beam.probe_task
 
     def counted(task, *args):  # pickled with the pipeline: it leaves its mark in a file
         (runs / task[0].rsplit("/", 1)[-1]).touch()
@@ -74,7 +74,7 @@ def test_headers_are_read_in_the_pipeline_and_the_driver_keeps_the_scan_on_disk(
     def on_the_driver(*args, **kwargs):
         raise AssertionError("the Beam driver read the headers itself")
 
-    monkeypatch.setattr(beam, "_probe_task", counted)
+    monkeypatch.setattr(beam, "probe_task", counted)
     monkeypatch.setattr(scan, "scan_source", on_the_driver)
     opts = PackOptions(runner="DirectRunner", beam_options=DIRECT)
     out = Folder(tmp_path / "out")

@@ -33,39 +33,36 @@ apache_beam is imported only when a pipeline is made.
 
 from __future__ import annotations
 
-import json
-import math
 import re
 import shutil
-import tempfile
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import replace
-from pathlib import Path
-from typing import Any, BinaryIO
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from ...core import spool, storage
 from ...core.deps import import_beam
 from ...core.errors import InputError, OutputError
 from ...core.progress import Progress
 from ...core.storage import Folder, Location
-from ...format.layout import PIECES
 from ...format.options import RUNNERS, PackOptions
 from ...images.loading import ImageOptions
-from ..discover import Item, decode_item, encode_item
-from ..encode import Packed, ShardResult, Skipped, pack_one, write_shard
+from ..discover import Item
+from ..encode import ShardResult
 from ..journal import Journal
-from ..payloads import Probed, portable, unportable
-from ..scan import Scan, classify, listing, probe_items
+from ..payloads import Probed
+from ..scan import Scan, classify, listing
 from ..sharding import ShardSpec
-
-WORK = "work.jsonl"  # in the journal: each shard's images, one JSON line each
-LISTING = f"{PIECES}/listing.jsonl"  # the scan's: every file SRC names, one JSON line each
-PROBE_RUN = 4096  # files a scan task looks at, at most
-
-# (shard name, byte range of its lines in the work list)
-ShardTask = tuple[str, int, int]
-# (answers file in OUT, byte range of its lines in the listing)
-ProbeTask = tuple[str, int, int]
+from .tasks import (
+    LISTING,
+    WORK,
+    pack_task,
+    probe_task,
+    probe_threads,
+    read_answers,
+    read_work,
+    write_group,
+    write_listing,
+    write_work,
+)
 
 
 def pipeline_flags(runner: str, beam_options: Sequence[str]) -> list[str]:
@@ -152,34 +149,20 @@ class BeamExecutor:
         the workers in runs of consecutive lines of a listing file in OUT, and each run's
         answers come back as a file beside it."""
         progress("scan", 0, len(items))
-        per_task = min(PROBE_RUN, max(16, math.ceil(len(items) / 256)))
-        tasks: list[ProbeTask] = []
+        tasks = write_listing(out, items)
         at = str(storage.absolute(out.at(LISTING)))
-        with out.open_write(LISTING) as f:
-            offset = 0
-            for n, item in enumerate(items):
-                if n % per_task == 0:
-                    tasks.append((f"{PIECES}/probed-{len(tasks):06d}.jsonl", offset, offset))
-                line = _line(encode_item(_absolute(item)))
-                f.write(line)
-                offset += len(line)
-                tasks[-1] = (tasks[-1][0], tasks[-1][1], offset)
         anywhere = Folder(storage.absolute(out.where))
-        # Header reads from an object store wait on the network: many run at once there.
-        threads = 16 if items and storage.is_url(items[0].path) else 1
+        threads = probe_threads(items)
         beam = import_beam()
         pipeline = self._new_pipeline()
         _ = (
             pipeline
             | "Runs" >> beam.Create(tasks)
             | "Spread" >> beam.Reshuffle()
-            | "Probe" >> beam.Map(_probe_task, at, anywhere, max_pixels, threads)
+            | "Probe" >> beam.Map(probe_task, at, anywhere, max_pixels, threads)
         )
         self._run(pipeline, out, "nothing was written yet, run again")
-        for task in tasks:
-            with storage.open_read(out.at(task[0])) as answers:
-                for line in answers:
-                    yield unportable(json.loads(line))
+        yield from read_answers(out, tasks)
         progress("scan", len(items), len(items))
 
     def write(
@@ -207,11 +190,11 @@ class BeamExecutor:
         _ = (
             pipeline
             | "Shards" >> beam.Create(tasks)
-            | "ReadPlan" >> beam.FlatMap(_read_work, work)
+            | "ReadPlan" >> beam.FlatMap(read_work, work)
             | "Spread" >> beam.Reshuffle()
-            | "PackImage" >> beam.Map(_pack_task, image_options)
+            | "PackImage" >> beam.Map(pack_task, image_options)
             | "ByShard" >> beam.GroupByKey()
-            | "WriteShard" >> beam.Map(_write_group, anywhere, splits)
+            | "WriteShard" >> beam.Map(write_group, anywhere, splits)
         )
         self._run(pipeline, out, "finished shards are kept, run again with --resume")
         results = [journal.recorded(spec) for spec in specs]
@@ -223,86 +206,3 @@ class BeamExecutor:
             )
         progress("pack", total, total)
         yield from (r for r in results if r is not None)
-
-
-def write_work(out: Folder, journal: Journal, specs: list[ShardSpec]) -> list[ShardTask]:
-    """Write each shard's images, in plan order, as JSON lines; returns where each shard's
-    lines are. Only these few numbers go into the pipeline, however many images there are."""
-    tasks = []
-    with out.open_write(journal.name(WORK)) as f:
-        offset = 0
-        for spec in specs:
-            start = offset
-            for position, item in enumerate(spec.items):
-                # Absolute: workers need not share the driver's working folder. The path is
-                # only used to read the image; what is stored comes from rel, label, text.
-                line = _line([position, encode_item(_absolute(item))])
-                f.write(line)
-                offset += len(line)
-            tasks.append((spec.name, start, offset))
-    return tasks
-
-
-def _read_work(task: ShardTask, work: str) -> Iterator[tuple[str, int, Item]]:
-    name, start, stop = task
-    with storage.open_read(storage.parse(work)) as f:
-        f.seek(start)
-        lines = f.read(stop - start).splitlines()
-    for line in lines:
-        position, item = json.loads(line)
-        yield name, position, decode_item(item)
-
-
-def _lines(f: BinaryIO, size: int) -> Iterator[bytes]:
-    """The lines in the next ``size`` bytes of ``f``, read one at a time."""
-    while size > 0 and (line := f.readline()):
-        size -= len(line)
-        yield line
-
-
-def _line(data: Any) -> bytes:
-    return json.dumps(data, ensure_ascii=True).encode() + b"\n"
-
-
-def _absolute(item: Item) -> Item:
-    return replace(item, path=storage.absolute(item.path))
-
-
-def _probe_task(task: ProbeTask, listing: str, out: Folder, max_pixels: int, threads: int) -> str:
-    """In a worker: look at the headers of one run of the listing; write the answers."""
-    answers, start, stop = task
-    with storage.open_read(storage.parse(listing)) as f, out.open_write(answers) as written:
-        f.seek(start)
-        items = (decode_item(json.loads(line)) for line in _lines(f, stop - start))
-        for probed in probe_items(items, max_pixels, threads):
-            written.write(_line(portable(probed)))
-    return answers
-
-
-def _pack_task(
-    task: tuple[str, int, Item], image_options: ImageOptions
-) -> tuple[str, tuple[int, Item, Packed | Skipped]]:
-    name, position, item = task
-    return name, (position, item, pack_one(item, image_options))
-
-
-def _write_group(
-    group: tuple[str, Iterable[tuple[int, Item, Packed | Skipped]]],
-    journal: Journal,
-    splits: dict[str, str | None],
-) -> str:
-    """Write one shard from its images' results, in plan order, and record it."""
-    name, grouped = group
-    ordered = sorted(grouped, key=lambda r: r[0])
-    spec = ShardSpec(name, splits[name], tuple(item for _, item, _ in ordered))
-    results = [r for _, _, r in ordered]
-    out = journal.out
-    if isinstance(out.where, Path):
-        result = write_shard(out.where, spec, results)
-    else:  # written on the worker's disk, then copied up: the index first, as locally
-        with tempfile.TemporaryDirectory(prefix="imgrec-") as tmp:
-            result = write_shard(Path(tmp), spec, results)
-            out.put(spec.index, Path(tmp) / spec.index)
-            out.put(spec.name, Path(tmp) / spec.name)
-    journal.record(result)
-    return name
