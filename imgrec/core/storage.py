@@ -5,8 +5,9 @@ same Beam options.
 
 A location is a ``Path`` for a local file and a ``str`` for a URL; ``location()`` makes one
 from what the user typed. ``Folder`` is OUT: a local folder, or a prefix on an object store.
-Writes are atomic on both: a file is written under a temporary name (``.NAME.incomplete``)
-and renamed when complete; on an object store the rename is a copy inside the store, and on
+Writes are atomic on both: a file is written under a temporary name of its own
+(``.NAME.<pid>-<random>.incomplete``, never shared by two attempts at one file) and renamed
+when complete; on an object store the rename is a copy inside the store, and on
 ``s3://`` the file is uploaded whole from a local temporary file (an object appears only
 once its upload is complete).
 
@@ -21,6 +22,7 @@ import hashlib
 import os
 import posixpath
 import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -79,7 +81,7 @@ def absolute(where: Location) -> Location:
 @contextlib.contextmanager
 def atomic_file(path: Path) -> Iterator[BinaryIO]:
     """Open a temporary file next to ``path``; rename it to ``path`` only on success."""
-    tmp = path.with_name(f".{path.name}.incomplete")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.incomplete")
     try:
         with open(tmp, "wb") as f:
             yield f
@@ -116,8 +118,7 @@ def size(where: Location) -> int | None:
 
 
 def expand(pattern: str) -> list[Location]:
-    """The files a glob pattern matches, sorted (local patterns, or URL patterns through
-    Beam's filesystems)."""
+    """The files a glob pattern matches, sorted (local, or URLs through Beam's filesystems)."""
     if not is_url(pattern):
         return [Path(m) for m in sorted(globbing.glob(pattern)) if Path(m).is_file()]
     if pattern.startswith("s3://"):
@@ -127,8 +128,7 @@ def expand(pattern: str) -> list[Location]:
     return sorted(str(m.path) for m in found)
 
 
-def name_of(where: Location) -> str:
-    """The last path component of a file."""
+def name_of(where: Location) -> str:  # the last path component of a file
     return where.name if isinstance(where, Path) else posixpath.basename(where)
 
 
@@ -348,7 +348,7 @@ class Folder:
         # an upload cannot be cancelled, and a writer dropped on an error may still finish
         # its upload when it is garbage-collected.
         head, tail = posixpath.split(name)
-        tmp = str(self.at(posixpath.join(head, f".{tail}.incomplete")))
+        tmp = str(self.at(posixpath.join(head, f".{tail}.{secrets.token_hex(8)}.incomplete")))
         fs = _system(where)
         with _remote(where, "write it"):
             f = fs.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED)
