@@ -179,13 +179,29 @@ MASKS = click.option(
 RUNNER = click.option(
     "--runner",
     type=click.Choice(
-        "local beam DirectRunner DataflowRunner FlinkRunner SparkRunner PortableRunner".split()
+        ["local", "beam", "spark"]
+        + "DirectRunner DataflowRunner FlinkRunner SparkRunner PortableRunner".split()
     ),
     default="local",
     show_default=True,
     help="local: processes on this machine (--workers). beam: an Apache Beam pipeline on Beam's"
-    " default runner (or --beam-option runner=...); or name the Beam runner. The output is"
-    ' byte-identical. Beam needs pip install "imgrec[beam]".',
+    " default runner (or --beam-option runner=...); or name the Beam runner. spark: Apache"
+    " Spark tasks (--spark-master, --spark-conf). The output is byte-identical. Beam needs"
+    ' pip install "imgrec[beam]", Spark "imgrec[spark]".',
+)
+SPARK_MASTER = click.option(
+    "--spark-master",
+    metavar="URL",
+    default=None,
+    help="--runner spark: the Spark master (spark://HOST:7077, yarn, local[4], ...); by"
+    " default what spark-defaults.conf (SPARK_HOME, SPARK_CONF_DIR) says, else local[*].",
+)
+SPARK_CONF = click.option(
+    "--spark-conf",
+    "spark_conf",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="--runner spark: a Spark setting, repeatable, e.g. spark.executor.memory=4g.",
 )
 BEAM_OPTION = click.option(
     "--beam-option",
@@ -195,7 +211,8 @@ BEAM_OPTION = click.option(
     help="A Beam pipeline option (or a flag KEY), passed on as --KEY=VALUE; repeatable, e.g."
     " project=my-project, region=europe-west1, direct_num_workers=2.",
 )
-PACK_OPTIONS = [*SHARED[:6], FROM_LIST, ANNOTATIONS, MASKS, *SHARED[6:], RUNNER, BEAM_OPTION]
+PACK_OPTIONS = [*SHARED[:6], FROM_LIST, ANNOTATIONS, MASKS, *SHARED[6:], RUNNER, BEAM_OPTION,
+                SPARK_MASTER, SPARK_CONF]  # fmt: skip
 
 
 def with_options(options: list[Any]) -> Callable[[F], F]:
@@ -222,8 +239,8 @@ def pack(
     Each first-level folder of SRC is a class (labels 0..K-1 in sorted name order); files
     directly in SRC get label -1. Files are recognised as images by content, not extension.
     OUT gets NAME-00000-of-0000N.tfrecord shards, an .idx index beside each, and
-    manifest.json, written last. With a Beam runner, SRC and OUT may be URLs (gs://, s3://)
-    read and written through Beam's filesystems.
+    manifest.json, written last. With a Beam runner or Spark, SRC and OUT may be URLs
+    (gs://, s3://), read and written through Beam's filesystems.
 
     \b
     Example:
@@ -235,10 +252,13 @@ def pack(
         raise click.UsageError("--beam-option is for Beam runs: add --runner beam (or a runner)")
     if options["runner"] != "local" and options["workers"] is not None:
         raise click.UsageError(
-            "--workers is for --runner local; on Beam the runner sets the parallelism"
-            " (e.g. --beam-option direct_num_workers=2)"
+            "--workers is for --runner local; on Beam or Spark the engine sets the parallelism"
+            " (e.g. --beam-option direct_num_workers=2, --spark-master local[2])"
         )
+    if options["runner"] != "spark" and (options["spark_master"] or options["spark_conf"]):
+        raise click.UsageError("--spark-master and --spark-conf are for --runner spark")
     options["beam_options"] = tuple(options["beam_options"])
+    options["spark_conf"] = tuple(options["spark_conf"])
     _run(src, out, options, resume=resume, dry_run=dry_run, as_json=as_json, quiet=quiet)
 
 

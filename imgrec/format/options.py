@@ -17,7 +17,7 @@ SPLIT_MODES = ("stable", "exact")
 SOURCE_FORMATS = ("folder", "recordio", "lmdb", "tfrecord")
 RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner")
 # Options that choose how the work is done, never what is written: not in the manifest.
-NOT_RECORDED = ("workers", "overwrite", "runner", "beam_options")
+NOT_RECORDED = ("workers", "overwrite", "runner", "beam_options", "spark_master", "spark_conf")
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,9 @@ class PackOptions:
     # "local" (processes on this machine), "beam" (Beam's default runner) or a Beam runner.
     runner: str = "local"
     beam_options: tuple[str, ...] = ()  # KEY=VALUE pipeline options for Beam runs
+    # --runner spark: the master URL (None: what Spark's configuration says), KEY=VALUE settings
+    spark_master: str | None = None
+    spark_conf: tuple[str, ...] = ()
 
     def image_options(self) -> loading.ImageOptions:
         return loading.ImageOptions(
@@ -73,6 +76,11 @@ class PackOptions:
 
     @property
     def on_beam(self) -> bool:
+        return self.runner not in ("local", "spark")
+
+    @property
+    def distributed(self) -> bool:
+        """On an engine (Beam, Spark): SRC and OUT may be URLs."""
         return self.runner != "local"
 
     def recorded(self) -> dict[str, Any]:
@@ -159,7 +167,7 @@ def check(opts: PackOptions, src: str | Path, out: str | Path) -> None:
         raise InputError(
             f"unknown source format {opts.source_format!r}; use {', '.join(SOURCE_FORMATS)}"
         )
-    if opts.source_format != "folder" and opts.on_beam:
+    if opts.source_format != "folder" and opts.distributed:
         raise InputError("imgrec convert runs on this machine: drop --runner")
     if opts.source_format != "folder" and opts.from_list:
         raise InputError("--from-list picks files of a folder; convert reads a dataset file")
@@ -171,17 +179,19 @@ def check(opts: PackOptions, src: str | Path, out: str | Path) -> None:
         total = sum(r for _, r in opts.split)
         if abs(total - 1) > 1e-6:
             raise InputError(f"--split ratios must add up to 1, not {total:g}")
-    if opts.runner not in ("local", "beam", *RUNNERS):
+    if opts.runner not in ("local", "beam", "spark", *RUNNERS):
         raise InputError(
-            f"unknown runner {opts.runner!r}; use local, beam or one of {', '.join(RUNNERS)}"
+            f"unknown runner {opts.runner!r}; use local, beam, spark or one of {', '.join(RUNNERS)}"
         )
     if not opts.on_beam and opts.beam_options:
         raise InputError("Beam options are for Beam runs: add --runner beam (or a runner)")
-    if not opts.on_beam:
+    if opts.runner != "spark" and (opts.spark_master or opts.spark_conf):
+        raise InputError("--spark-master and --spark-conf are for --runner spark")
+    if not opts.distributed:
         for what, where in (("SRC", src), ("OUT", out)):
             if storage.is_url(where):
                 raise InputError(
-                    f"{what} is a URL: URLs are read and written through Apache Beam;"
-                    " add --runner beam (or use a local path)",
+                    f"{what} is a URL: URLs are read and written by --runner beam or spark"
+                    " (or use a local path)",
                     str(where),
                 )

@@ -50,8 +50,12 @@ class InterruptedComplete(KeyboardInterrupt):
 
 
 def executor_for(opts: PackOptions) -> Executor:
-    if not opts.on_beam:
+    if not opts.distributed:
         return LocalExecutor(opts.worker_count)
+    if opts.runner == "spark":
+        from .executors.spark import SparkExecutor  # PySpark only for Spark runs
+
+        return SparkExecutor(opts.spark_master, opts.spark_conf)
     from .executors.beam import BeamExecutor  # Beam's modules only for Beam runs
 
     return BeamExecutor(opts.runner, opts.beam_options)
@@ -72,12 +76,25 @@ def pack(
     dataset is complete.
     """
     opts = options or PackOptions()
-    note = progress or no_progress
     check(opts, src, out)
+    src_at = storage.location(src)
     executor = executor_for(opts)
     executor.check()
-    src_at, out_at = storage.location(src), storage.location(out)
-    folder = Folder(out_at)
+    return pack_with(executor, src_at, out, opts, progress, resume)
+
+
+def pack_with(
+    executor: Executor,
+    src_at: storage.Location,
+    out: str | Path,
+    opts: PackOptions,
+    progress: Progress | None = None,
+    resume: bool = False,
+) -> Manifest:
+    """``pack`` by a given executor (checked already) of what it calls SRC, ``src_at``: the
+    one driver for a folder and for images that are elsewhere (``imgrec.spark.write``)."""
+    note = progress or no_progress
+    folder = Folder(storage.location(out))
     writing: list[Manifest] = []  # the manifest, from just before it is written
     try:
         with locked(folder):
@@ -289,7 +306,11 @@ def plan(
     """
     opts = options or PackOptions()
     check(opts, src, out)
-    executor_for(opts).check()
+    executor = executor_for(opts)
+    try:
+        executor.check()
+    finally:
+        executor.close()
     src_at, out_at = storage.location(src), storage.location(out)
     scanned = scan_source(src_at, out_at, opts, progress or no_progress)
     specs = plan_shards(scanned.candidates, scanned.estimate, opts)
