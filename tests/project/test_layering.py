@@ -26,7 +26,9 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 
 
-TOP_LEVEL = {"imgrec", "__main__"}  # the package's lazy names and ``python -m imgrec``
+# the package's lazy names, ``python -m imgrec``, and ``imgrec.spark.write`` (an entry point
+# for Spark applications, as the command line is one for shells)
+TOP_LEVEL = {"imgrec", "__main__", "spark"}
 
 
 def folder(module: str) -> str:

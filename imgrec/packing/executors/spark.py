@@ -107,8 +107,13 @@ class SparkExecutor:
         try:
             self._session = builder.getOrCreate()
         except Exception as e:  # Py4J's and the JVM's error types
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise InputError(f"Spark could not start a session ({first})") from None
+            lines = [line.strip(" :") for line in str(e).splitlines() if "Exception" in line]
+            cause = lines[0] if lines else type(e).__name__
+            where = self.master or "the master spark-defaults.conf names"
+            raise InputError(
+                f"Spark could not start a session on {where} ({cause}); check --spark-master"
+                " (is the master up?) and --spark-conf"
+            ) from None
         self._own = active is None
         return self._session.sparkContext
 
