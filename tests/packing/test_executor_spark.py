@@ -22,7 +22,8 @@ from imgrec.core.errors import InputError
 from imgrec.format.layout import JOURNAL
 from imgrec.packing.executors.spark import spark_settings
 
-pytestmark = pytest.mark.slow
+# slow; and in one xdist worker, so that one cluster serves the module
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("spark")]
 
 PACK_DEADLINE = 300.0
 

@@ -164,7 +164,8 @@ class FrameExecutor(SparkExecutor):
         if self.label is not None:
             column = F.col(self.label).cast("string")
         else:
-            rel = F.expr(f"substring({self.path}, {len(self.root) + 2})")
+            path = F.col(self.path)
+            rel = path.substr(F.lit(len(self.root) + 2), F.length(path))
             column = F.regexp_extract(rel, r"^([^/]+)/", 1)
         found = self.frame.select(column.alias("c")).distinct().collect()
         return sorted({row.c for row in found if row.c})
