@@ -36,21 +36,22 @@ ShardTask = tuple[str, int, int]
 ProbeTask = tuple[str, int, int]
 
 
-def write_listing(out: Folder, items: Sequence[Item]) -> list[ProbeTask]:
+def write_listing(out: Folder, items: Sequence[Item], tasks: int = 256) -> list[ProbeTask]:
     """Write the scan's listing into OUT (``LISTING``), in runs of consecutive lines, one
-    scan task each (at most ``PROBE_RUN`` files, at least 16, about 256 tasks in all)."""
-    per_task = min(PROBE_RUN, max(16, math.ceil(len(items) / 256)))
-    tasks: list[ProbeTask] = []
+    scan task each: about ``tasks`` of them, each of at least 16 files and at most
+    ``PROBE_RUN``."""
+    per_task = min(PROBE_RUN, max(16, math.ceil(len(items) / tasks)))
+    runs: list[ProbeTask] = []
     with out.open_write(LISTING) as f:
         offset = 0
         for n, item in enumerate(items):
             if n % per_task == 0:
-                tasks.append((f"{PIECES}/probed-{len(tasks):06d}.jsonl", offset, offset))
+                runs.append((f"{PIECES}/probed-{len(runs):06d}.jsonl", offset, offset))
             line = json_line(encode_item(absolute(item)))
             f.write(line)
             offset += len(line)
-            tasks[-1] = (tasks[-1][0], tasks[-1][1], offset)
-    return tasks
+            runs[-1] = (runs[-1][0], runs[-1][1], offset)
+    return runs
 
 
 def probe_threads(items: Sequence[Item]) -> int:
