@@ -13,18 +13,26 @@ Import the module (``import icc_profiles``), not its names: pytest would collect
 from __future__ import annotations
 
 import struct
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from unittest import mock
 
 import numpy as np
 from numpy.typing import NDArray
 
+_present = set(sys.modules)
 with warnings.catch_warnings():
     # colour warns on import when Matplotlib is missing; the suite makes warnings errors.
     warnings.simplefilter("ignore")
     import colour
+# Without Matplotlib, colour puts mock modules in its place (matplotlib, cycler, ...) into
+# sys.modules: out again, for the other tests of the process (PySpark's find_spec of
+# matplotlib fails on a module without a spec). colour's conversions do not use them.
+for _name in [n for n in set(sys.modules) - _present if isinstance(sys.modules[n], mock.Mock)]:
+    del sys.modules[_name]
 
 FloatArray = NDArray[np.float64]
 XY = tuple[float, float]

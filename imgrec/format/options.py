@@ -191,7 +191,7 @@ def check(opts: PackOptions, src: str | Path, out: str | Path) -> None:
         for what, where in (("SRC", src), ("OUT", out)):
             if storage.is_url(where):
                 raise InputError(
-                    f"{what} is a URL: URLs are read and written by --runner beam or spark"
-                    " (or use a local path)",
+                    f"{what} is a URL: URLs are read and written by Beam and Spark runs; add"
+                    " --runner beam (or spark), or use a local path",
                     str(where),
                 )

@@ -49,7 +49,7 @@ def test_plan_and_pack_accept_and_refuse_the_same(tree, tmp_path, src, options, 
 @pytest.mark.slow
 def test_a_failed_beam_run_removes_what_its_workers_left_half_written(tree, tmp_path, monkeypatch):
     pytest.importorskip("apache_beam")
-    from imgrec.packing.executors import beam
+    from imgrec.packing.executors import tasks
 
     src, _ = tree
     out = tmp_path / "out"
@@ -59,7 +59,7 @@ def test_a_failed_beam_run_removes_what_its_workers_left_half_written(tree, tmp_
         (folder / f".{spec.name}.incomplete").write_bytes(b"half a shard")
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(beam, "write_shard", killed_mid_write)
+    monkeypatch.setattr(tasks, "write_shard", killed_mid_write)
     with pytest.raises(OutputError, match="--resume"):
         beam_pack(src, out, replace(PackOptions(), shards=2))
     assert not [name for name in names_in(out) if name.endswith(".incomplete")]

@@ -21,7 +21,7 @@ from samples import make_src, photo_source
 
 from imgrec import InputError, OutputError, PackOptions, pack
 from imgrec.format.framing import ShardWriter, frames
-from imgrec.packing.executors import beam
+from imgrec.packing.executors import tasks
 
 
 @pytest.mark.slow
@@ -29,9 +29,9 @@ def test_interrupted_beam_run_resumes_to_the_same_bytes(src, tmp_path, monkeypat
     opts = PackOptions(shards=4)
     pack(src, tmp_path / "local", opts)
     out = tmp_path / "beam"
-    real = beam.write_shard
+    real = tasks.write_shard
     disk_full = disk_full_on("data-00002-of-00004.tfrecord", real)
-    monkeypatch.setattr(beam, "write_shard", disk_full)
+    monkeypatch.setattr(tasks, "write_shard", disk_full)
     with pytest.raises(OutputError, match="Beam pipeline failed.*No space left.*--resume"):
         beam_pack(src, out, opts)
     assert not (out / "manifest.json").exists()
@@ -39,7 +39,7 @@ def test_interrupted_beam_run_resumes_to_the_same_bytes(src, tmp_path, monkeypat
     assert not (out / "data-00002-of-00004.tfrecord").exists()
     with pytest.raises(OutputError, match="interrupted pack; pass --resume"):
         beam_pack(src, out, opts)
-    monkeypatch.setattr(beam, "write_shard", real)
+    monkeypatch.setattr(tasks, "write_shard", real)
     finished = {p.name: p.stat().st_mtime_ns for p in out.glob("data-*.tfrecord")}
     beam_pack(src, out, opts, resume=True)
     assert files_of(out) == files_of(tmp_path / "local")
@@ -53,9 +53,9 @@ def test_interrupted_bucket_run_resumes_to_the_same_bytes(photos, s3, tmp_path, 
     opts = PackOptions(shards=4)
     pack(root, tmp_path / "local", opts)
     out = f"s3://{BUCKET}/resumed"
-    real = beam.write_shard
+    real = tasks.write_shard
     disk_full = disk_full_on("data-00002-of-00004.tfrecord", real)
-    monkeypatch.setattr(beam, "write_shard", disk_full)
+    monkeypatch.setattr(tasks, "write_shard", disk_full)
     with pytest.raises(OutputError, match="Beam pipeline failed.*--resume"):
         s3_beam_pack(url, out, opts)
     stored = objects(s3, "resumed")
@@ -63,7 +63,7 @@ def test_interrupted_bucket_run_resumes_to_the_same_bytes(photos, s3, tmp_path, 
     assert "data-00002-of-00004.tfrecord" not in stored
     with pytest.raises(OutputError, match="interrupted pack; pass --resume"):
         s3_beam_pack(url, out, opts)
-    monkeypatch.setattr(beam, "write_shard", real)
+    monkeypatch.setattr(tasks, "write_shard", real)
     s3_beam_pack(url, out, opts, resume=True)
     stored = objects(s3, "resumed")
     expected = files_of(tmp_path / "local")
@@ -217,14 +217,14 @@ def test_kill_9_before_the_first_shard_can_be_resumed(tmp_path):
 @pytest.mark.slow
 def test_a_local_resume_of_an_interrupted_beam_run_leaves_no_journal(tree, tmp_path, monkeypatch):
     pytest.importorskip("apache_beam")
-    from imgrec.packing.executors import beam
+    from imgrec.packing.executors import tasks
 
     src, _ = tree
     opts = PackOptions(shards=3)
     pack(src, tmp_path / "whole", opts)
     out = tmp_path / "out"
-    monkeypatch.setattr(beam, "write_shard", disk_full_on("data-00001-of-00003.tfrecord",
-                                                          beam.write_shard))  # fmt: skip
+    monkeypatch.setattr(tasks, "write_shard", disk_full_on("data-00001-of-00003.tfrecord",
+                                                          tasks.write_shard))  # fmt: skip
     with pytest.raises(OutputError, match="--resume"):
         beam_pack(src, out, opts)
     assert ".imgrec-journal.d" in names_in(out)
