@@ -43,7 +43,7 @@ class Opened:
     """An image an extra reads, headers read: its size as displayed, and how to decode it
     (HWC, uint8 or uint16, upright; a last channel of alpha when it has 2 or 4)."""
 
-    format: str  # "HEIF" | "JXL"
+    format: str  # "HEIF" | "JPEG XL"
     width: int
     height: int
     bits: int  # bits per sample in the file (8, 10, 12, 16); 0: known once decoded
