@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import struct
 from pathlib import Path
 
@@ -12,8 +13,8 @@ import numpy as np
 from fixtures import encode, smooth_rgb
 from PIL import Image
 
-from imgrec.format.framing import ShardWriter, frame
-from imgrec.format.schema import Record, serialize
+from imgrec.format.framing import ShardWriter, frame, read_records
+from imgrec.format.schema import Record, parse, serialize
 
 
 def one_image(folder: Path, name: str = "a.png", size: tuple[int, int] = (12, 10)) -> Path:
@@ -128,3 +129,13 @@ def record(**changes) -> bytes:
 def shard_of(path: Path, *records: bytes) -> Path:
     path.write_bytes(b"".join(frame(r) for r in records))
     return path
+
+
+def records_by_name(out: Path) -> dict[str, Record]:
+    """Every record of a packed dataset, by its filename."""
+    manifest = json.loads((out / "manifest.json").read_text())
+    return {
+        (r := parse(data)).filename: r
+        for shard in manifest["shards"]
+        for _offset, data in read_records(out / shard["file"])
+    }

@@ -20,7 +20,7 @@ from ..core import storage
 from ..core.storage import Location
 from . import colour, decoders, extras, structure
 from .formats import sniff
-from .modes import MODES, Mode, itemsize, natural_pixels, target_channels
+from .modes import MODES, Mode, inks, itemsize, natural_pixels, target_channels
 from .pillow import embedded_sizes, open_header, over_pillow_limit, sixteen_bit_colour
 from .pixels import orient, plan_resize, shape_channels
 from .stored import DEFAULT_MAX_PIXELS as DEFAULT_MAX_PIXELS
@@ -298,16 +298,14 @@ def _load_pillow(
         )
 
     natural = sixteen_bit_colour(data, tiles) if im.mode in ("RGB", "RGBA") else None
-    if natural is None:
-        natural = natural_pixels(im)
+    if natural is None:  # a CMYK image to convert: its own inks, not Pillow's RGB of them
+        natural = inks(im) if convert and im.mode == "CMYK" else natural_pixels(im)
     why = None
     if opts.upright and orientation != 1 and refused is None:
         why = f"EXIF orientation {orientation} applied, as its annotations need"
     if convert:
         assert profile is not None
-        import numpy as np
-
-        natural = _to_srgb(np.asarray(im) if im.mode == "CMYK" else natural, profile)
+        natural = _to_srgb(natural, profile)
         why = _converted(profile) + (f"; {why}" if why else "")
     arr = shape_channels(orient(natural, orientation), mode.base, channels)
     differs = src_format in ("JPEG", "PNG")

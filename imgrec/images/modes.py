@@ -97,6 +97,13 @@ def natural_pixels(im: Image.Image) -> np.ndarray:
     return arr[..., None] if arr.ndim == 2 else arr
 
 
+def inks(im: Image.Image) -> np.ndarray:
+    """A CMYK image's own samples, HWC (C, M, Y, K; 0 is no ink)."""
+    import numpy as np
+
+    return np.asarray(im)
+
+
 def to_array(im: Image.Image, channels: int) -> np.ndarray:
     """Pixels as a C-order HWC array with ``channels`` channels, per ``MODES``."""
     return shape_channels(natural_pixels(im), MODES[im.mode].base, channels)

@@ -19,21 +19,12 @@ import numpy as np
 import pillow_heif
 import pytest
 from PIL import Image
+from samples import records_by_name
 
 from imgrec import PackOptions, pack
 from imgrec.checking.summary import summarize
-from imgrec.format.framing import read_records
-from imgrec.format.schema import Record, parse
+from imgrec.format.schema import Record
 from imgrec.images import colour
-
-
-def records(out: Path) -> dict[str, Record]:
-    manifest = json.loads((out / "manifest.json").read_text())
-    return {
-        (r := parse(data)).filename: r
-        for shard in manifest["shards"]
-        for _offset, data in read_records(out / shard["file"])
-    }
 
 
 def pixels(r: Record) -> np.ndarray:
@@ -116,7 +107,7 @@ def packed(tmp_path_factory) -> dict[str, dict[str, Record]]:
     out = {}
     for mode in ("keep", "srgb"):
         pack(root / "src", root / mode, PackOptions(color=mode, workers=1))
-        out[mode] = records(root / mode)
+        out[mode] = records_by_name(root / mode)
     return out
 
 
@@ -272,8 +263,8 @@ def test_a_display_p3_heic_as_phones_write_it_is_converted(tmp_path, bits):
     for mode_ in ("keep", "srgb"):
         pack(tmp_path / "src", tmp_path / mode_, PackOptions(color=mode_, workers=1))
     kept, converted = (
-        records(tmp_path / "keep")["a/IMG_0001.HEIC"],
-        records(tmp_path / "srgb")["a/IMG_0001.HEIC"],
+        records_by_name(tmp_path / "keep")["a/IMG_0001.HEIC"],
+        records_by_name(tmp_path / "srgb")["a/IMG_0001.HEIC"],
     )
     assert (kept.icc, kept.profile) == (icc_profiles.DISPLAY_P3, "Display P3")
     assert np.abs(pixels(kept).astype(int) - decoded).max() <= (1 if bits > 8 else 0)

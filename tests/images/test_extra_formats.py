@@ -6,7 +6,6 @@ reason that names the extra to install."""
 from __future__ import annotations
 
 import io
-import json
 import sys
 from pathlib import Path
 
@@ -16,19 +15,10 @@ import pillow_heif
 import pytest
 from fixtures import noise, smooth_rgb
 from PIL import Image, ImageOps
+from samples import records_by_name
 
 from imgrec import PackOptions, pack
-from imgrec.format.framing import read_records
-from imgrec.format.schema import Record, parse
-
-
-def records(out: Path) -> dict[str, Record]:
-    manifest = json.loads((out / "manifest.json").read_text())
-    return {
-        (r := parse(data)).filename: r
-        for shard in manifest["shards"]
-        for _offset, data in read_records(out / shard["file"])
-    }
+from imgrec.format.schema import Record
 
 
 def pixels(r: Record) -> np.ndarray:
@@ -72,7 +62,7 @@ def pack_one(tmp_path: Path, name: str, data: bytes, **opts: object) -> tuple[Re
     # (a pack with nothing to pack is refused: a second image keeps it going)
     Image.new("RGB", (4, 4)).save(src / "a" / "zz-plain.png")
     manifest = pack(src, out, PackOptions(workers=1, **opts)).to_dict()  # type: ignore[arg-type]
-    recs = records(out)
+    recs = records_by_name(out)
     return recs.get(f"a/{name}"), manifest  # type: ignore[return-value]
 
 

@@ -59,6 +59,7 @@ from .tasks import (
     probe_threads,
     read_answers,
     read_work,
+    recorded_results,
     write_group,
     write_listing,
     write_work,
@@ -197,12 +198,6 @@ class BeamExecutor:
             | "WriteShard" >> beam.Map(write_group, anywhere, splits)
         )
         self._run(pipeline, out, "finished shards are kept, run again with --resume")
-        results = [journal.recorded(spec) for spec in specs]
-        missing = [spec.name for spec, r in zip(specs, results, strict=True) if r is None]
-        if missing:
-            raise OutputError(
-                f"{out}: the Beam pipeline ended without writing {len(missing)} shard(s)"
-                f" ({missing[0]}, ...); run again with --resume"
-            )
+        results = recorded_results(journal, specs, out, "the Beam pipeline", "--resume")
         progress("pack", total, total)
-        yield from (r for r in results if r is not None)
+        yield from results

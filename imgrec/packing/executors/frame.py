@@ -17,25 +17,21 @@ the same bytes however the DataFrame is partitioned. Two Spark jobs, as for a fo
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ...core import spool, storage
-from ...core.errors import InputError, OutputError
+from ...core.errors import InputError
 from ...core.progress import Progress
 from ...core.storage import Folder, Location
 from ...format.options import PackOptions
 from ...images import loading
 from ..discover import Item, Walk, decode_item, encode_item
-from ..encode import Packed, ShardResult, Skipped, packed
-from ..journal import Journal
+from ..encode import Packed, Skipped, packed
 from ..payloads import item_options, portable, unportable
 from ..scan import Scan, classify
-from ..sharding import ShardSpec
-from .spark import IMAGES_PER_PARTITION, SparkExecutor
-from .tasks import WORK, read_work, write_group, write_work
+from .spark import SparkExecutor
 
 
 def common_folder(first: str, last: str) -> str:
@@ -91,6 +87,8 @@ class FrameExecutor(SparkExecutor):
     ``content`` columns, an optional ``label`` column (its values' text as the class), a
     ``time`` column for the files' modification times (None: none), and the ``root``
     folder the paths are relative to (None: their common folder)."""
+
+    resume = "resume=True"  # imgrec.spark.write's
 
     def __init__(
         self,
@@ -170,51 +168,14 @@ class FrameExecutor(SparkExecutor):
         found = self.frame.select(column.alias("c")).distinct().collect()
         return sorted({row.c for row in found if row.c})
 
-    def write(
-        self,
-        specs: list[ShardSpec],
-        out: Folder,
-        image_options: loading.ImageOptions,
-        journal: Journal,
-        progress: Progress,
-    ) -> Iterator[ShardResult]:
-        total = sum(len(spec.items) for spec in specs)
-        try:
-            if not specs:
-                return
-            progress("pack", 0, total)
-            tasks = write_work(out, journal, specs)
-        finally:
-            self._close_store()
-        splits = {spec.name: spec.split for spec in specs}
-        work = str(storage.absolute(out.at(journal.name(WORK))))
-        anywhere = Journal(Folder(storage.absolute(out.where)), journal.key)
-        sc = self._session.sparkContext
-        spread = max(sc.defaultParallelism, -(-total // IMAGES_PER_PARTITION))
-        planned = (
-            sc.parallelize(tasks, len(tasks))
-            .flatMap(partial(read_work, work=work))
-            .map(lambda task: (task[2].rel, task))
-        )
+    def _packed(self, planned: Any, spread: int, image_options: loading.ImageOptions) -> Any:
+        """The plan's images packed from their rows' content, joined by path."""
+        keyed = planned.map(lambda task: (task[2].rel, task))
         content = self.frame.select(self.path, self.content).rdd.map(
             partial(_keyed_content, root=self.root)
         )
-        job = (
-            planned.join(content, numPartitions=spread)
-            .map(partial(_pack_joined, image_options=image_options))
-            .groupByKey(numPartitions=len(tasks))
-            .map(partial(write_group, journal=anywhere, splits=splits))
-        )
-        self._run(job, out, "finished shards are kept, run again with --resume")
-        results = [journal.recorded(spec) for spec in specs]
-        missing = [spec.name for spec, r in zip(specs, results, strict=True) if r is None]
-        if missing:
-            raise OutputError(
-                f"{out}: the Spark job ended without writing {len(missing)} shard(s)"
-                f" ({missing[0]}, ...); run again with resume=True"
-            )
-        progress("pack", total, total)
-        yield from (r for r in results if r is not None)
+        joined = keyed.join(content, numPartitions=spread)
+        return joined.map(partial(_pack_joined, image_options=image_options))
 
     def close(self) -> None:
         """The DataFrame's session is the caller's: only the scan's files are removed."""

@@ -48,6 +48,7 @@ from .tasks import (
     probe_threads,
     read_answers,
     read_work,
+    recorded_results,
     write_group,
     write_listing,
     write_work,
@@ -74,6 +75,8 @@ def spark_settings(conf: Sequence[str]) -> list[tuple[str, str]]:
 class SparkExecutor:
     """``master``: a Spark master URL (``spark://host:7077``, ``yarn``, ``local[4]``), None
     for what the configuration says; ``conf``: ``KEY=VALUE`` Spark settings."""
+
+    resume = "--resume"  # how a user resumes a run of this executor
 
     def __init__(self, master: str | None = None, conf: Sequence[str] = ()) -> None:
         self.master = master
@@ -174,24 +177,21 @@ class SparkExecutor:
         anywhere = Journal(Folder(storage.absolute(out.where)), journal.key)
         sc = self._context()
         spread = max(sc.defaultParallelism, -(-total // IMAGES_PER_PARTITION))
+        planned = sc.parallelize(tasks, len(tasks)).flatMap(partial(read_work, work=work))
         job = (
-            sc.parallelize(tasks, len(tasks))
-            .flatMap(partial(read_work, work=work))
-            .repartition(spread)
-            .map(partial(pack_task, image_options=image_options))
+            self._packed(planned, spread, image_options)
             .groupByKey(numPartitions=len(tasks))
             .map(partial(write_group, journal=anywhere, splits=splits))
         )
-        self._run(job, out, "finished shards are kept, run again with --resume")
-        results = [journal.recorded(spec) for spec in specs]
-        missing = [spec.name for spec, r in zip(specs, results, strict=True) if r is None]
-        if missing:
-            raise OutputError(
-                f"{out}: the Spark job ended without writing {len(missing)} shard(s)"
-                f" ({missing[0]}, ...); run again with --resume"
-            )
+        self._run(job, out, f"finished shards are kept, run again with {self.resume}")
+        results = recorded_results(journal, specs, out, "the Spark job", self.resume)
         progress("pack", total, total)
-        yield from (r for r in results if r is not None)
+        yield from results
+
+    def _packed(self, planned: Any, spread: int, image_options: ImageOptions) -> Any:
+        """The plan's images, ``(shard, position, item)``, each packed into ``(shard,
+        (position, item, result))``, over ``spread`` partitions."""
+        return planned.repartition(spread).map(partial(pack_task, image_options=image_options))
 
     def _close_store(self) -> None:
         if self._store is not None:

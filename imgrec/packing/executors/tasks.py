@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ...core import storage
+from ...core.errors import OutputError
 from ...core.storage import Folder
 from ...format.layout import PIECES
 from ...images.loading import ImageOptions
 from ..discover import Item, decode_item, encode_item
-from ..encode import Packed, Skipped, pack_one, write_shard
+from ..encode import Packed, ShardResult, Skipped, pack_one, write_shard
 from ..journal import Journal
 from ..payloads import Probed, portable, unportable
 from ..scan import probe_items
@@ -65,6 +66,21 @@ def read_answers(out: Folder, tasks: Iterable[ProbeTask]) -> Iterator[Probed]:
         with storage.open_read(out.at(task[0])) as answers:
             for line in answers:
                 yield unportable(json.loads(line))
+
+
+def recorded_results(
+    journal: Journal, specs: list[ShardSpec], out: Folder, engine: str, resume: str
+) -> list[ShardResult]:
+    """Each shard's result, as its task recorded it in the journal; an OutputError naming
+    the first missing one (``engine``: "the Beam pipeline", ...; ``resume``: how to resume)."""
+    results = [journal.recorded(spec) for spec in specs]
+    missing = [spec.name for spec, r in zip(specs, results, strict=True) if r is None]
+    if missing:
+        raise OutputError(
+            f"{out}: {engine} ended without writing {len(missing)} shard(s)"
+            f" ({missing[0]}, ...); run again with {resume}"
+        )
+    return [r for r in results if r is not None]
 
 
 def write_work(out: Folder, journal: Journal, specs: list[ShardSpec]) -> list[ShardTask]:
